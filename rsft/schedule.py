@@ -1,0 +1,58 @@
+"""Step arithmetic of a run: optimizer steps, and which of them are saved as checkpoints."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rsft.config import CheckpointConfig, TrainConfig
+from rsft.errors import UserError
+
+
+@dataclass(frozen=True)
+class Plan:
+    rows: int  # rows after the over-length policy and bad-row skips
+    world_size: int  # processes under `accelerate launch` (1 on one GPU)
+    global_batch: int  # rows per optimizer step = micro-batch x accumulation x processes
+    steps_per_epoch: int  # rows // global_batch: an incomplete last batch is dropped, as the paper's loader
+    total_steps: int
+    warmup_steps: int
+    save_steps: tuple[int, ...]
+
+    @property
+    def dropped_rows_per_epoch(self) -> int:
+        return self.rows - self.steps_per_epoch * self.global_batch
+
+
+def checkpoint_steps(cfg: CheckpointConfig, total_steps: int) -> tuple[int, ...]:
+    late = [s for s in cfg.steps if s > total_steps]
+    if late:
+        raise UserError(f"checkpoints.steps {late} lie beyond the last step ({total_steps})")
+    steps = set(cfg.steps) | {total_steps}
+    if cfg.every:
+        steps |= set(range(cfg.every, total_steps + 1, cfg.every))
+    if cfg.doubling_from:
+        s = cfg.doubling_from
+        while s <= total_steps:
+            steps.add(s)
+            s *= 2
+    return tuple(sorted(steps))
+
+
+def make_plan(train: TrainConfig, ckpt: CheckpointConfig, rows: int, world_size: int = 1) -> Plan:
+    global_batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world_size
+    steps_per_epoch = rows // global_batch
+    if steps_per_epoch == 0:
+        raise UserError(
+            f"{rows} rows are fewer than one optimizer step of {global_batch} rows "
+            f"({train.per_device_train_batch_size} per device x {train.gradient_accumulation_steps} accumulation"
+            f" x {world_size} processes); lower train.gradient_accumulation_steps or use more data"
+        )
+    total = train.max_steps if train.max_steps is not None else steps_per_epoch * train.num_train_epochs
+    return Plan(
+        rows=rows,
+        world_size=world_size,
+        global_batch=global_batch,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total,
+        warmup_steps=int(train.warmup_ratio * total),
+        save_steps=checkpoint_steps(ckpt, total),
+    )

@@ -1,0 +1,161 @@
+"""Train one recipe: long-CoT SFT with LoRA, QLoRA or full fine-tuning, saving checkpoints on a schedule.
+
+    python train.py recipes/quickstart.yaml                        # embedded default: offline, CPU, minutes
+    python train.py recipes/qwen3-4b-base_math-cot-20k_lora.yaml --check   # validate, plan, print; no training
+    python train.py RECIPE.yaml train.learning_rate=2e-4 data.limit=2560   # section.key=value overrides
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs
+
+Rerunning the same command resumes from the newest checkpoint (weights, optimizer, scheduler, RNG, data
+position). Ctrl-C or SIGTERM saves a resumable state after the current step. The run folder is the record:
+recipe.yaml (resolved), run.json, data_stats.json, metrics.jsonl, checkpoints/stepNNNNN/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from rsft.config import Recipe, load_recipe
+from rsft.errors import UserError
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("recipe", help="recipe YAML file (see recipes/)")
+    p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=20")
+    p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")
+    return p.parse_args(argv)
+
+
+def prepare_data(recipe: Recipe, tokenizer):
+    from rsft.data import apply_length_policy, load_tokenized
+
+    tok = load_tokenized(recipe.data, tokenizer, tokenizer_id=recipe.model.name_or_path)
+    return apply_length_policy(tok, recipe.data)
+
+
+def describe(recipe: Recipe, plan, stats: dict) -> str:
+    t = recipe.train
+    lines = [
+        f"recipe          {recipe.source}  (fingerprint {recipe.fingerprint()})",
+        f"run folder      {recipe.run_dir()}",
+        f"model           {recipe.model.name_or_path}  finetune={recipe.model.finetune} backend={recipe.model.backend}",
+        f"data            {recipe.data.path}: {stats['rows']} rows, {stats['kept']} kept",
+        f"malformed rows  {stats['malformed_skipped']} skipped (data.on_bad_row={recipe.data.on_bad_row})",
+        f"tokens/row      p50 {stats['tokens_p50']}  p90 {stats['tokens_p90']}  p99 {stats['tokens_p99']}  "
+        f"max {stats['tokens_max']}",
+        f"over max_length {stats['over_max_length']} rows > {recipe.data.max_length} tokens -> "
+        f"{recipe.data.over_length} ({stats['truncated']} truncated, {stats['dropped']} dropped)",
+        f"effective batch {plan.global_batch} = {t.per_device_train_batch_size} per device x "
+        f"{t.gradient_accumulation_steps} accumulation x {plan.world_size} processes",
+        f"steps/epoch     {plan.steps_per_epoch} ({plan.dropped_rows_per_epoch} rows/epoch left over)",
+        f"total steps     {plan.total_steps} ({plan.warmup_steps} warmup, {t.lr_scheduler_type}, lr {t.learning_rate})",
+        f"checkpoints     {', '.join(map(str, plan.save_steps))}",
+        f"supervised      {stats['supervised_tokens']:,} response tokens per epoch",
+    ]
+    return "\n".join(lines)
+
+
+def _run_record(recipe: Recipe, loaded) -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "transformers", "peft", "accelerate", "unsloth", "bitsandbytes"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return {"fingerprint": recipe.fingerprint(), "backend": loaded.backend, "backend_reason": loaded.why,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions}
+
+
+def _check_run_folder(recipe: Recipe, run_dir: Path) -> None:
+    record = run_dir / "run.json"
+    if record.exists():
+        old = json.loads(record.read_text())["fingerprint"]
+        if old != recipe.fingerprint():
+            raise UserError(
+                f"{run_dir} holds a run of a different recipe (fingerprint {old}, now {recipe.fingerprint()}); "
+                "set train.output_dir to a new folder, or delete the old one"
+            )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    recipe = load_recipe(args.recipe, args.overrides)
+    run_dir = recipe.run_dir()
+    _check_run_folder(recipe, run_dir)
+
+    from accelerate import Accelerator
+
+    from rsft.models import load_for_training, load_tokenizer, resolve_model_path
+    from rsft.schedule import make_plan
+
+    if args.check:
+        tokenizer = load_tokenizer(resolve_model_path(recipe.model.name_or_path), recipe)
+        data = prepare_data(recipe, tokenizer)
+        print(describe(recipe, make_plan(recipe.train, recipe.checkpoints, len(data)), data.stats))
+        return 0
+
+    if recipe.train.report_to == "wandb":
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            raise UserError("train.report_to: wandb needs the wandb package: pip install wandb")
+    log_with = None if recipe.train.report_to == "none" else recipe.train.report_to
+    acc = Accelerator(log_with=log_with, project_dir=str(run_dir))
+    loaded = load_for_training(recipe)
+    acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
+    data = prepare_data(recipe, loaded.tokenizer)
+    plan = make_plan(recipe.train, recipe.checkpoints, len(data), world_size=acc.num_processes)
+    acc.print(describe(recipe, plan, data.stats))
+    if acc.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
+        if not (run_dir / "run.json").exists():
+            (run_dir / "run.json").write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
+    if log_with:
+        acc.init_trackers(run_dir.name, config=json.loads(json.dumps(recipe.to_dict())))
+
+    from rsft.trainer import Trainer, find_resume_point
+
+    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)
+    resume = find_resume_point(run_dir)
+    if resume is not None:
+        trainer.resume_from(resume)
+    if trainer.progress.step >= plan.total_steps:
+        acc.print(f"{run_dir} is already complete ({plan.total_steps} steps); nothing to do")
+        return 0
+    try:
+        trainer.train()
+    except Exception as e:  # CUDA out of memory gets the knobs that help, in one line
+        if type(e).__name__ == "OutOfMemoryError":
+            raise UserError(
+                "CUDA out of memory; lower train.per_device_train_batch_size (raise gradient_accumulation_steps to "
+                "keep the batch), use model.finetune: qlora, keep model.gradient_checkpointing: true, or lower "
+                f"data.max_length (now {recipe.data.max_length})"
+            ) from None
+        raise
+    finally:
+        if log_with:
+            acc.end_training()
+    if trainer.progress.step >= plan.total_steps:
+        acc.print(f"done: {len(plan.save_steps)} checkpoints in {run_dir / 'checkpoints'}")
+    return 0
+
+
+def cli() -> None:
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()
