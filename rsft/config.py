@@ -104,12 +104,20 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    # What `python evaluate.py runs/NAME` runs by default (its --suite/--preset override them).
+    suite: str = "paper"  # a suite (paper, math, quickstart) or comma-separated task names, see rsft/evaluation.py
+    preset: Literal["paper", "consumer", "quickstart"] = "paper"  # sampling and size, see rsft/evaluation.py
+
+
+@dataclass(frozen=True)
 class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     source: str = field(default="<defaults>", compare=False)  # the recipe file, for messages; not a YAML key
 
     def run_dir(self) -> Path:
@@ -128,6 +136,7 @@ class Recipe:
         d["train"].pop("output_dir")
         d["train"].pop("report_to")
         d["train"].pop("logging_steps")
+        d.pop("eval")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -320,5 +329,11 @@ def validate(r: Recipe) -> None:
         raise UserError(f"{src}: train.learning_rate must be positive, got {r.train.learning_rate}")
     if not 0 <= r.lora.lora_dropout < 1:
         raise UserError(f"{src}: lora.lora_dropout must be in [0, 1), got {r.lora.lora_dropout}")
+    from rsft.evaluation import suite_tasks
+
+    try:
+        suite_tasks(r.eval.suite)
+    except UserError as e:
+        raise UserError(f"{src}: eval.suite: {e}") from None
     if r.checkpoints.every < 0 or r.checkpoints.doubling_from < 0 or any(s < 1 for s in r.checkpoints.steps):
         raise UserError(f"{src}: checkpoint steps must be positive (0 turns every/doubling_from off)")

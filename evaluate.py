@@ -1,0 +1,177 @@
+"""Evaluate the base model (step 0) and every checkpoint of a run through lm-eval task definitions.
+
+    python evaluate.py runs/quickstart                          # suite and preset from the run's recipe
+    python evaluate.py runs/NAME --steps 0,40,640 --suite paper --preset consumer
+    python evaluate.py --model jasonrqh/Qwen3-1.7B_Math-CoT-20k_lr5e-5_ep8_bs256 --subfolder step640 \
+        --out evals/qwen3-1.7b-cot-step640 --suite math          # any model, no training needed
+    python evaluate.py --model Qwen/Qwen3-1.7B-Base --adapter runs/NAME/checkpoints/step00640 --out evals/x
+    python evaluate.py --download-data data/                    # once, online: the paper suite's benchmarks
+
+Each model runs in a fresh process. Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ TASK.samples.jsonl),
+written atomically; a rerun skips finished (checkpoint, task) pairs, so an interrupted evaluation resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rsft.errors import UserError
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", nargs="?", help="a run folder written by train.py")
+    p.add_argument("--steps", help="comma-separated steps to evaluate (0 = the base model); default: all")
+    p.add_argument("--suite", help="suite or comma-separated tasks (default: the recipe's eval.suite)")
+    p.add_argument("--preset", help="paper | consumer | quickstart (default: the recipe's eval.preset)")
+    p.add_argument("--data-dir", help="folder with TASK/test.jsonl (default: $RSFT_CACHE/eval-data)")
+    p.add_argument("--backend", default="auto", choices=["auto", "hf", "vllm"],
+                   help="auto: vllm on a CUDA GPU when installed, else hf")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per model")
+    p.add_argument("--batch-size", type=int, default=8, help="hf backend: prompts per generate call")
+    p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
+    p.add_argument("--revision")
+    p.add_argument("--subfolder", help="e.g. step640 in the paper's released repositories")
+    p.add_argument("--adapter", help="a LoRA adapter folder to put on --model")
+    p.add_argument("--out", help="with --model: where results go")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    p.add_argument("--download-data", metavar="DIR", help="fill DIR with the paper suite's data (online), exit")
+    return p.parse_args(argv)
+
+
+def pick_backend(name: str) -> str:
+    import torch
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if name == "vllm":
+        if not torch.cuda.is_available() or not has_vllm:
+            raise UserError("--backend vllm needs a CUDA GPU and vllm (pip install vllm)")
+        return "vllm"
+    if name == "auto" and torch.cuda.is_available():
+        if has_vllm:
+            return "vllm"
+        print("warning: vllm is not installed; the hf backend generates long outputs many times slower")
+    return "hf"
+
+
+def models_of_run(run_dir: Path, steps: str | None):
+    """[(step, adapter_or_None)] for the base (step 0) and each scheduled checkpoint, filtered by --steps."""
+    from rsft.trainer import checkpoint_dirs
+
+    found = {0: None}
+    for ckpt in checkpoint_dirs(run_dir):
+        found[json.loads((ckpt / "meta.json").read_text())["step"]] = ckpt
+    if steps is None:
+        return sorted(found.items())
+    try:
+        wanted = [int(s) for s in steps.split(",")]
+    except ValueError:
+        raise UserError(f"--steps must be comma-separated integers, got '{steps}'") from None
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise UserError(f"{run_dir} has no checkpoint for steps {missing}; it has {sorted(found)}")
+    return [(s, found[s]) for s in wanted]
+
+
+def _abs_if_local(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def lora_rank(adapter: Path | None) -> int | None:
+    if adapter is None:
+        return None
+    return json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
+
+
+def run_one(spec: dict) -> bool:
+    """One model in a fresh process. True when every task finished."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+    try:
+        res = subprocess.run([sys.executable, "-m", "rsft.evaluation", f.name], cwd=Path(__file__).resolve().parent)
+    finally:
+        os.unlink(f.name)
+    return res.returncode == 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from rsft.data import cache_root
+    from rsft.evaluation import download_data, ensure_embedded_data, preset, spec_preset, suite_tasks
+
+    if args.download_data:
+        download_data(Path(args.download_data))
+        return 0
+    data_dir = (Path(args.data_dir) if args.data_dir else cache_root() / "eval-data").resolve()
+    ensure_embedded_data(data_dir)
+    backend = pick_backend(args.backend)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    if args.model:
+        if args.run:
+            raise UserError("give either a run folder or --model, not both")
+        if not args.out:
+            raise UserError("--model needs --out, the folder for its results")
+        from rsft.models import resolve_model_path
+
+        base = _abs_if_local(resolve_model_path(args.model))
+        if args.adapter and not (Path(args.adapter) / "adapter_config.json").exists():
+            raise UserError(f"--adapter {args.adapter}: no adapter_config.json there")
+        jobs = [(0, Path(args.adapter).resolve() if args.adapter else None)]
+        suite, preset_name = args.suite or "paper", args.preset or "paper"
+        out_root, revision, trust = Path(args.out).resolve(), args.revision, args.trust_remote_code
+    else:
+        if not args.run:
+            raise UserError("give a run folder (runs/NAME) or --model")
+        run_dir = Path(args.run).resolve()  # the worker runs from the repository root
+        if not (run_dir / "recipe.yaml").exists():
+            raise UserError(f"{run_dir} is not a run folder (no recipe.yaml); train it with train.py first")
+        from rsft.config import load_recipe
+        from rsft.models import resolve_model_path
+
+        recipe = load_recipe(run_dir / "recipe.yaml")
+        base = _abs_if_local(resolve_model_path(recipe.model.name_or_path))
+        jobs = models_of_run(run_dir, args.steps)
+        suite, preset_name = args.suite or recipe.eval.suite, args.preset or recipe.eval.preset
+        revision, trust = recipe.model.revision, recipe.model.trust_remote_code
+        out_root = run_dir / "eval" / preset_name
+    tasks, p = suite_tasks(suite), preset(preset_name)
+
+    failed = []
+    for i, (step, adapter) in enumerate(jobs):
+        out_dir = out_root / f"step{step:05d}" if not args.model else out_root
+        print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(tasks)} ({preset_name} preset, {backend})", flush=True)
+        spec = {"base": base, "revision": revision, "subfolder": args.subfolder, "adapter": str(adapter) if adapter
+                else None, "lora_rank": lora_rank(adapter), "tokenizer": str(adapter) if adapter else base,
+                "tokenizer_subfolder": None if adapter else args.subfolder,
+                "step": step, "tasks": list(tasks), "preset_name": preset_name, "preset": spec_preset(p),
+                "data_dir": str(data_dir), "out_dir": str(out_dir), "backend": backend,
+                "batch_size": args.batch_size, "tensor_parallel_size": args.tensor_parallel_size,
+                "trust_remote_code": trust, "dtype": "auto", "device": device}
+        if not run_one(spec):
+            failed.append(step)
+            print(f"step {step} failed; its finished tasks are kept, rerun to retry", file=sys.stderr)
+    if failed:
+        raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
+    print(f"results in {out_root}")
+    return 0
+
+
+def cli() -> None:
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,246 @@
+"""Evaluation of every checkpoint of a run: presets, suites, local task data, one fresh process per model.
+
+Each model (the base at step 0, then each checkpoint) is evaluated by `python -m rsft.evaluation SPEC.json` in a
+fresh process, so a training process's Unsloth patches never reach lm-eval and a crash loses one model only.
+Results: one JSON per (checkpoint, task) plus its samples, written atomically, so a rerun skips finished pairs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rsft.errors import UserError
+from rsft.grading import GRADER_VERSION
+from rsft.tasks import TASKS_DIR
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sampling and size of an evaluation; recorded with every result. None = the task's own (paper) value."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_gen_toks: int = 32768
+    repeats: int | None = None  # samples per question (avg@k); None = the paper's k per task
+    limit: int | None = None  # first N questions of each task
+    seed: int = 1234
+
+
+PRESETS = {
+    "paper": Preset(),  # the paper's protocol (PAPER.md section 1)
+    # one 16-24 GB GPU: one sample per question, 8k-token budget, 200 questions per task
+    "consumer": Preset(max_gen_toks=8192, repeats=1, limit=200),
+    # the embedded default on 2 CPU cores: 10 questions, 1 sample, 256 new tokens
+    "quickstart": Preset(max_gen_toks=256, repeats=1, limit=10),
+}
+
+SUITES = {
+    "paper": ("math500", "aime24", "gpqa_diamond", "mmlu_pro"),
+    "math": ("math500", "aime24"),
+    "quickstart": ("countdown", "arith"),
+}
+IN_DOMAIN = {"math500", "aime24", "countdown"}
+
+
+def task_names() -> list[str]:
+    return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and list(p.glob("*.yaml")))
+
+
+def suite_tasks(suite: str) -> tuple[str, ...]:
+    if suite in SUITES:
+        return SUITES[suite]
+    names = tuple(s.strip() for s in suite.split(",") if s.strip())
+    unknown = [n for n in names if n not in task_names()]
+    if unknown:
+        raise UserError(f"unknown suite or task {', '.join(unknown)}; suites: {', '.join(SUITES)}; "
+                        f"tasks: {', '.join(task_names())}")
+    return names
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+# ------------------------------------------------------------------------------------------------ local data
+
+ARITH_TEMPLATES = (
+    ("A shop has {a} boxes with {b} pencils in each box. It sells {c} pencils and then receives {d} more boxes "
+     "of {b}. How many pencils does it have now?", lambda a, b, c, d: a * b - c + d * b),
+    ("A train travels {a} km per hour for {b} hours, then {c} km per hour for {d} hours. How many kilometres "
+     "does it travel in total?", lambda a, b, c, d: a * b + c * d),
+    ("Ana has {a} coins. She gives {b} coins to each of her {c} friends and then finds {d} coins. How many coins "
+     "does she have?", lambda a, b, c, d: a - b * c + d),
+)
+
+
+def arith_rows(n: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    while len(rows) < n:
+        text, fn = rng.choice(ARITH_TEMPLATES)
+        a, b, c, d = (rng.randint(2, 40) for _ in range(4))
+        answer = fn(a, b, c, d)
+        if answer > 0:
+            rows.append({"question": text.format(a=a, b=b, c=c, d=d), "answer": str(answer)})
+    return rows
+
+
+def countdown_test_rows(n: int) -> list[dict]:
+    """Held-out puzzles: a seed the training data never uses, minus any puzzle of the training generator."""
+    from rsft.countdown import make_dataset
+
+    train_keys = {(tuple(sorted(r["answer"]["numbers"])), r["answer"]["target"]) for r in make_dataset(2048, 0)}
+    rows = []
+    for r in make_dataset(4 * n, seed=10_000):
+        key = (tuple(sorted(r["answer"]["numbers"])), r["answer"]["target"])
+        if key not in train_keys:
+            rows.append({"prompt": r["prompt"], "numbers": r["answer"]["numbers"], "target": r["answer"]["target"]})
+        if len(rows) == n:
+            break
+    return rows
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def ensure_embedded_data(data_dir: Path) -> None:
+    """The quickstart tasks' data is generated, never downloaded."""
+    if not (data_dir / "countdown/test.jsonl").exists():
+        write_jsonl_atomic(data_dir / "countdown/test.jsonl", countdown_test_rows(200))
+    if not (data_dir / "arith/test.jsonl").exists():
+        write_jsonl_atomic(data_dir / "arith/test.jsonl", arith_rows(200))
+
+
+def download_data(data_dir: Path) -> None:
+    """Fill DATA_DIR with the paper suite's benchmarks from the Hub (online, once), in the tasks' schemas."""
+    import datasets
+
+    def save(task, rows):
+        write_jsonl_atomic(data_dir / task / "test.jsonl", rows)
+        print(f"{task}: {len(rows)} rows -> {data_dir / task / 'test.jsonl'}")
+
+    math = datasets.load_dataset("HuggingFaceH4/MATH-500", split="test")
+    save("math500", [{"problem": r["problem"], "answer": r["answer"], "unique_id": r["unique_id"]} for r in math])
+    aime = datasets.load_dataset("HuggingFaceH4/aime_2024", split="train")
+    save("aime24", [{"problem": r["problem"], "answer": str(r["answer"]), "id": r["id"]} for r in aime])
+    try:
+        gpqa = datasets.load_dataset("Idavidrein/gpqa", "gpqa_diamond", split="train")
+        keep = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+        save("gpqa_diamond", [{k: r[k] for k in keep} for r in gpqa])
+    except Exception as e:  # gated: needs the terms accepted and HF_TOKEN
+        print(f"gpqa_diamond skipped ({type(e).__name__}): accept the dataset's terms and set HF_TOKEN")
+    pro = datasets.load_dataset("TIGER-Lab/MMLU-Pro", split="test")
+    by_cat: dict[str, list] = {}
+    for r in pro:
+        by_cat.setdefault(r["category"], []).append(r)
+    rng = random.Random(0)
+    per = 1000 // len(by_cat)
+    subset = [r for cat in sorted(by_cat) for r in rng.sample(by_cat[cat], min(per, len(by_cat[cat])))]
+    save("mmlu_pro", [{"question": r["question"], "options": r["options"], "answer": r["answer"],
+                       "category": r["category"], "question_id": r["question_id"]} for r in subset])
+
+
+# ------------------------------------------------------------------------------------------------ the worker
+
+
+def result_path(out_dir: Path, task: str) -> Path:
+    return out_dir / f"{task}.json"
+
+
+def finished(out_dir: Path, task: str) -> bool:
+    return result_path(out_dir, task).exists()
+
+
+def _lm_args(spec: dict) -> tuple[str, dict]:
+    if spec["backend"] == "vllm":
+        args = {"pretrained": spec["base"], "revision": spec.get("revision"), "dtype": "auto",
+                "enable_prefix_caching": True, "tensor_parallel_size": spec.get("tensor_parallel_size", 1),
+                "seed": spec["preset"]["seed"], "trust_remote_code": spec.get("trust_remote_code", False)}
+        if spec.get("adapter"):  # the bf16 base plus the adapter, not merged
+            args.update(lora_local_path=spec["adapter"], max_lora_rank=spec["lora_rank"])
+        return "vllm", {k: v for k, v in args.items() if v is not None}
+    args = {"pretrained": spec["base"], "revision": spec.get("revision"), "subfolder": spec.get("subfolder"),
+            "dtype": spec.get("dtype", "auto"), "batch_size": spec.get("batch_size", 8),
+            "trust_remote_code": spec.get("trust_remote_code", False), "peft": spec.get("adapter"),
+            "device": spec["device"]}
+    return "hf", {k: v for k, v in args.items() if v is not None}
+
+
+def run_worker(spec: dict) -> None:
+    """Evaluate one model on the spec's tasks that have no result yet; write one result file per task."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager, get_task_dict
+    from transformers import AutoTokenizer
+
+    out_dir = Path(spec["out_dir"])
+    todo = [t for t in spec["tasks"] if not finished(out_dir, t)]
+    if not todo:
+        return
+    p = Preset(**spec["preset"])
+    tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": spec["data_dir"]})
+    task_dict = get_task_dict(todo, tm)
+    for task in task_dict.values():
+        if p.repeats is not None:
+            task.config.repeats = p.repeats
+    model, model_args = _lm_args(spec)
+    gen = {"temperature": p.temperature, "top_p": p.top_p, "max_gen_toks": p.max_gen_toks, "do_sample": True}
+    res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
+                                  task_manager=tm, apply_chat_template=True, gen_kwargs=gen, limit=p.limit,
+                                  log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
+                                  torch_random_seed=p.seed)
+    tok = AutoTokenizer.from_pretrained(spec["tokenizer"], subfolder=spec.get("tokenizer_subfolder") or "")
+    for name, task in task_dict.items():
+        write_result(out_dir, name, task, res, spec, tok, lm_eval.__version__)
+
+
+def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_eval_version: str) -> None:
+    from rsft.grading import parse
+
+    m = res["results"][name]
+    samples = []
+    for s in res["samples"][name]:
+        responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
+        for j, r in enumerate(responses):
+            p = parse(r)
+            samples.append({"doc_id": s["doc_id"], "sample": j, "prompt": s["arguments"][0][0],
+                            "response": r, "extracted": p.boxed, "doc_acc": s["acc"],
+                            "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
+                            "truncated": p.truncated})
+    n_docs = len(res["samples"][name])
+    result = {
+        "task": name, "step": spec["step"], "model": spec["base"], "adapter": spec.get("adapter"),
+        "metric": "acc", "value": m["acc,all"], "stderr": m.get("acc_stderr,all"),
+        "truncated_rate": m["truncated,all"], "no_answer_rate": m["no_answer,all"],
+        "mean_response_tokens": round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
+        "n": n_docs, "k": task.config.repeats, "preset_name": spec["preset_name"], "preset": spec["preset"],
+        "task_version": task.config.metadata.get("version"), "grader_version": GRADER_VERSION,
+        "lm_eval_version": lm_eval_version, "backend": spec["backend"],
+        "in_domain": name in IN_DOMAIN,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl_atomic(out_dir / f"{name}.samples.jsonl", samples)
+    tmp = result_path(out_dir, name).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, result_path(out_dir, name))  # last: its presence means the pair is finished
+
+
+def spec_preset(p: Preset) -> dict:
+    return asdict(p)
+
+
+if __name__ == "__main__":  # the fresh process: python -m rsft.evaluation SPEC.json
+    try:
+        run_worker(json.loads(Path(sys.argv[1]).read_text()))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,20 @@
+"""aime24: AIME24 (in-domain), avg@10, math-verify. Data: HuggingFaceH4/aime_2024 (problem, answer)."""
+from rsft.config import MATH_PROMPT_SUFFIX
+from rsft.grading import grade_math
+from rsft.tasks.common import load_local, score_samples
+
+
+def load(**kwargs):
+    return load_local("aime24", **kwargs)
+
+
+def doc_to_text(doc):
+    return doc["problem"] + MATH_PROMPT_SUFFIX
+
+
+def doc_to_target(doc):
+    return str(doc["answer"])
+
+
+def process_results(doc, results):
+    return score_samples(results, lambda r: grade_math(r, str(doc["answer"])))

@@ -1,0 +1,43 @@
+"""Helpers the task folders share: local data, repeats kept for avg@k, and per-sample result fields."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rsft.grading import parse
+
+
+def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
+    """{"test": Dataset} from DATA_DIR/<task>/test.jsonl; `data_dir` comes from the TaskManager's metadata."""
+    import datasets
+
+    from rsft.errors import UserError
+
+    if not data_dir:
+        raise UserError(f"task {task}: no data folder given (evaluate.py --data-dir)")
+    path = Path(data_dir) / task / "test.jsonl"
+    if not path.exists():
+        raise UserError(f"task {task}: {path} is missing; fill it once online with: "
+                        f"python evaluate.py --download-data {data_dir}")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {"test": datasets.Dataset.from_list(rows)}
+
+
+def keep_all(resps, docs):
+    """A filter that keeps every repeat, so process_results sees all k samples (avg@k)."""
+    return resps
+
+
+def score_samples(results: list, grade) -> dict:
+    """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
+
+    `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter.
+    """
+    responses = results[0] if isinstance(results[0], list) else results
+    parsed = [parse(r) for r in responses]
+    k = len(responses)
+    return {
+        "acc": sum(bool(grade(r)) for r in responses) / k,
+        "truncated": sum(p.truncated for p in parsed) / k,
+        "no_answer": sum((not p.truncated) and p.boxed is None for p in parsed) / k,
+    }

@@ -1,0 +1,19 @@
+"""countdown: in-domain for the embedded default: held-out Countdown puzzles (generated locally)."""
+from rsft.grading import grade_countdown
+from rsft.tasks.common import load_local, score_samples
+
+
+def load(**kwargs):
+    return load_local("countdown", **kwargs)
+
+
+def doc_to_text(doc):
+    return doc["prompt"]
+
+
+def doc_to_target(doc):
+    return doc["target"]
+
+
+def process_results(doc, results):
+    return score_samples(results, lambda r: grade_countdown(r, doc["numbers"], doc["target"]))

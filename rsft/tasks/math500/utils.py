@@ -1,0 +1,20 @@
+"""math500: MATH500 (in-domain), avg@3, math-verify against the gold answer. Data: HuggingFaceH4/MATH-500 (problem, answer)."""
+from rsft.config import MATH_PROMPT_SUFFIX
+from rsft.grading import grade_math
+from rsft.tasks.common import load_local, score_samples
+
+
+def load(**kwargs):
+    return load_local("math500", **kwargs)
+
+
+def doc_to_text(doc):
+    return doc["problem"] + MATH_PROMPT_SUFFIX
+
+
+def doc_to_target(doc):
+    return doc["answer"]
+
+
+def process_results(doc, results):
+    return score_samples(results, lambda r: grade_math(r, doc["answer"]))
