@@ -103,7 +103,7 @@ def run_one(spec: dict) -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rsft.data import cache_root
-    from rsft.evaluation import download_data, ensure_embedded_data, preset, spec_preset, suite_tasks
+    from rsft.evaluation import download_data, ensure_embedded_data, finished, preset, spec_preset, suite_tasks
 
     if args.download_data:
         download_data(Path(args.download_data))
@@ -148,11 +148,15 @@ def main(argv=None) -> int:
     failed = []
     for i, (step, adapter) in enumerate(jobs):
         out_dir = out_root / f"step{step:05d}" if not args.model else out_root
-        print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(tasks)} ({preset_name} preset, {backend})", flush=True)
+        todo = [t for t in tasks if not finished(out_dir, t)]
+        if not todo:
+            print(f"[{i + 1}/{len(jobs)}] step {step}: finished earlier, skipped")
+            continue
+        print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(todo)} ({preset_name} preset, {backend})", flush=True)
         spec = {"base": base, "revision": revision, "subfolder": args.subfolder, "adapter": str(adapter) if adapter
                 else None, "lora_rank": lora_rank(adapter), "tokenizer": str(adapter) if adapter else base,
                 "tokenizer_subfolder": None if adapter else args.subfolder,
-                "step": step, "tasks": list(tasks), "preset_name": preset_name, "preset": spec_preset(p),
+                "step": step, "tasks": todo, "preset_name": preset_name, "preset": spec_preset(p),
                 "data_dir": str(data_dir), "out_dir": str(out_dir), "backend": backend,
                 "batch_size": args.batch_size, "tensor_parallel_size": args.tensor_parallel_size,
                 "trust_remote_code": trust, "dtype": "auto", "device": device}
