@@ -171,7 +171,10 @@ class Trainer:
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             model = self.acc.unwrap_model(self.model)
-            model.save_pretrained(tmp)  # a PeftModel writes its adapter only; full fine-tuning, every weight
+            if hasattr(model, "peft_config"):  # the adapter only; no Hub look-up of the base's vocabulary
+                model.save_pretrained(tmp, save_embedding_layers=False)
+            else:  # full fine-tuning: every weight
+                model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             p = self.progress
             meta = {"step": step, "epoch": round(step / self.plan.steps_per_epoch, 4), "tokens_seen": p.tokens_seen,
