@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rsft.errors import UserError
+from rsft.errors import UserError, run_cli
 
 
 def parse_args(argv):
@@ -169,13 +169,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

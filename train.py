@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
 from rsft.config import Recipe, load_recipe
-from rsft.errors import UserError
+from rsft.errors import UserError, run_cli
 
 
 def parse_args(argv):
@@ -151,13 +150,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def cli() -> None:
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    cli()
+    run_cli(main)

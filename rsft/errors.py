@@ -3,3 +3,14 @@
 
 class UserError(Exception):
     """A problem the user can fix; the CLI prints `error: <message>` and exits with status 2."""
+
+
+def run_cli(main) -> None:
+    """Run a script's main(); a UserError becomes one line on stderr and exit status 2, never a traceback."""
+    import sys
+
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
