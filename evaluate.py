@@ -103,7 +103,9 @@ def run_one(spec: dict) -> bool:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rsft.data import cache_root
-    from rsft.evaluation import download_data, ensure_embedded_data, finished, preset, spec_preset, suite_tasks
+    from dataclasses import asdict
+
+    from rsft.evaluation import download_data, ensure_embedded_data, finished, preset, suite_tasks
 
     if args.download_data:
         download_data(Path(args.download_data))
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
         spec = {"base": base, "revision": revision, "subfolder": args.subfolder, "adapter": str(adapter) if adapter
                 else None, "lora_rank": lora_rank(adapter), "tokenizer": str(adapter) if adapter else base,
                 "tokenizer_subfolder": None if adapter else args.subfolder,
-                "step": step, "tasks": todo, "preset_name": preset_name, "preset": spec_preset(p),
+                "step": step, "tasks": todo, "preset_name": preset_name, "preset": asdict(p),
                 "data_dir": str(data_dir), "out_dir": str(out_dir), "backend": backend,
                 "batch_size": args.batch_size, "tensor_parallel_size": args.tensor_parallel_size,
                 "trust_remote_code": trust, "dtype": "auto", "device": device}

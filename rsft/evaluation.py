@@ -10,7 +10,7 @@ import json
 import os
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rsft.errors import UserError
@@ -232,10 +232,6 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_
     tmp = result_path(out_dir, name).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, result_path(out_dir, name))  # last: its presence means the pair is finished
-
-
-def spec_preset(p: Preset) -> dict:
-    return asdict(p)
 
 
 if __name__ == "__main__":  # the fresh process: python -m rsft.evaluation SPEC.json
