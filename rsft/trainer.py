@@ -230,12 +230,16 @@ class Trainer:
         return loss, float(grad_norm), tokens
 
     def train(self) -> None:
+        import torch
         from tqdm.auto import tqdm
 
         plan, p = self.plan, self.progress
         saves = set(plan.save_steps)
         bar = tqdm(total=plan.total_steps, initial=p.step, desc="train", unit="step",
                    disable=not self.acc.is_main_process)
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()  # peak_memory_gb: this loop's, not the model loading's
         with _StopFlag() as stop:
             while p.step < plan.total_steps:
                 t0 = time.perf_counter()
@@ -249,6 +253,8 @@ class Trainer:
                 rec = {"step": p.step, "epoch": round(p.step / plan.steps_per_epoch, 4), "loss": loss,
                        "grad_norm": grad_norm, "learning_rate": lr, "tokens": tokens, "tokens_seen": p.tokens_seen,
                        "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(p.wall_time_s, 2)}
+                if cuda:  # what the allocator held at its peak: the number that must fit the card
+                    rec["peak_memory_gb"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
                 if p.step % self.r.train.logging_steps == 0 or p.step in saves:
                     self._log(rec)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / dt:,.0f}")
