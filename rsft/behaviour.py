@@ -1,0 +1,87 @@
+"""Behaviour over training, read from the saved responses: length, reflection/backtracking markers, no answers.
+
+The paper separates *surface verbosity* (long outputs; a weak model imitating the teacher's length) from
+*procedural patterns* (self-verification, backtracking that a stronger model internalizes). Length is read
+from the evaluation's token counts. Procedure is approximated by counting marker phrases, per 1,000 generated
+tokens so that a longer response does not count as more procedural by length alone. The paper itself counts no
+keywords (PAPER.md section 5): these markers are this kit's proxy, listed here and nowhere else.
+
+Counting: case-insensitive, whole words, over the whole response (thinking included), non-overlapping matches
+of each marker; a phrase can count for two markers only where both match it ("wait, let me check" = 1 wait +
+1 let me check). A response counts as *no final answer* when its thinking closed (or never opened) but no
+\\boxed{} answer follows, and as *truncated* when its thinking never closed: the same definitions as the
+tasks' no_answer and truncated rates (rsft/tasks/common.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+# name: (kind, pattern). reflection = checking one's own work; backtracking = abandoning a path for another.
+MARKERS: dict[str, tuple[str, str]] = {
+    "wait": ("reflection", r"\bwait\b"),  # "Wait, that's not right."
+    "hmm": ("reflection", r"\bhm+\b"),  # "Hmm", "Hmmm", "hm"
+    "let me check": ("reflection", r"\blet me (?:re-?)?(?:check|verify)\b"),  # also "let me verify/recheck"
+    "double-check": ("reflection", r"\bdouble[- ]?check"),  # "double-check", "double check", "double-checking"
+    "alternatively": ("backtracking", r"\balternatively\b"),  # "Alternatively, maybe ..."
+    # retrying a step: "try again", "try another/a different ...", "start over", "redo", "recalculate/recompute"
+    "retry": ("backtracking", r"\b(?:try(?:ing)? (?:again|another|a different)|start(?:ing)? over"
+                              r"|re-?do(?:ing)?|re-?calculat\w*|re-?comput\w*)\b"),
+}
+KINDS = ("reflection", "backtracking")
+_COMPILED = {name: re.compile(pattern, re.IGNORECASE) for name, (_, pattern) in MARKERS.items()}
+
+
+def count_markers(text: str) -> dict[str, int]:
+    """{marker: occurrences in text} for every marker in MARKERS."""
+    return {name: len(rx.findall(text)) for name, rx in _COMPILED.items()}
+
+
+@dataclass
+class Behaviour:
+    """Totals over a set of responses; rates are pooled (sum of markers / sum of tokens), not averaged."""
+
+    responses: int = 0
+    tokens: int = 0
+    truncated: int = 0
+    no_answer: int = 0
+    markers: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MARKERS, 0))
+
+    def add(self, sample: dict) -> None:
+        """One line of a TASK.samples.jsonl file."""
+        self.responses += 1
+        self.tokens += sample["tokens"]
+        self.truncated += bool(sample["truncated"])
+        self.no_answer += (not sample["truncated"]) and sample["extracted"] is None
+        for name, n in count_markers(sample["response"]).items():
+            self.markers[name] += n
+
+    def merge(self, other: Behaviour) -> Behaviour:
+        return Behaviour(self.responses + other.responses, self.tokens + other.tokens,
+                         self.truncated + other.truncated, self.no_answer + other.no_answer,
+                         {m: self.markers[m] + other.markers[m] for m in MARKERS})
+
+    def per_1k(self, name: str) -> float:
+        """Occurrences of a marker (or of every marker of a kind) per 1,000 generated tokens."""
+        names = [m for m, (kind, _) in MARKERS.items() if kind == name] if name in KINDS else [name]
+        return 1000 * sum(self.markers[m] for m in names) / max(1, self.tokens)
+
+    @property
+    def mean_tokens(self) -> float:
+        return self.tokens / max(1, self.responses)
+
+    @property
+    def truncated_share(self) -> float:
+        return self.truncated / max(1, self.responses)
+
+    @property
+    def no_answer_share(self) -> float:
+        return self.no_answer / max(1, self.responses)
+
+
+def summarize(samples: Iterable[dict]) -> Behaviour:
+    b = Behaviour()
+    for s in samples:
+        b.add(s)
+    return b
