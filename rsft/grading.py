@@ -209,3 +209,190 @@ def grade_countdown(response: str, numbers: list[int], target: int) -> bool:
     """The boxed expression uses every number exactly once and equals the target (parsed, never executed)."""
     expr = extract_countdown(response)
     return expr is not None and is_solution(expr, list(numbers), int(target))
+
+
+# ------------------------------------------------------------------------------------------------ yes / no
+
+
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def extract_yes_no(response: str) -> str | None:
+    """The last standalone Yes/No (any case) after thinking, lower-cased (HaluEval's judgement)."""
+    p = parse(response)
+    if p.truncated:
+        return None
+    found = _YES_NO.findall(p.answer_text[-20000:])
+    return found[-1].lower() if found else None
+
+
+def grade_yes_no(response: str, gold: str) -> bool:
+    answer = extract_yes_no(response)
+    return answer is not None and answer == str(gold).strip().lower()
+
+
+# ------------------------------------------------------------------------------------------------ code
+
+CODE_TIMEOUT_S = 6.0  # per test, as LiveCodeBench and the paper
+CODE_STARTUP_S = 10.0  # for the sandbox to start and compile the code, before the first test's clock
+_PYTHON_TAGS = {"python", "python3", "py"}
+
+
+def extract_code(response: str) -> str | None:
+    """The last closed ```python block after thinking (linear scan: fences split the text)."""
+    p = parse(response)
+    if p.truncated:
+        return None
+    parts = p.answer_text.split("```")
+    for block in reversed(parts[1:len(parts) - 1:2]):  # odd pieces lie between an opening and a closing fence
+        tag, _, body = block.partition("\n")
+        if tag.strip().lower() in _PYTHON_TAGS and body.strip():
+            return body
+    return None
+
+
+def same_stdout(got: str, want: str) -> bool:
+    """LiveCodeBench's rule: the same lines after stripping, each equal as text or as a row of decimal numbers."""
+    from decimal import Decimal, InvalidOperation
+
+    g = [line.strip() for line in got.strip().split("\n")]
+    w = [line.strip() for line in want.strip().split("\n")]
+    if len(g) != len(w):
+        return False
+    for a, b in zip(g, w):
+        if a == b:
+            continue
+        try:
+            if [Decimal(x) for x in a.split()] != [Decimal(x) for x in b.split()]:
+                return False
+        except InvalidOperation:
+            return False
+    return True
+
+
+def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
+                   timeout_s: float = CODE_TIMEOUT_S) -> tuple[bool, str]:
+    """(all passed, why not): `code` on each test in order inside rsft.sandbox, stopping at the first failure.
+
+    tests: LiveCodeBench's [{"input", "output", "testtype": "stdin" | "functional"}]. stdin tests feed the input to
+    the program and compare its stdout (same_stdout); functional tests call Solution().fn_name (or a top-level
+    fn_name) with one JSON argument per input line and compare the return value with the JSON output. The time
+    limit is per test and enforced from outside; the expected outputs never enter the sandbox.
+    """
+    import json
+    from pathlib import Path
+
+    from rsft.sandbox import Limits, Sandbox
+
+    if not tests:
+        return False, "no tests"
+    mode = "call" if tests[0].get("testtype") == "functional" else "stdin"
+    if mode == "call" and not fn_name:
+        return False, "functional tests need fn_name"
+    limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
+    with Sandbox(limits) as sb:
+        sb.write("solution.py", code)
+        sb.write("job.json", json.dumps({"mode": mode, "fn_name": fn_name, "inputs": str(sb.inputs)}))
+        sb.start((Path(__file__).parent / "code_runner.py").read_text())
+        if sb.recv_line(CODE_STARTUP_S) is None:
+            return False, "the sandbox did not start"
+        for i, test in enumerate(tests):
+            sb.write_input(f"{i}.txt", test["input"])
+            line = sb.recv_line(timeout_s) if sb.send(b"%d\n" % i) else None
+            if line is None:
+                return False, f"test {i}: time limit exceeded or the process died"
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                return False, f"test {i}: garbled reply"
+            if reply.get("i") != i or reply.get("status") != "ok":
+                return False, f"test {i}: {reply.get('error')}"
+            if mode == "stdin":
+                out = sb.read("out.txt")
+                ok = out is not None and same_stdout(out.decode(errors="replace"), test["output"])
+            else:
+                raw = sb.read("ret.json")
+                try:
+                    ok = raw is not None and json.loads(raw) == json.loads(test["output"])
+                except ValueError:
+                    ok = False
+            if not ok:
+                return False, f"test {i}: wrong answer"
+    return True, ""
+
+
+def grade_code(response: str, tests: list[dict], fn_name: str | None = None,
+               timeout_s: float = CODE_TIMEOUT_S) -> bool:
+    """LiveCodeBench: the last ```python block after thinking passes every test (public + private)."""
+    code = extract_code(response)
+    return code is not None and run_code_tests(code, tests, fn_name, timeout_s)[0]
+
+
+# ------------------------------------------------------------------------------------------------ ifeval
+
+IFEVAL_NEEDS_PUNKT = frozenset({"length_constraints:number_sentences", "change_case:capital_word_frequency"})
+
+
+def use_nltk_data(path) -> None:
+    """Let nltk find data saved under `path` (`evaluate.py --download-data` saves punkt_tab there)."""
+    import nltk
+
+    if str(path) not in nltk.data.path:
+        nltk.data.path.insert(0, str(path))
+
+
+def punkt_available() -> bool:
+    """nltk's English sentence tokenizer data, which two IFEval checkers need (see IFEVAL_NEEDS_PUNKT)."""
+    import nltk
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+        return True
+    except LookupError:
+        return False
+
+
+def _ifeval():
+    """lm-eval's IFEval module: the official rule checkers, imported from the installed harness, never copied.
+
+    Importing it runs nltk.download('punkt_tab') if nltk cannot find that data; call use_nltk_data first so it can.
+    langdetect (the language checkers) is seeded, so a response gets the same verdict in every run.
+    """
+    import langdetect
+    from lm_eval.tasks.ifeval import utils
+
+    langdetect.DetectorFactory.seed = 0
+    return utils
+
+
+def grade_ifeval(response: str, doc: dict) -> dict:
+    """IFEval's checkers on the text after thinking (stripped, as the paper's code did): prompt-level (all of a
+    prompt's instructions followed) and instruction-level, strict and loose. Cut-off thinking follows nothing."""
+    p = parse(response)
+    n = len(doc["instruction_id_list"])
+    if p.truncated:
+        return {"prompt_strict": False, "prompt_loose": False, "inst_strict": [False] * n, "inst_loose": [False] * n}
+    u = _ifeval()
+    inp = u.InputExample(key=doc["key"], instruction_id_list=list(doc["instruction_id_list"]), prompt=doc["prompt"],
+                         kwargs=list(doc["kwargs"]))
+    answer = p.answer_text.strip()
+    strict = u.test_instruction_following_strict(inp, answer)
+    loose = u.test_instruction_following_loose(inp, answer)
+    return {"prompt_strict": strict.follow_all_instructions, "prompt_loose": loose.follow_all_instructions,
+            "inst_strict": list(strict.follow_instruction_list), "inst_loose": list(loose.follow_instruction_list)}
+
+
+# ------------------------------------------------------------------------------------------------ answer kinds
+
+
+def extract(kind: str, response: str) -> str | None:
+    """The answer a task reads from a response, by the task's `metadata.answer`: boxed (default), code, yes_no,
+    text (the whole reply after thinking). None: no answer (cut-off thinking counts as none)."""
+    if kind == "code":
+        return extract_code(response)
+    if kind == "yes_no":
+        return extract_yes_no(response)
+    p = parse(response)
+    if kind == "text":
+        return None if p.truncated or not p.answer_text.strip() else p.answer_text.strip()
+    return p.boxed
