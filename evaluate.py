@@ -6,9 +6,13 @@
         --out evals/qwen3-1.7b-cot-step640 --suite math          # any model, no training needed
     python evaluate.py --model Qwen/Qwen3-1.7B-Base --adapter runs/NAME/checkpoints/step00640 --out evals/x
     python evaluate.py --download-data data/                    # once, online: the paper suite's benchmarks
+    python evaluate.py runs/NAME --suite safety --judge rubric=Qwen/Qwen2.5-7B-Instruct   # a local rubric judge
+    python evaluate.py runs/NAME --suite judged --judge-only    # judge again what was generated (new key, judge)
 
 Each model runs in a fresh process. Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ TASK.samples.jsonl),
 written atomically; a rerun skips finished (checkpoint, task) pairs, so an interrupted evaluation resumes.
+Judge-scored tasks (rsft/judges.py) are judged after generation, in one more fresh process, so the judge has the
+GPU to itself; a rerun asks the judges only about samples they have not judged yet.
 """
 from __future__ import annotations
 
@@ -42,6 +46,11 @@ def parse_args(argv):
     p.add_argument("--out", help="with --model: where results go")
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     p.add_argument("--download-data", metavar="DIR", help="fill DIR with the paper suite's data (online), exit")
+    p.add_argument("--judge", action="append", metavar="ROLE=MODEL",
+                   help="replace a judge (roles: rubric, reward, truth, info; defaults in rsft/judges.py); "
+                        "rubric=api:MODEL asks an OpenAI-compatible endpoint, key in $OPENAI_API_KEY")
+    p.add_argument("--judge-endpoint", help="base URL for api: judges (default: $OPENAI_BASE_URL, else OpenAI's)")
+    p.add_argument("--judge-only", action="store_true", help="generate nothing; judge what is generated")
     return p.parse_args(argv)
 
 
@@ -89,15 +98,35 @@ def lora_rank(adapter: Path | None) -> int | None:
     return json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
 
 
-def run_one(spec: dict) -> bool:
-    """One model in a fresh process. True when every task finished."""
+def run_one(spec: dict, module: str = "rsft.evaluation") -> bool:
+    """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        res = subprocess.run([sys.executable, "-m", "rsft.evaluation", f.name], cwd=Path(__file__).resolve().parent)
+        res = subprocess.run([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent)
     finally:
         os.unlink(f.name)
     return res.returncode == 0
+
+
+def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batch_size: int, device: str) -> None:
+    """Phase 2: the judge-scored tasks of every model, in one fresh process (each judge model loaded once)."""
+    from rsft.evaluation import result_path
+    from rsft.judges import needs_judging
+
+    todo = [d for d in out_dirs if any(needs_judging(d, t, judges, endpoint) for t in tasks)]
+    if not todo:
+        return
+    print(f"judging {len(todo)} model(s): {', '.join(f'{r}={m}' for r, m in judges.items())}", flush=True)
+    spec = {"out_dirs": [str(d) for d in todo], "tasks": list(tasks), "judges": judges, "endpoint": endpoint,
+            "device": device, "batch_size": batch_size}
+    if not run_one(spec, "rsft.judges"):
+        raise UserError("judging failed; generated samples and finished judgments are kept, rerun to continue")
+    incomplete = [f"{d.name}/{t}" for d in todo for t in tasks if needs_judging(d, t, judges, endpoint)
+                  and result_path(d, t).exists()]
+    if incomplete:
+        print(f"warning: samples left unjudged in {', '.join(incomplete)} (TASK.json: unjudged_samples, with "
+              f"reasons); rerun the same command to ask the judges again", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -105,11 +134,14 @@ def main(argv=None) -> int:
     from rsft.data import cache_root
     from dataclasses import asdict
 
-    from rsft.evaluation import download_data, ensure_embedded_data, finished, preset, suite_tasks
+    from rsft.evaluation import download_data, ensure_embedded_data, generated, preset, suite_tasks
+    from rsft.judges import DEFAULT_ENDPOINT, resolve_judges
 
     if args.download_data:
         download_data(Path(args.download_data))
         return 0
+    judges = resolve_judges(args.judge)  # a mistyped --judge fails now, not after hours of generation
+    endpoint = args.judge_endpoint or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
     data_dir = (Path(args.data_dir) if args.data_dir else cache_root() / "eval-data").resolve()
     ensure_embedded_data(data_dir)
     backend = pick_backend(args.backend)
@@ -147,12 +179,14 @@ def main(argv=None) -> int:
         out_root = run_dir / "eval" / preset_name
     tasks, p = suite_tasks(suite), preset(preset_name)
 
-    failed = []
+    failed, out_dirs = [], []
     for i, (step, adapter) in enumerate(jobs):
         out_dir = out_root / f"step{step:05d}" if not args.model else out_root
-        todo = [t for t in tasks if not finished(out_dir, t)]
-        if not todo:
-            print(f"[{i + 1}/{len(jobs)}] step {step}: finished earlier, skipped")
+        out_dirs.append(out_dir)
+        todo = [t for t in tasks if not generated(out_dir, t)]
+        if args.judge_only or not todo:
+            done = "judging only" if args.judge_only else "finished earlier, skipped"
+            print(f"[{i + 1}/{len(jobs)}] step {step}: {done}")
             continue
         print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(todo)} ({preset_name} preset, {backend})", flush=True)
         spec = {"base": base, "revision": revision, "subfolder": args.subfolder, "adapter": str(adapter) if adapter
@@ -165,6 +199,7 @@ def main(argv=None) -> int:
         if not run_one(spec):
             failed.append(step)
             print(f"step {step} failed; its finished tasks are kept, rerun to retry", file=sys.stderr)
+    judge_outputs(out_dirs, tasks, judges, endpoint, args.batch_size, device)
     if failed:
         raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
     print(f"results in {out_root}")

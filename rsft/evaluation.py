@@ -22,9 +22,9 @@ from rsft.tasks import TASKS_DIR
 class Preset:
     """Sampling and size of an evaluation; recorded with every result. None = the task's own (paper) value."""
 
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_gen_toks: int = 32768
+    temperature: float | None = None  # None: the task's own (0.6 for most, 0.7 for AlpacaEval)
+    top_p: float | None = None  # None: the task's own (0.95 for most, 0.9 for AlpacaEval, 1.0 for safety)
+    max_gen_toks: int | None = None  # a cap on the task's own (32,768 for most, 16,384 for HEx-PHI, AlpacaEval)
     repeats: int | None = None  # samples per question (avg@k); None = the paper's k per task
     limit: int | None = None  # first N questions of each task
     seed: int = 1234
@@ -42,6 +42,8 @@ SUITES = {
     "paper": ("math500", "aime24", "gpqa_diamond", "mmlu_pro"),
     "math": ("math500", "aime24"),
     "quickstart": ("countdown", "arith"),
+    "safety": ("hexphi", "strongreject", "xstest"),  # both failure directions; judged by the rubric judge
+    "judged": ("alpacaeval", "truthfulqa_gen", "hexphi", "strongreject", "xstest"),  # every judge-scored task
 }
 IN_DOMAIN = {"math500", "aime24", "countdown"}
 
@@ -148,6 +150,41 @@ def download_data(data_dir: Path) -> None:
     subset = [r for cat in sorted(by_cat) for r in rng.sample(by_cat[cat], min(per, len(by_cat[cat])))]
     save("mmlu_pro", [{"question": r["question"], "options": r["options"], "answer": r["answer"],
                        "category": r["category"], "question_id": r["question_id"]} for r in subset])
+    download_judged_data(save)
+
+
+def download_judged_data(save) -> None:
+    """The judge-scored tasks' data, each row's user request in `prompt`."""
+    import csv
+
+    import datasets
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:  # gated: 11 CSV files, one instruction per line, no header
+        rows = []
+        for i in range(1, 12):
+            try:
+                path = hf_hub_download("LLM-Tuning-Safety/HEx-PHI", f"category_{i}.csv", repo_type="dataset")
+            except EntryNotFoundError:
+                print(f"hexphi: category_{i}.csv is not in the release")
+                continue
+            with open(path, newline="", encoding="utf-8") as f:
+                rows += [{"prompt": r[0].strip(), "category": i} for r in csv.reader(f) if r and r[0].strip()]
+        save("hexphi", rows)
+    except Exception as e:  # noqa: BLE001
+        print(f"hexphi skipped ({type(e).__name__}): accept its licence on the Hub and set HF_TOKEN; "
+              f"strongreject is the public set in the same shape")
+    sr = datasets.load_dataset("walledai/StrongREJECT", split="train")
+    save("strongreject", [{"prompt": r["prompt"], "category": r["category"], "source": r["source"]} for r in sr])
+    xs = datasets.load_dataset("natolambert/xstest-v2-copy", split="prompts")  # walledai/XSTest is gated
+    save("xstest", [{"prompt": r["prompt"], "type": r["type"]} for r in xs if not r["type"].startswith("contrast")])
+    with open(hf_hub_download("tatsu-lab/alpaca_eval", "alpaca_eval.json", repo_type="dataset")) as f:
+        save("alpacaeval", [{"prompt": r["instruction"], "dataset": r["dataset"]} for r in json.load(f)])
+    tqa = datasets.load_dataset("truthfulqa/truthful_qa", "generation", split="validation")
+    save("truthfulqa_gen", [{"prompt": r["question"].strip(), "best_answer": r["best_answer"], "category":
+                             r["category"], "correct_answers": r["correct_answers"],
+                             "incorrect_answers": r["incorrect_answers"]} for r in tqa])
 
 
 # ------------------------------------------------------------------------------------------------ the worker
@@ -157,8 +194,28 @@ def result_path(out_dir: Path, task: str) -> Path:
     return out_dir / f"{task}.json"
 
 
+def gen_path(out_dir: Path, task: str) -> Path:
+    """A judge-scored task's phase-1 result; rsft.judges writes TASK.json from it."""
+    return out_dir / f"{task}.gen.json"
+
+
 def finished(out_dir: Path, task: str) -> bool:
     return result_path(out_dir, task).exists()
+
+
+def generated(out_dir: Path, task: str) -> bool:
+    """Nothing left to generate: finished, or generated and waiting for (or partly through) its judge."""
+    return finished(out_dir, task) or gen_path(out_dir, task).exists()
+
+
+def apply_preset(task, p: Preset) -> None:
+    """The preset's repeats, sampling and token cap over the task's own generation settings, per task."""
+    if p.repeats is not None:
+        task.config.repeats = p.repeats
+    gen = task.config.generation_kwargs
+    gen.update({k: v for k, v in (("temperature", p.temperature), ("top_p", p.top_p)) if v is not None})
+    if p.max_gen_toks is not None:
+        gen["max_gen_toks"] = min(p.max_gen_toks, gen.get("max_gen_toks", p.max_gen_toks))
 
 
 def _lm_args(spec: dict) -> tuple[str, dict]:
@@ -183,19 +240,17 @@ def run_worker(spec: dict) -> None:
     from transformers import AutoTokenizer
 
     out_dir = Path(spec["out_dir"])
-    todo = [t for t in spec["tasks"] if not finished(out_dir, t)]
+    todo = [t for t in spec["tasks"] if not generated(out_dir, t)]
     if not todo:
         return
     p = Preset(**spec["preset"])
     tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": spec["data_dir"]})
     task_dict = get_task_dict(todo, tm)
     for task in task_dict.values():
-        if p.repeats is not None:
-            task.config.repeats = p.repeats
+        apply_preset(task, p)
     model, model_args = _lm_args(spec)
-    gen = {"temperature": p.temperature, "top_p": p.top_p, "max_gen_toks": p.max_gen_toks, "do_sample": True}
     res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
-                                  task_manager=tm, apply_chat_template=True, gen_kwargs=gen, limit=p.limit,
+                                  task_manager=tm, apply_chat_template=True, limit=p.limit,
                                   log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
                                   torch_random_seed=p.seed)
     tok = AutoTokenizer.from_pretrained(spec["tokenizer"], subfolder=spec.get("tokenizer_subfolder") or "")
@@ -207,31 +262,36 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_
     from rsft.grading import parse
 
     m = res["results"][name]
+    judge = task.config.metadata.get("judge")  # judge-scored: phase 2 (rsft.judges) writes its TASK.json
     samples = []
     for s in res["samples"][name]:
         responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
         for j, r in enumerate(responses):
             p = parse(r)
             samples.append({"doc_id": s["doc_id"], "sample": j, "prompt": s["arguments"][0][0],
-                            "response": r, "extracted": p.boxed, "doc_acc": s["acc"],
+                            "response": r, "extracted": p.boxed, "doc_acc": s.get("acc"),
                             "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
-                            "truncated": p.truncated})
+                            "truncated": p.truncated, **({"doc": s["doc"]} if judge else {})})
     n_docs = len(res["samples"][name])
     result = {
         "task": name, "step": spec["step"], "model": spec["base"], "adapter": spec.get("adapter"),
-        "metric": "acc", "value": m["acc,all"], "stderr": m.get("acc_stderr,all"),
-        "truncated_rate": m["truncated,all"], "no_answer_rate": m["no_answer,all"],
+        "metric": "acc", "value": m.get("acc,all"), "stderr": m.get("acc_stderr,all"),
+        "truncated_rate": m["truncated,all"], "no_answer_rate": m.get("no_answer,all"),
         "mean_response_tokens": round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
         "n": n_docs, "k": task.config.repeats, "preset_name": spec["preset_name"], "preset": spec["preset"],
         "task_version": task.config.metadata.get("version"), "grader_version": GRADER_VERSION,
         "lm_eval_version": lm_eval_version, "backend": spec["backend"],
         "in_domain": name in IN_DOMAIN,
+        "generation_kwargs": {k: v for k, v in task.config.generation_kwargs.items() if k != "until"},
     }
+    if judge:
+        result.update(metric=None, judge=judge)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(out_dir / f"{name}.samples.jsonl", samples)
-    tmp = result_path(out_dir, name).with_suffix(".json.tmp")
+    final = gen_path(out_dir, name) if judge else result_path(out_dir, name)
+    tmp = final.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, result_path(out_dir, name))  # last: its presence means the pair is finished
+    os.replace(tmp, final)  # last: its presence means the pair is finished (a judged one: generated)
 
 
 if __name__ == "__main__":  # the fresh process: python -m rsft.evaluation SPEC.json

@@ -1,0 +1,15 @@
+"""xstest: XSTest safe prompts; refusals classified by rsft.judges (refusal rubric)."""
+from rsft.judges import generation_only
+from rsft.tasks.common import load_local
+
+
+def load(**kwargs):
+    return load_local("xstest", **kwargs)
+
+
+def doc_to_text(doc):
+    return doc["prompt"]
+
+
+def process_results(doc, results):
+    return generation_only(results)
