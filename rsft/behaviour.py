@@ -10,7 +10,8 @@ Counting: case-insensitive, whole words, over the whole response (thinking inclu
 of each marker; a phrase can count for two markers only where both match it ("wait, let me check" = 1 wait +
 1 let me check). A response counts as *no final answer* when its thinking closed (or never opened) but no
 \\boxed{} answer follows, and as *truncated* when its thinking never closed: the same definitions as the
-tasks' no_answer and truncated rates (rsft/tasks/common.py).
+tasks' no_answer and truncated rates (rsft/tasks/common.py). Judge-scored tasks ask for no boxed answer: their
+responses count in length, markers and truncation, not in the no-answer share.
 """
 from __future__ import annotations
 
@@ -45,22 +46,24 @@ class Behaviour:
     responses: int = 0
     tokens: int = 0
     truncated: int = 0
+    expects_answer: int = 0  # responses of tasks that ask for a final \boxed{} answer (not judge-scored ones)
     no_answer: int = 0
     markers: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MARKERS, 0))
 
-    def add(self, sample: dict) -> None:
+    def add(self, sample: dict, expects_answer: bool = True) -> None:
         """One line of a TASK.samples.jsonl file."""
         self.responses += 1
         self.tokens += sample["tokens"]
         self.truncated += bool(sample["truncated"])
-        self.no_answer += (not sample["truncated"]) and sample["extracted"] is None
+        self.expects_answer += expects_answer
+        self.no_answer += expects_answer and not sample["truncated"] and sample["extracted"] is None
         for name, n in count_markers(sample["response"]).items():
             self.markers[name] += n
 
     def merge(self, other: Behaviour) -> Behaviour:
         return Behaviour(self.responses + other.responses, self.tokens + other.tokens,
-                         self.truncated + other.truncated, self.no_answer + other.no_answer,
-                         {m: self.markers[m] + other.markers[m] for m in MARKERS})
+                         self.truncated + other.truncated, self.expects_answer + other.expects_answer,
+                         self.no_answer + other.no_answer, {m: self.markers[m] + other.markers[m] for m in MARKERS})
 
     def per_1k(self, name: str) -> float:
         """Occurrences of a marker (or of every marker of a kind) per 1,000 generated tokens."""
@@ -76,12 +79,13 @@ class Behaviour:
         return self.truncated / max(1, self.responses)
 
     @property
-    def no_answer_share(self) -> float:
-        return self.no_answer / max(1, self.responses)
+    def no_answer_share(self) -> float | None:
+        """Among responses that were asked for a final answer; None when none was."""
+        return self.no_answer / self.expects_answer if self.expects_answer else None
 
 
-def summarize(samples: Iterable[dict]) -> Behaviour:
+def summarize(samples: Iterable[dict], expects_answer: bool = True) -> Behaviour:
     b = Behaviour()
     for s in samples:
-        b.add(s)
+        b.add(s, expects_answer)
     return b

@@ -1,0 +1,352 @@
+"""The report: right numbers in the tables, the dip found, markers counted, bootstraps that tell noise from a real
+change, plots and HTML written, and mixed or missing results said out loud."""
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import evaluate
+import report
+import train
+from conftest import ROOT
+from rsft.behaviour import MARKERS, count_markers, summarize
+from rsft.errors import UserError
+from rsft.evaluation import write_result
+from rsft.report import write_report
+from rsft.results import find_dip, load_series, paired_bootstrap, paper_data, paper_points
+from test_train import make_recipe
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, tiny_model_dir):
+    """A tiny run (checkpoints at steps 2 and 4) evaluated by evaluate.py on countdown and arith at steps 0 and 4
+    only: step 2 is a gap."""
+    import rsft.evaluation as ev
+
+    tmp = tmp_path_factory.mktemp("reportrun")
+    recipe = make_recipe(tmp, tiny_model_dir, extra="eval:\n  suite: countdown,arith\n")
+    train.main([str(recipe), "train.num_train_epochs=1", "checkpoints.steps=[]"])
+    ev.PRESETS["tiny"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
+    assert evaluate.main([str(tmp / "run"), "--data-dir", str(tmp / "data"), "--preset", "tiny", "--steps",
+                          "0,4"]) == 0
+    return tmp / "run"
+
+
+def plant(run: Path, step: int, task: str, value: float, n: int = 1000, responses=("<think>ok</think> \\boxed{1}",),
+          preset: str = "tiny", grader_version: int = 1, **extra) -> Path:
+    """A result written by the evaluation's own writer: n questions, the first round(value * n) right."""
+    import rsft.evaluation as ev
+
+    accs = [1.0 if i < round(value * n) else 0.0 for i in range(n)]
+    res = {"results": {task: {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
+                              "truncated,all": 0.0, "no_answer,all": 0.0}},
+           "samples": {task: [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]], "acc": a}
+                              for i, a in enumerate(accs)]}}
+    spec = {"step": step, "base": "Qwen/Qwen3-4B-Base", "adapter": None, "preset_name": preset,
+            "preset": {"max_gen_toks": 64}, "backend": "hf"}
+    fake_task = SimpleNamespace(config=SimpleNamespace(repeats=len(responses), metadata={"version": 1},
+                                                    generation_kwargs={"until": [], "max_gen_toks": 64}))
+    words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word
+    out = run / "eval" / preset / f"step{step:05d}"
+    old = ev.GRADER_VERSION
+    ev.GRADER_VERSION = grader_version
+    try:
+        write_result(out, task, fake_task, res, spec, words, "0.4.13")
+    finally:
+        ev.GRADER_VERSION = old
+    if extra:
+        path = out / f"{task}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    return out / f"{task}.json"
+
+
+def planted_run(root: Path, name: str = "cot4b") -> Path:
+    """Qwen3-4B-Base + Math-CoT-20k with the paper's own Table 9 values (so run - paper = 0), a recovered dip on
+    math500 and ifeval, an unrecovered one on gpqa_diamond, and a lower-is-better attack-success rate."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: "
+                                     "jasonrqh/Math-CoT-20k\n")
+    values = {"math500": (0.708, 0.629, 0.862), "ifeval": (0.492, 0.330, 0.494),
+              "gpqa_diamond": (0.500, 0.300, 0.400), "harm_asr": (0.100, 0.500, 0.300)}
+    for task, vs in values.items():
+        for step, v in zip((0, 20, 640), vs):
+            plant(run, step, task, v, **({"higher_is_better": False} if task == "harm_asr" else {}))
+    return run
+
+
+@pytest.fixture
+def cot4b(tmp_path):
+    return planted_run(tmp_path)
+
+
+def read_csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(path.open()))
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def test_tables_hold_the_numbers_the_evaluation_wrote(real_run, tmp_path):
+    page, _ = write_report([real_run], tmp_path / "rep")
+    rows = read_csv(tmp_path / "rep/scores.csv")
+    md = (tmp_path / "rep/report.md").read_text()
+    for path in sorted(real_run.glob("eval/tiny/step*/*.json")):
+        r = json.loads(path.read_text())
+        row = next(x for x in rows if x["task"] == r["task"] and int(x["step"]) == r["step"])
+        assert float(row["value"]) == pytest.approx(100 * r["value"], abs=0.01)
+        assert float(row["stderr"] or 0) == pytest.approx(100 * (r["stderr"] or 0), abs=0.01)
+        assert int(row["n"]) == r["n"] == 2 and int(row["k"]) == r["k"] == 2
+        assert f"{100 * r['value']:.1f} ± {100 * r['stderr']:.1f}" in md
+    # countdown is the only in-domain task and arith the only out-of-domain one: the averages equal them
+    for step in (0, 4):
+        by = {x["task"]: float(x["value"]) for x in rows if int(x["step"]) == step}
+        assert by["in-domain avg"] == by["countdown"] and by["out-of-domain avg"] == by["arith"]
+    assert "| 0 (base) |" in md  # the base row
+
+
+def test_averages_and_lower_is_better_tasks(cot4b, tmp_path):
+    write_report([cot4b], tmp_path / "rep")
+    rows = {(x["task"], int(x["step"])): x for x in read_csv(tmp_path / "rep/scores.csv")}
+    assert float(rows[("out-of-domain avg", 640)]["value"]) == pytest.approx((49.4 + 40.0) / 2, abs=0.01)
+    assert float(rows[("in-domain avg", 20)]["value"]) == pytest.approx(62.9, abs=0.01)
+    assert rows[("harm_asr", 20)]["higher_is_better"] == "False"  # shown, but in no average
+    md = (tmp_path / "rep/report.md").read_text()
+    assert "Not in the averages (lower is better, or not a percentage):\n\n| step | harm_asr (lower is better) |" in md
+
+
+# ------------------------------------------------------------------------------------------------ the dip
+
+
+def test_dip_detector_finds_a_planted_dip_and_its_recovery():
+    d = find_dip({0: 0.708, 10: 0.649, 20: 0.629, 40: 0.715, 640: 0.862})
+    assert (d.worst, d.worst_step, d.recovered_step, d.verdict) == (0.629, 20, 40, "recovered at step 40")
+    d = find_dip({0: 0.5, 20: 0.3, 640: 0.4})
+    assert (d.worst_step, d.recovered_step, d.verdict) == (20, None, "not recovered")
+    assert find_dip({0: 0.5, 20: 0.6}).verdict == "no dip (never worse than base)"
+    d = find_dip({0: 0.1, 20: 0.5, 640: 0.05}, higher_is_better=False)  # an attack-success rate
+    assert (d.worst, d.worst_step, d.recovered_step) == (0.5, 20, 640)
+    assert find_dip({10: 0.5}).verdict == "no base (step 0) result"
+
+
+def test_report_names_the_dips_and_warns_about_an_unrecovered_run(cot4b, tmp_path):
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    dips = {x["benchmark"]: x for x in read_csv(tmp_path / "rep/dips.csv")}
+    assert (dips["math500"]["worst_step"], dips["math500"]["verdict"]) == ("20", "recovered at step 640")
+    assert dips["gpqa_diamond"]["verdict"] == "not recovered"
+    assert (dips["harm_asr"]["worst"], dips["harm_asr"]["verdict"]) == ("50.0", "not recovered")
+    assert dips["out-of-domain avg"]["verdict"] == "not recovered"
+    assert any("still below base" in w and "under-optimized" in w for w in warnings)
+    assert "still below base" in (tmp_path / "rep/report.html").read_text()
+
+
+def test_a_still_rising_run_is_flagged(tmp_path):
+    run = tmp_path / "rising"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    for step, v in ((0, 0.5), (20, 0.3), (40, 0.45), (80, 0.6)):
+        plant(run, step, "gpqa_diamond", v)
+    _, warnings = write_report([run], tmp_path / "rep")
+    assert any("still rising" in w for w in warnings)
+    assert not any("still below base" in w for w in warnings)
+
+
+# ------------------------------------------------------------------------------------------------ behaviour
+
+MARKER_FIXTURES = [  # hand-counted
+    ("Wait, let me check that. Hmm... wait! Let me double-check: alternatively we could try again.",
+     {"wait": 2, "hmm": 1, "let me check": 1, "double-check": 1, "alternatively": 1, "retry": 1}),
+    ("I await the waiter. Hmmm. Let me recheck, then recalculate and start over. Double checking, hm.",
+     {"wait": 0, "hmm": 2, "let me check": 1, "double-check": 1, "alternatively": 0, "retry": 2}),
+    ("Alternatively: ALTERNATIVELY. We redo it; then we try another way. Let me verify.",
+     {"wait": 0, "hmm": 0, "let me check": 1, "double-check": 0, "alternatively": 2, "retry": 2}),
+    ("The answer is \\boxed{4}.", {}),
+]
+
+
+@pytest.mark.parametrize("text,expected", MARKER_FIXTURES)
+def test_marker_counts_match_hand_counts(text, expected):
+    assert count_markers(text) == {m: expected.get(m, 0) for m in MARKERS}
+
+
+def test_behaviour_rates_are_per_1000_tokens_and_no_answers_are_counted():
+    samples = [{"response": MARKER_FIXTURES[0][0], "tokens": 100, "truncated": False, "extracted": None},
+               {"response": MARKER_FIXTURES[1][0], "tokens": 300, "truncated": False, "extracted": "4"},
+               {"response": "<think>never closed", "tokens": 600, "truncated": True, "extracted": None}]
+    b = summarize(samples)
+    assert b.mean_tokens == pytest.approx(1000 / 3)
+    assert b.per_1k("wait") == 2.0  # 2 waits in 1,000 tokens
+    assert b.per_1k("reflection") == (2 + 3 + 2 + 2) * 1.0  # wait + hmm + let me check + double-check
+    assert b.per_1k("backtracking") == (1 + 1 + 2) * 1.0
+    assert (b.no_answer_share, b.truncated_share) == (1 / 3, 1 / 3)  # a truncated response is not "no answer"
+
+
+def test_behaviour_table_reads_the_saved_samples(tmp_path):
+    run = tmp_path / "verbose"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    plant(run, 0, "math500", 0.5, n=10, responses=("\\boxed{1}",))
+    plant(run, 10, "math500", 0.5, n=10, responses=("<think>wait wait hmm alternatively</think>",))
+    write_report([run], tmp_path / "rep")
+    rows = {(x["task"], x["step"]): x for x in read_csv(tmp_path / "rep/behaviour.csv")}
+    assert rows[("all", "10")]["mean tokens"] == "4.0"  # 4 words = 4 tokens under the test's tokenizer
+    assert float(rows[("all", "10")]["reflection /1k tok"]) == 750.0  # 3 markers in 4 tokens
+    assert float(rows[("all", "10")]["backtracking /1k tok"]) == 250.0
+    assert float(rows[("all", "10")]["no final answer %"]) == 100.0 and rows[("all", "0")]["no final answer %"] == "0.0"
+
+
+# ------------------------------------------------------------------------------------------------ significance
+
+
+def test_bootstrap_covers_zero_for_identical_runs_and_excludes_it_for_a_planted_difference():
+    import random
+
+    rng = random.Random(0)
+    a = {i: float(rng.random() < 0.5) for i in range(30)}
+    diff, lo, hi = paired_bootstrap(a, dict(a))
+    assert diff == 0 and lo <= 0 <= hi
+    b = {i: 1.0 if i < 25 else a[i] for i in a}  # 30 questions, most now right
+    diff, lo, hi = paired_bootstrap(a, b)
+    assert diff > 0.3 and lo > 0
+    noisy = {i: float(rng.random() < 0.5) for i in range(30)}  # another draw of the same model: noise
+    assert paired_bootstrap(a, noisy)[1] < 0 < paired_bootstrap(a, noisy)[2]
+    with pytest.raises(UserError, match="same items"):
+        paired_bootstrap(a, {i: 0.0 for i in range(31)})
+
+
+def test_report_bootstraps_within_a_run_and_across_identical_runs(cot4b, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(cot4b, twin)
+    write_report([cot4b, twin], tmp_path / "rep")
+    rows = {(x["comparison"], x["task"]): x for x in read_csv(tmp_path / "rep/significance.csv")}
+    same = rows[("twin − cot4b at step 640", "math500")]
+    assert float(same["diff_points"]) == 0 and same["reading"].startswith("covers 0")
+    gain = rows[("cot4b: step 640 − base", "math500")]
+    assert float(gain["diff_points"]) == pytest.approx(15.4) and float(gain["low_points"]) > 0
+    assert rows[("cot4b: step 20 − base", "math500")]["reading"].startswith("excludes 0")  # the dip is real
+
+
+# ------------------------------------------------------------------------------------------------ the paper
+
+
+def test_paper_values_are_the_published_ones():
+    points = paper_points("Qwen/Qwen3-4B-Base", "jasonrqh/Math-CoT-20k")
+    expected = {("math500", 0): 70.8, ("math500", 20): 62.9, ("math500", 640): 86.2,
+                ("ifeval", 0): 49.2, ("ifeval", 20): 33.0, ("ifeval", 640): 49.4}
+    assert {k: points[k][0] for k in expected} == expected
+    assert points[("math500", 0)][1].startswith("Table 5") and points[("math500", 20)][1].startswith("Table 9")
+    # a local copy of the data and a local model folder of the same name match too; a base model alone does not
+    assert paper_points("/models/qwen3-4b-base", "data/Math-CoT-20k.parquet") == points
+    assert paper_points("Qwen/Qwen3-4B-Base", "embedded:countdown") == {}
+
+
+def test_paper_file_has_one_value_per_setting_task_and_step_with_its_source():
+    seen = set()
+    for block in paper_data()["blocks"]:
+        assert block["table"] and block["source"].startswith("[")
+        for task in set(block) - {"table", "source", "model", "data", "steps"}:
+            assert task in paper_data()["paper_names"] and len(block[task]) == len(block["steps"])
+            for step in block["steps"]:
+                key = (block["model"], block["data"], task, step)
+                assert key not in seen
+                seen.add(key)
+
+
+def test_paper_values_appear_in_paper_md_in_order():
+    paper_md = ROOT.parent / "shared" / "PAPER.md"
+    if not paper_md.exists():
+        pytest.skip(f"{paper_md} is not in this checkout")
+    lines = [[float(x) for x in re.findall(r"\d+(?:\.\d+)?", line)] for line in paper_md.read_text().splitlines()]
+
+    def on_one_line(values):
+        def ordered_in(numbers):
+            it = iter(numbers)
+            return all(any(v == x for x in it) for v in values)
+        return any(ordered_in(numbers) for numbers in lines)
+
+    for block in paper_data()["blocks"]:
+        tasks = [t for t in block if t not in {"table", "source", "model", "data", "steps"}]
+        rows = [block[t] for t in tasks] if len(block["steps"]) > 1 else [[block[t][0] for t in tasks]]
+        for row in rows:
+            assert on_one_line(row), (block["table"], block["model"], row)
+
+
+def test_a_run_of_a_paper_setting_is_shown_beside_the_paper(cot4b, tmp_path):
+    write_report([cot4b], tmp_path / "rep")
+    rows = {(x["task"], int(x["step"])): x for x in read_csv(tmp_path / "rep/paper.csv")}
+    assert float(rows[("math500", 20)]["paper"]) == 62.9 and float(rows[("math500", 20)]["run_minus_paper"]) == 0
+    assert float(rows[("ifeval", 640)]["run"]) == 49.4
+    assert rows[("gpqa_diamond", 640)]["paper"] == "37.9"
+    assert float(rows[("gpqa_diamond", 640)]["run_minus_paper"]) == pytest.approx(40.0 - 37.9)
+    md = (tmp_path / "rep/report.md").read_text()
+    assert "not the paper's protocol" in md and "Table 9 (App. D) [N1]" in md
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def test_plots_and_html_are_written_and_decode(cot4b, tmp_path):
+    from PIL import Image
+
+    html_path, _ = write_report([cot4b], tmp_path / "rep")
+    pngs = sorted((tmp_path / "rep").glob("*.png"))
+    assert [p.name for p in pngs] == ["averages_tiny.png", "behaviour_tiny.png", "length_tiny.png",
+                                      "scores_tiny.png"]
+    with Image.open(pngs[-1]) as img:
+        img.load()
+        assert img.size[0] > 400 and img.size[1] > 200
+        lo, hi = img.convert("L").getextrema()
+        assert lo < 100 and hi > 200  # drawn on, not blank
+    html = html_path.read_text()
+    assert html.count("data:image/png;base64,") == len(pngs) and "src='scores" not in html  # self-contained
+    for section in ("Scores", "The dip", "Length and behaviour", "The paper side by side", "Paired bootstrap"):
+        assert section in html
+
+
+def test_cli_writes_the_report_and_reports_problems_in_one_line(real_run, tmp_path, capsys):
+    assert report.main([str(real_run), "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "rep/report.html").stat().st_size > 10_000
+    # step 2 has a checkpoint but no result: the gap is named, with the command that fills it
+    assert "no result for countdown, arith at steps 2" in out and "--preset tiny --steps 2" in out
+    assert load_series([real_run])[0][0].steps == [0, 4]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_a_run_without_results_names_the_command_that_writes_them(tmp_path):
+    run = tmp_path / "fresh"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    with pytest.raises(UserError, match=f"no evaluation results .*python evaluate.py {run}"):
+        write_report([run], tmp_path / "rep")
+    with pytest.raises(UserError, match="not a run folder"):
+        write_report([tmp_path], tmp_path / "rep")
+
+
+def test_presets_and_grader_versions_are_never_mixed_on_one_figure(cot4b, tmp_path):
+    for step in (0, 20, 640):
+        plant(cot4b, step, "math500", 0.7, preset="consumer")
+    plant(cot4b, 640, "ifeval", 0.4, grader_version=2)
+    series, _ = load_series([cot4b])
+    assert sorted((s.label, s.group) for s in series) == [
+        ("cot4b [consumer]", "consumer"), ("cot4b [tiny, grader v1]", "tiny, grader v1"),
+        ("cot4b [tiny, grader v2]", "tiny, grader v2")]
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    assert any("3 different presets or grader versions" in w for w in warnings)
+    assert {p.name for p in (tmp_path / "rep").glob("scores_*.png")} == {
+        "scores_consumer.png", "scores_tiny-grader-v1.png", "scores_tiny-grader-v2.png"}
+
+
+def test_results_of_two_task_versions_in_one_series_are_refused(cot4b):
+    path = cot4b / "eval/tiny/step00640/math500.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "task_version": 2}))
+    with pytest.raises(UserError, match=r"math500 results mix task versions \(v1 at steps \[0, 20\]; v2 at"):
+        load_series([cot4b])
