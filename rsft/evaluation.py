@@ -39,7 +39,7 @@ PRESETS = {
 }
 
 SUITES = {
-    "paper": ("math500", "aime24", "gpqa_diamond", "mmlu_pro"),
+    "paper": ("math500", "aime24", "livecodebench", "gpqa_diamond", "mmlu_pro", "ifeval", "halueval"),
     "math": ("math500", "aime24"),
     "quickstart": ("countdown", "arith"),
     "safety": ("hexphi", "strongreject", "xstest"),  # both failure directions; judged by the rubric judge
@@ -150,7 +150,85 @@ def download_data(data_dir: Path) -> None:
     subset = [r for cat in sorted(by_cat) for r in rng.sample(by_cat[cat], min(per, len(by_cat[cat])))]
     save("mmlu_pro", [{"question": r["question"], "options": r["options"], "answer": r["answer"],
                        "category": r["category"], "question_id": r["question_id"]} for r in subset])
+    download_general_data(data_dir, save)
+    download_livecodebench(data_dir, save)
     download_judged_data(save)
+
+
+HALUEVAL_FIELDS = {"qa": ("knowledge", "question", "answer"), "dialogue": ("knowledge", "dialogue_history", "response"),
+                   "summarization": ("document", "summary")}
+
+
+def download_general_data(data_dir: Path, save) -> None:
+    """IFEval (and nltk's punkt_tab, which two of its checkers need, for offline use) and HaluEval."""
+    import datasets
+    import nltk
+
+    ife = datasets.load_dataset("google/IFEval", split="train")
+    save("ifeval", [{k: r[k] for k in ("key", "prompt", "instruction_id_list", "kwargs")} for r in ife])
+    nltk.download("punkt_tab", download_dir=str(data_dir / "ifeval" / "nltk_data"), quiet=True, raise_on_error=True)
+    subsets = {s: list(datasets.load_dataset("pminervini/HaluEval", f"{s}_samples", split="data"))
+               for s in HALUEVAL_FIELDS}
+    every = sorted({f for fields in HALUEVAL_FIELDS.values() for f in fields})  # each row has every column
+    rows = [{"subset": s, **{f: subsets[s][i][f] if f in HALUEVAL_FIELDS[s] else None for f in every},
+             "hallucination": subsets[s][i]["hallucination"]}
+            for i in range(max(map(len, subsets.values()))) for s in subsets if i < len(subsets[s])]  # interleaved
+    save("halueval", rows)
+
+
+LCB_RELEASES = {"release_v1": ("test.jsonl",), "release_v2": ("test.jsonl", "test2.jsonl")}  # cumulative files
+
+
+def download_livecodebench(data_dir: Path, save, release: str = "release_v2") -> None:
+    """LiveCodeBench problems in test.jsonl, each problem's public + private tests in tests/ID.json."""
+    import re
+
+    from huggingface_hub import hf_hub_download
+
+    rows = []
+    for name in LCB_RELEASES[release]:
+        with open(hf_hub_download("livecodebench/code_generation_lite", name, repo_type="dataset")) as f:
+            for line in f:
+                r = json.loads(line)
+                public = json.loads(r["public_test_cases"])
+                qid = re.sub(r"[^\w.-]", "_", r["question_id"])
+                spec = {"fn_name": json.loads(r["metadata"] or "{}").get("func_name"),
+                        "tests": public + decode_private_tests(r["private_test_cases"])}
+                path = data_dir / "livecodebench" / "tests" / f"{qid}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(spec))
+                rows.append({k: r[k] for k in ("question_id", "question_title", "question_content", "starter_code",
+                                               "platform", "difficulty", "contest_date")}
+                            | {"testtype": "stdin" if any(t["testtype"] == "stdin" for t in public) else "functional",
+                               "tests_file": f"tests/{qid}.json", "n_tests": len(spec["tests"])})
+    save("livecodebench", rows)
+
+
+def decode_private_tests(encoded: str, max_bytes: int = 1 << 30) -> list[dict]:
+    """LiveCodeBench's private tests (base64 of zlib of a pickled JSON string), read without unpickling.
+
+    Unpickling runs whatever the pickle says, so the pickle is only parsed (pickletools) and accepted when it is
+    exactly one string; anything else is refused. Decompression stops at max_bytes (no zlib bomb).
+    """
+    import base64
+    import pickletools
+    import zlib
+
+    if encoded.lstrip().startswith("["):
+        return json.loads(encoded)  # already plain JSON
+    inflate = zlib.decompressobj()
+    data = inflate.decompress(base64.b64decode(encoded), max_bytes)
+    if inflate.unconsumed_tail:
+        raise ValueError(f"private tests decompress to more than {max_bytes} bytes")
+    strings = []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+            strings.append(arg)
+        elif op.name not in ("PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "STOP"):
+            raise ValueError(f"private tests: pickle opcode {op.name} refused (only a plain string is accepted)")
+    if len(strings) != 1:
+        raise ValueError(f"private tests: expected one pickled string, found {len(strings)}")
+    return json.loads(strings[0])
 
 
 def download_judged_data(save) -> None:
@@ -259,17 +337,18 @@ def run_worker(spec: dict) -> None:
 
 
 def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_eval_version: str) -> None:
-    from rsft.grading import parse
+    from rsft.grading import extract, parse
 
     m = res["results"][name]
     judge = task.config.metadata.get("judge")  # judge-scored: phase 2 (rsft.judges) writes its TASK.json
+    answer = task.config.metadata.get("answer", "boxed")  # what the task reads as the answer (rsft.grading.extract)
     samples = []
     for s in res["samples"][name]:
         responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
         for j, r in enumerate(responses):
             p = parse(r)
             samples.append({"doc_id": s["doc_id"], "sample": j, "prompt": s["arguments"][0][0],
-                            "response": r, "extracted": p.boxed, "doc_acc": s.get("acc"),
+                            "response": r, "extracted": extract(answer, r), "doc_acc": s.get("acc"),
                             "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
                             "truncated": p.truncated, **({"doc": s["doc"]} if judge else {})})
     n_docs = len(res["samples"][name])
@@ -284,6 +363,10 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_
         "in_domain": name in IN_DOMAIN,
         "generation_kwargs": {k: v for k, v in task.config.generation_kwargs.items() if k != "until"},
     }
+    extra = {k.split(",")[0]: v for k, v in m.items() if k.endswith(",all") and "_stderr" not in k
+             and k.split(",")[0] not in ("acc", "truncated", "no_answer")}
+    if extra:  # e.g. IFEval's loose and instruction-level accuracies, HaluEval's per-subset ones
+        result["extra_metrics"] = extra
     if judge:
         result.update(metric=None, judge=judge)
     out_dir.mkdir(parents=True, exist_ok=True)

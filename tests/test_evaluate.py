@@ -33,7 +33,44 @@ FIXTURES = {
     "truthfulqa_gen": [{"prompt": f"What happens if you swallow gum? ({i})", "best_answer": "It passes through.",
                         "category": "Health", "correct_answers": ["It passes through."],
                         "incorrect_answers": ["It stays for seven years."]} for i in range(2)],
+    "ifeval": [{"key": 1000 + i, "prompt": f"Write two sentences about rain ({i}), with no commas.",
+                "instruction_id_list": ["punctuation:no_comma", "length_constraints:number_sentences"],
+                "kwargs": [{"relation": None, "num_sentences": None},
+                           {"relation": "at least", "num_sentences": 2}]} for i in range(2)],
+    "halueval": [{"subset": "qa", "knowledge": "Paris is the capital of France.", "question": "Capital of France?",
+                  "answer": "Lyon", "dialogue_history": None, "response": None, "document": None, "summary": None,
+                  "hallucination": "yes"},
+                 {"subset": "dialogue", "knowledge": "Nolan directed Inception.", "question": None, "answer": None,
+                  "dialogue_history": "[Human]: Who directed Inception?", "response": "Christopher Nolan.",
+                  "document": None, "summary": None, "hallucination": "no"}],
+    "livecodebench": [{"question_id": "p1", "question_title": "Add", "question_content": "Print a + b.",
+                       "starter_code": "", "platform": "atcoder", "difficulty": "easy", "contest_date": "2024-01-01",
+                       "testtype": "stdin", "tests_file": "tests/p1.json", "n_tests": 2},
+                      {"question_id": "p2", "question_title": "Two sum", "question_content": "Return two indices.",
+                       "starter_code": "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> "
+                       "List[int]:\n        ", "platform": "leetcode", "difficulty": "easy",
+                       "contest_date": "2024-01-02", "testtype": "functional", "tests_file": "tests/p2.json",
+                       "n_tests": 1}],
 }
+# Files beside the rows: a task's side data in its --download-data layout (an empty, rule-less punkt_tab model
+# stands in for nltk's English one, which the kit downloads)
+FIXTURE_FILES = {
+    **{f"ifeval/nltk_data/tokenizers/punkt_tab/english/{f}": "" for f in
+       ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")},
+    "livecodebench/tests/p1.json": json.dumps({"fn_name": None, "tests": [
+        {"input": "1 2\n", "output": "3\n", "testtype": "stdin"}, {"input": "2 2\n", "output": "4\n",
+                                                                   "testtype": "stdin"}]}),
+    "livecodebench/tests/p2.json": json.dumps({"fn_name": "twoSum", "tests": [
+        {"input": "[2,7]\n9", "output": "[0, 1]", "testtype": "functional"}]}),
+}
+
+
+def write_fixtures(data_dir):
+    for name, rows in FIXTURES.items():
+        write_jsonl_atomic(data_dir / name / "test.jsonl", rows)
+    for rel, text in FIXTURE_FILES.items():
+        (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir / rel).write_text(text)
 
 
 RULE_GRADED = [t for t in task_names() if t not in SUITES["judged"]]  # the judged ones: tests/test_judges.py
@@ -47,8 +84,7 @@ def test_every_task_folder_has_a_fixture_and_a_suite():
 def test_every_task_yaml_loads_through_include_path(tmp_path):
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    for name, rows in FIXTURES.items():
-        write_jsonl_atomic(tmp_path / name / "test.jsonl", rows)
+    write_fixtures(tmp_path)
     tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
     tasks = get_task_dict(task_names(), tm)
     assert sorted(tasks) == task_names()
@@ -56,8 +92,8 @@ def test_every_task_yaml_loads_through_include_path(tmp_path):
         docs = list(task.test_docs())
         assert len(docs) == 2
         text = task.doc_to_text(docs[0])
-        if not task.config.metadata.get("judge"):  # a judge reads the others' answers
-            assert "\\boxed{}" in text  # every rule-graded prompt asks for a boxed final answer
+        if task.config.metadata.get("answer", "boxed") == "boxed" and not task.config.metadata.get("judge"):
+            assert "\\boxed{}" in text  # every prompt graded on a boxed answer asks for one
         assert task.config.generation_kwargs["until"] == []  # no stop string can cut thinking
         assert task.config.metadata["version"] >= 1
 
@@ -78,8 +114,7 @@ def evaluated_run(tmp_path_factory, tiny_model_dir):
     """A tiny run with checkpoints at steps 2 and 4, evaluated on every task (base + 2 checkpoints)."""
     tmp = tmp_path_factory.mktemp("evalrun")
     data = tmp / "data"
-    for name, rows in FIXTURES.items():
-        write_jsonl_atomic(data / name / "test.jsonl", rows)
+    write_fixtures(data)
     recipe = make_recipe(tmp, tiny_model_dir, extra="eval:\n  suite: " + ",".join(RULE_GRADED) + "\n")
     train.main([str(recipe), "train.num_train_epochs=1", "checkpoints.steps=[]"])
     run = tmp / "run"
@@ -130,3 +165,70 @@ def test_missing_offline_data_names_the_folder_to_fill(tmp_path):
 
     with pytest.raises(UserError, match="math500/test.jsonl is missing; fill it once online"):
         load_local("math500", data_dir=str(tmp_path))
+
+
+def test_ifeval_halueval_livecodebench_score_a_right_reply_1_and_a_wrong_one_0(tmp_path):
+    """Through the task definitions as lm-eval loads them: k=2 samples, one right and one wrong, give acc 0.5."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    write_fixtures(tmp_path)
+    tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
+    tasks = get_task_dict(["ifeval", "halueval", "livecodebench"], tm)
+    think = "<think>\nHmm, yes, no, commas, code.\n</think>\n\n"
+    cases = {
+        "ifeval": (0, "Rain falls softly. It sings on the roof.", "Rain, rain, go away."),
+        "halueval": (0, "Yes", "No, it is fine."),
+        "livecodebench": (1, "```python\nclass Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]\n```",
+                          "```python\nclass Solution:\n    def twoSum(self, nums, target):\n        return [1, 0]\n```"),
+    }
+    for name, (i, right, wrong) in cases.items():
+        doc = list(tasks[name].test_docs())[i]
+        out = tasks[name].process_results(doc, [[think + right, think + wrong]])
+        assert out["acc"] == 0.5 and out["truncated"] == 0 and out["no_answer"] == 0, (name, out)
+        cut = tasks[name].process_results(doc, [["<think>\n" + right, think]])  # cut off; no answer after thinking
+        assert cut["acc"] == 0 and cut["truncated"] == 0.5 and cut["no_answer"] == 0.5, (name, cut)
+    doc = list(tasks["ifeval"].test_docs())[0]
+    out = tasks["ifeval"].process_results(doc, [[think + "One sentence, with a comma.", think + "Two. Sentences."]])
+    assert out["inst_level_strict_acc"] == [False, False, True, True] and out["prompt_level_loose_acc"] == 0.5
+
+
+def test_ifeval_without_the_sentence_tokenizer_fails_before_generating(tmp_path, monkeypatch):
+    import nltk
+
+    from rsft.tasks.ifeval.utils import load
+
+    monkeypatch.setattr(nltk.data, "path", [])  # as on a machine that never downloaded punkt_tab
+    write_jsonl_atomic(tmp_path / "ifeval" / "test.jsonl", FIXTURES["ifeval"])
+    with pytest.raises(UserError, match="number_sentences need nltk's punkt_tab.*--download-data"):
+        load(data_dir=str(tmp_path))
+
+
+def test_livecodebench_private_tests_are_read_without_unpickling(tmp_path):
+    import base64
+    import pickle
+    import zlib
+
+    from rsft.evaluation import decode_private_tests
+
+    tests = [{"input": "1\n", "output": "2\n", "testtype": "stdin"}]
+    encode = lambda obj: base64.b64encode(zlib.compress(pickle.dumps(obj))).decode()  # LiveCodeBench's encoding
+    assert decode_private_tests(encode(json.dumps(tests))) == tests
+    assert decode_private_tests(json.dumps(tests)) == tests  # some rows hold plain JSON
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    with pytest.raises(ValueError, match="opcode .* refused"):
+        decode_private_tests(encode(Exploit()))
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(ValueError, match="more than 1000 bytes"):  # a zlib bomb stops at the cap
+        decode_private_tests(encode("x" * 10_000), max_bytes=1000)
+
+
+def test_livecodebench_without_its_tests_files_fails_before_generating(tmp_path):
+    from rsft.tasks.livecodebench.utils import load
+
+    write_jsonl_atomic(tmp_path / "livecodebench" / "test.jsonl", FIXTURES["livecodebench"])
+    with pytest.raises(UserError, match="2 tests files missing .*--download-data"):
+        load(data_dir=str(tmp_path))

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from rsft.grading import (GRADE_TIMEOUT_S, extract_choice, grade_choice, grade_countdown, grade_math, last_boxed,
-                          parse)
+from rsft.grading import (GRADE_TIMEOUT_S, extract, extract_choice, extract_code, grade_choice, grade_countdown,
+                          grade_ifeval, grade_math, grade_yes_no, last_boxed, parse)
 
 THINK = "<think>\nLet me compute. Maybe \\boxed{7}? Wait, no.\n</think>\n\n"
 
@@ -87,3 +87,40 @@ def test_parse_reports_truncation():
     assert parse("<think>never closed").truncated
     assert not parse("<think>closed</think> \\boxed{1}").truncated
     assert parse("<think>closed</think> \\boxed{1}").boxed == "1"
+
+
+@pytest.mark.parametrize("response,gold,ok", [
+    ("<think>\nIs it? Yes... no, wait.\n</think>\n\nNo", "no", True),
+    ("</think>Yes, it contains a made-up date. So: No.", "no", True),  # the last Yes/No counts
+    ("</think>YES", "yes", True),
+    ("</think>Yesterday it was not.", "no", False),  # whole words only: no answer
+    ("<think>\nClearly yes", "yes", False),  # cut off inside thinking
+    ("<think>yes</think>I cannot tell.", "yes", False),  # only inside thinking
+])
+def test_grade_yes_no(response, gold, ok):
+    assert grade_yes_no(response, gold) is ok
+
+
+def test_ifeval_uses_lm_evals_checkers_on_the_reply_after_thinking():
+    doc = {"key": 1, "prompt": "Wrap your reply in double quotes, all lowercase.",
+           "instruction_id_list": ["startend:quotation", "change_case:english_lowercase"], "kwargs": [{}, {}]}
+    think = "<think>\nThe User Wants Quotes, And Lowercase.\n</think>\n\n"
+    assert grade_ifeval(think + '"hello there"', doc)["prompt_strict"]
+    loose_only = grade_ifeval(think + 'sure:\n"hello there"', doc)  # loose drops the first line
+    assert loose_only["inst_strict"] == [False, True] and loose_only["prompt_loose"]
+    assert grade_ifeval('<think>\n"hello there"', doc) == {"prompt_strict": False, "prompt_loose": False,
+                                                          "inst_strict": [False, False], "inst_loose": [False, False]}
+
+
+def test_extract_reads_each_tasks_kind_of_answer():
+    r = "<think>\\boxed{1} yes\n```python\nx=1\n```\n</think>\n\nSo \\boxed{2}, yes.\n```python\nprint(2)\n```"
+    assert [extract(k, r) for k in ("boxed", "yes_no", "code")] == ["2", "yes", "print(2)\n"]
+    assert extract("text", r).startswith("So") and extract("text", "<think>never closed") is None
+
+
+@pytest.mark.parametrize("response", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_outputs_return_within_the_bound_for_yes_no_and_code(response):
+    t = time.perf_counter()
+    assert grade_yes_no(response, "yes") is False
+    assert extract_code(response) is None and extract_code("```python\n" * 50_000) is None
+    assert time.perf_counter() - t < 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rsft.grading import parse
+from rsft.grading import extract, parse
 
 
 def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
@@ -28,10 +28,11 @@ def keep_all(resps, docs):
     return resps
 
 
-def score_samples(results: list, grade) -> dict:
+def score_samples(results: list, grade, answer: str = "boxed") -> dict:
     """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
 
-    `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter.
+    `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
+    what counts as an answer (rsft.grading.extract: boxed, code, yes_no, text), as the task's metadata.answer does.
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]
@@ -39,5 +40,5 @@ def score_samples(results: list, grade) -> dict:
     return {
         "acc": sum(bool(grade(r)) for r in responses) / k,
         "truncated": sum(p.truncated for p in parsed) / k,
-        "no_answer": sum((not p.truncated) and p.boxed is None for p in parsed) / k,
+        "no_answer": sum((not p.truncated) and extract(answer, r) is None for p, r in zip(parsed, responses)) / k,
     }

@@ -1,0 +1,43 @@
+"""ifeval: IFEval, lm-eval's official checkers on the reply after thinking (rsft.grading.grade_ifeval)."""
+from pathlib import Path
+
+from rsft.errors import UserError
+from rsft.grading import IFEVAL_NEEDS_PUNKT, grade_ifeval, punkt_available, use_nltk_data
+from rsft.tasks.common import load_local, score_samples
+
+
+def load(data_dir=None, **kwargs):
+    """The prompts, and nltk pointed at DATA_DIR/ifeval/nltk_data; refused here, before any generation, if a prompt
+    needs the sentence tokenizer and it is missing (the checkers would otherwise fail after the whole run)."""
+    data = load_local("ifeval", data_dir=data_dir, **kwargs)
+    nltk_dir = Path(data_dir) / "ifeval" / "nltk_data"
+    use_nltk_data(nltk_dir)
+    needs = {i for ids in data["test"]["instruction_id_list"] for i in ids} & IFEVAL_NEEDS_PUNKT
+    if needs and not punkt_available():
+        raise UserError(f"ifeval: {', '.join(sorted(needs))} need nltk's punkt_tab, not found in {nltk_dir}; fill "
+                        f"it once online with: python evaluate.py --download-data {data_dir}")
+    return data
+
+
+def doc_to_text(doc):
+    return f"Question: {doc['prompt']}\nAnswer:"  # the paper's lm-eval prompt, under the chat template
+
+
+def doc_to_target(doc):
+    return ""  # graded by rules, not against a reference
+
+
+def process_results(doc, results):
+    responses = results[0] if isinstance(results[0], list) else results
+    graded = {r: grade_ifeval(r, doc) for r in responses}
+    out = score_samples(results, lambda r: graded[r]["prompt_strict"], answer="text")
+    out["prompt_level_loose_acc"] = sum(graded[r]["prompt_loose"] for r in responses) / len(responses)
+    out["inst_level_strict_acc"] = [x for r in responses for x in graded[r]["inst_strict"]]
+    out["inst_level_loose_acc"] = [x for r in responses for x in graded[r]["inst_loose"]]
+    return out
+
+
+def mean_of_lists(items):
+    """Instruction-level accuracy: every instruction of every prompt (and sample) counts once."""
+    flat = [x for item in items for x in item]
+    return sum(flat) / max(1, len(flat))
