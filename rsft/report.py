@@ -14,9 +14,9 @@ from pathlib import Path
 from rsft.behaviour import KINDS, MARKERS, Behaviour
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_page import Page
-from rsft.results import (IN_AVG, OOD_AVG, Result, Series, _stem, average, find_dip, gaps, groups,
-                          load_series, optimization_warnings, paired_bootstrap, paper_blocks, paper_data,
-                          paper_points)
+from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, find_dip, gaps, groups, load_series,
+                          optimization_warnings, paired_bootstrap, paper_blocks, paper_data, paper_points,
+                          short_name)
 
 INTRO = ("Scores are percent (the result files hold fractions), ± one standard error over questions as lm-eval "
          "reports it (a metric with its own unit, such as a reward model's mean score, is shown as it is). Step 0 "
@@ -158,7 +158,7 @@ def _task_lines(members: list[Series], colours: list[str], task: str) -> list[Li
     for s in members:
         paper = {step: (v, None) for (t, step), (v, _) in paper_points(s.model, s.data).items() if t == task}
         if paper and task in s.tasks:
-            label = f"paper ({_stem(s.model)} + {_stem(s.data)})"
+            label = f"paper ({short_name(s.model)} + {short_name(s.data)})"
             papers[label] = Line(label, paper, "black", paper=True)
     return lines + list(papers.values())
 

@@ -322,7 +322,7 @@ def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 10_
 BLOCK_KEYS = {"table", "source", "model", "data", "steps"}
 
 
-def _stem(name: str) -> str:
+def short_name(name: str) -> str:
     """The last path component without a data-file extension, lower case: the unit of matching."""
     last = re.split(r"[/\\]", name.rstrip("/\\"))[-1]
     return re.sub(r"\.(jsonl|json|parquet)$", "", last).lower()
@@ -336,8 +336,8 @@ def paper_data() -> dict:
 def paper_blocks(model: str, data: str) -> list[dict]:
     """The paper's tables for this base model trained on this dataset, with the model's base row; [] when the
     paper has no such setting."""
-    blocks = [b for b in paper_data()["blocks"] if _stem(b["model"]) == _stem(model)]
-    trained = [b for b in blocks if b["data"] != "any" and _stem(b["data"]) == _stem(data)]
+    blocks = [b for b in paper_data()["blocks"] if short_name(b["model"]) == short_name(model)]
+    trained = [b for b in blocks if b["data"] != "any" and short_name(b["data"]) == short_name(data)]
     return [b for b in blocks if b["data"] == "any"] + trained if trained else []
 
 

@@ -39,18 +39,20 @@ def real_run(tmp_path_factory, tiny_model_dir):
 
 
 def plant(run: Path, step: int, task: str, value: float, n: int = 1000, responses=("<think>ok</think> \\boxed{1}",),
-          preset: str = "tiny", grader_version: int = 1, **extra) -> Path:
-    """A result written by the evaluation's own writer: n questions, the first round(value * n) right."""
+          preset: str = "tiny", grader_version: int = 1, judge: str | None = None, **extra) -> Path:
+    """A result written by the evaluation's own writer: n questions, the first round(value * n) right. With a
+    judge, the writer's phase-1 TASK.gen.json is what comes out (rsft.judges writes TASK.json later)."""
     import rsft.evaluation as ev
 
     accs = [1.0 if i < round(value * n) else 0.0 for i in range(n)]
     res = {"results": {task: {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
-                              "truncated,all": 0.0, "no_answer,all": 0.0}},
-           "samples": {task: [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]], "acc": a}
-                              for i, a in enumerate(accs)]}}
+                              "truncated,all": 0.0, **({} if judge else {"no_answer,all": 0.0})}},
+           "samples": {task: [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]],
+                               "doc": {"prompt": "Q?"}, **({} if judge else {"acc": a})} for i, a in enumerate(accs)]}}
     spec = {"step": step, "base": "Qwen/Qwen3-4B-Base", "adapter": None, "preset_name": preset,
             "preset": {"max_gen_toks": 64}, "backend": "hf"}
-    fake_task = SimpleNamespace(config=SimpleNamespace(repeats=len(responses), metadata={"version": 1},
+    metadata = {"version": 1, **({"judge": judge} if judge else {})}
+    fake_task = SimpleNamespace(config=SimpleNamespace(repeats=len(responses), metadata=metadata,
                                                     generation_kwargs={"until": [], "max_gen_toks": 64}))
     words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word
     out = run / "eval" / preset / f"step{step:05d}"
@@ -60,10 +62,10 @@ def plant(run: Path, step: int, task: str, value: float, n: int = 1000, response
         write_result(out, task, fake_task, res, spec, words, "0.4.13")
     finally:
         ev.GRADER_VERSION = old
+    path = out / (f"{task}.gen.json" if judge else f"{task}.json")
     if extra:
-        path = out / f"{task}.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
-    return out / f"{task}.json"
+    return path
 
 
 def planted_run(root: Path, name: str = "cot4b") -> Path:
@@ -350,3 +352,27 @@ def test_results_of_two_task_versions_in_one_series_are_refused(cot4b):
     path.write_text(json.dumps({**json.loads(path.read_text()), "task_version": 2}))
     with pytest.raises(UserError, match=r"math500 results mix task versions \(v1 at steps \[0, 20\]; v2 at"):
         load_series([cot4b])
+
+
+def test_judge_scored_results_are_shown_apart_and_unjudged_ones_are_said(cot4b, tmp_path):
+    for step, reward, complete in ((0, 0.53, True), (640, 1.42, False)):  # AlpacaEval's reward: not a percentage
+        gen = plant(cot4b, step, "alpacaeval", 0.0, n=20, responses=("Sure. Here you go.",), judge="reward")
+        phase2 = {**json.loads(gen.read_text()), "metric": "mean_reward", "higher_is_better": True,
+                  "value": reward, "stderr": 0.1, "judging_complete": complete, "unjudged": 0 if complete else 3}
+        gen.with_name("alpacaeval.json").write_text(json.dumps(phase2))
+    gen = plant(cot4b, 20, "alpacaeval", 0.0, n=20, judge="reward")  # generated, not judged yet: no TASK.json
+    plant(cot4b, 20, "hexphi", 0.0, n=20, judge="harm")
+    gen.with_name("hexphi.json").write_text(json.dumps({**json.loads(gen.read_text()), "value": None}))
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    rows = {(x["task"], int(x["step"])): x for x in read_csv(tmp_path / "rep/scores.csv")}
+    assert (rows[("alpacaeval", 640)]["value"], rows[("alpacaeval", 640)]["unit"]) == ("1.42", "mean_reward")
+    assert ("alpacaeval", 20) not in rows and ("hexphi", 20) not in rows
+    assert float(rows[("out-of-domain avg", 640)]["value"]) == pytest.approx(44.7)  # the reward is in no average
+    assert any("hexphi.json: no value yet" in w for w in warnings)
+    assert any("alpacaeval at step 640 is only partly judged (3 samples unjudged)" in w for w in warnings)
+    sig = {(x["comparison"], x["task"]) for x in read_csv(tmp_path / "rep/significance.csv")}
+    assert ("cot4b: step 640 − base", "alpacaeval") not in sig  # no per-question accuracy to pair
+    assert "no per-question accuracy" in (tmp_path / "rep/report.md").read_text()
+    behaviour = {(x["task"], x["step"]): x for x in read_csv(tmp_path / "rep/behaviour.csv")}
+    assert behaviour[("alpacaeval", "640")]["no final answer %"] == "—"  # no boxed answer was asked for
+    assert behaviour[("all", "640")]["no final answer %"] == "0.0"
