@@ -67,9 +67,8 @@ def scripted(prompt: str) -> str:
     return "#thereason: complied.\n#thescore: 5" if "(0)" in prompt else "#thescore: 7"  # hexphi: 5, out of range
 
 
-@pytest.fixture(scope="module")
-def judge_models(tmp_path_factory, tokenizer):
-    """Tiny judges with SmolLM2's tokenizer: a reward head, yes/no judges and a rubric chat model.
+def tiny_judges(root: Path, tok) -> dict:
+    """Tiny judges with the given tokenizer: a reward head, yes/no judges and a rubric chat model.
 
     The generating judges are random 2-layer Llamas steered by `sequence_bias` in their generation_config, so
     their greedy output is known: " yes ...", " no ..." and "#thescore: 5#thescore: 5...".
@@ -77,26 +76,30 @@ def judge_models(tmp_path_factory, tokenizer):
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-    root = tmp_path_factory.mktemp("judges")
-    cfg = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    cfg = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=2048, eos_token_id=tok.eos_token_id,
+               pad_token_id=tok.pad_token_id)
     torch.manual_seed(0)
     LlamaForSequenceClassification(LlamaConfig(num_labels=1, **cfg)).save_pretrained(root / "reward")
-    tokenizer.save_pretrained(root / "reward")
+    tok.save_pretrained(root / "reward")
 
     def steered(name, text):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tok(text, add_special_tokens=False)["input_ids"]
         bias = [[[ids[0]], 50.0]] + [[[a, b], 100.0] for a, b in zip(ids, ids[1:])]  # a chain: text, repeated
         model = LlamaForCausalLM(LlamaConfig(tie_word_embeddings=True, **cfg))
-        model.generation_config = GenerationConfig(sequence_bias=bias, eos_token_id=tokenizer.eos_token_id,
-                                                   pad_token_id=tokenizer.pad_token_id)
+        model.generation_config = GenerationConfig(sequence_bias=bias, eos_token_id=tok.eos_token_id,
+                                                   pad_token_id=tok.pad_token_id)
         model.save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
         return str(root / name)
 
     return {"reward": str(root / "reward"), "yes": steered("yes", " yes"), "no": steered("no", " no"),
             "rubric5": steered("rubric5", "#thescore: 5")}
+
+
+@pytest.fixture(scope="module")
+def judge_models(tmp_path_factory, tokenizer):
+    return tiny_judges(tmp_path_factory.mktemp("judges"), tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +136,7 @@ def test_every_judged_task_gets_scores_judge_identity_and_prompt_version(judged_
         assert r["preset_name"] == "judgetest" and r["generation_kwargs"]["max_gen_toks"] == 4
         for s in samples(out, task):
             for role, j in s["judgments"].items():
-                assert j["judge"] == r["judges"][role]["id"] and j["prompt_version"] == r["judges"][role]["prompt_version"]
+                assert (j["judge"], j["prompt_version"]) == tuple(r["judges"][role].values())
                 assert {"raw", "score", "status", "reason"} <= set(j)
     assert result(out, "hexphi")["judges"]["rubric"] == {"id": f"api:gpt-4.1@{api.url}",
                                                          "prompt_version": judges.prompt_version("harm")}
@@ -329,3 +332,51 @@ def test_judge_options_are_checked_before_anything_runs():
         judges.resolve_judges(["reward=api:gpt-4.1"])
     with pytest.raises(UserError, match="expected ROLE=MODEL"):
         evaluate.main(["--model", "x", "--out", "y", "--judge", "rubric"])
+
+
+# ------------------------------------------------------------------------------------------------ on a GPU
+
+
+@pytest.mark.gpu
+def test_local_judges_run_in_bf16_on_the_gpu_and_give_the_memory_back(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from rsft.toy import build_tokenizer
+
+    models = tiny_judges(tmp_path / "judges", build_tokenizer())
+    out = generated_dir(tmp_path / "out", "hexphi", "harm", ["<think>x</think>Sure.", "No."])
+    generated_dir(out, "alpacaeval", "reward", ["A haiku.", "Another."])
+    before = torch.cuda.memory_allocated()
+    judges.run_judges({**spec(out, ["hexphi", "alpacaeval"], rubric=models["rubric5"], reward=models["reward"]),
+                       "device": "cuda"})
+    assert torch.cuda.memory_allocated() - before < 1 << 20  # each judge freed before the next loads
+    assert result(out, "hexphi")["value"] == 1.0 and result(out, "alpacaeval")["judging_complete"]
+    free = torch.cuda.mem_get_info()[0]
+    llama = dict(vocab_size=128256, num_attention_heads=64, num_key_value_heads=8)
+    judges.check_fits("8b", LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, **llama),
+                      AutoModelForCausalLM, torch.bfloat16, "cuda")  # a Llama-3.1-8B shape: 16 GB of weights
+    big = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=160, **llama)  # 138B: 330 GB
+    with pytest.raises(judges.JudgeUnavailable, match=rf"too large for this cuda: 138B parameters need about 3\d\d "
+                                                      rf"GiB in bfloat16 .* and {free / 2**30:.3g} GiB is free"):
+        judges.check_fits("138b", big, AutoModelForCausalLM, torch.bfloat16, "cuda")
+
+
+@pytest.mark.gpu
+def test_the_two_phase_flow_on_the_gpu(tmp_path):
+    """Generation (vLLM when installed) of every judged task, then local judges on the same card."""
+    from rsft.toy import build_model, build_tokenizer
+
+    generator = build_model("qwen3-tiny", tmp_path / "gen")
+    models = tiny_judges(tmp_path / "judges", build_tokenizer())
+    for name in SUITES["judged"]:
+        write_jsonl_atomic(tmp_path / "data" / name / "test.jsonl", FIXTURES[name])
+    ev.PRESETS["judgetest"] = ev.Preset(max_gen_toks=8, repeats=1, limit=2)
+    assert evaluate.main(["--model", generator, "--out", str(tmp_path / "out"), "--suite", "judged", "--preset",
+                          "judgetest", "--data-dir", str(tmp_path / "data"), "--judge", f"rubric={models['rubric5']}",
+                          "--judge", f"reward={models['reward']}", "--judge", f"truth={models['yes']}",
+                          "--judge", f"info={models['no']}"]) == 0
+    for task in SUITES["judged"]:
+        r = result(tmp_path / "out", task)
+        assert r["judging_complete"] and r["backend"] in ("vllm", "hf"), task
+        print(task, r["backend"], r["metric"], r["value"], r["unjudged_by_status"], r["generation_kwargs"])
