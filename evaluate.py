@@ -5,7 +5,7 @@
     python evaluate.py --model jasonrqh/Qwen3-1.7B_Math-CoT-20k_lr5e-5_ep8_bs256 --subfolder step640 \
         --out evals/qwen3-1.7b-cot-step640 --suite math          # any model, no training needed
     python evaluate.py --model Qwen/Qwen3-1.7B-Base --adapter runs/NAME/checkpoints/step00640 --out evals/x
-    python evaluate.py --download-data data/                    # once, online: the paper suite's benchmarks
+    python evaluate.py --download-data data/                    # once, online: every downloadable benchmark
     python evaluate.py runs/NAME --suite safety --judge rubric=Qwen/Qwen2.5-7B-Instruct   # a local rubric judge
     python evaluate.py runs/NAME --suite judged --judge-only    # judge again what was generated (new key, judge)
 

@@ -254,6 +254,8 @@ class LocalJudge:
         check_fits(model, config, cls, dtype, device)
         print(f"loading the {role} judge {model} on {device}", flush=True)
         self.tok = AutoTokenizer.from_pretrained(model)
+        if self.chat and not self.tok.chat_template:
+            raise JudgeUnavailable(f"{model} has no chat template; the {role} judge must be a chat model")
         self.model = cls.from_pretrained(model, dtype=dtype).to(device).eval()
         self.max_new = {"rubric": LOCAL_RUBRIC_MAX_NEW_TOKENS, "reward": 0}.get(role, YESNO_MAX_NEW_TOKENS)
         self.context = getattr(config, "max_position_embeddings", None) or 4096

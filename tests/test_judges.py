@@ -307,6 +307,19 @@ def test_a_judge_too_large_for_the_device_is_refused_before_loading(tmp_path, mo
     assert "B parameters need about" in u["reason"] and "GiB is free" in u["reason"]
 
 
+def test_a_rubric_judge_without_a_chat_template_is_refused_not_crashed(tmp_path, judge_models):
+    import shutil
+
+    plain = shutil.copytree(judge_models["yes"], tmp_path / "plain")
+    (plain / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((plain / "tokenizer_config.json").read_text())
+    (plain / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "chat_template"}))
+    out = generated_dir(tmp_path / "out", "xstest", "refusal", ["Sure: kill -9 PID."])
+    judges.run_judges(spec(out, ["xstest"], rubric=str(plain)))
+    (u,) = result(out, "xstest")["unjudged_samples"]
+    assert u["status"] == "error" and "has no chat template" in u["reason"]
+
+
 def test_the_paper_preset_keeps_each_tasks_own_sampling_and_others_cap_tokens(tmp_path):
     from lm_eval.tasks import TaskManager, get_task_dict
 
