@@ -35,7 +35,7 @@ BOOT = Path(__file__).resolve()  # this file is also the bootstrap (see _boot at
 
 @dataclass(frozen=True)
 class Limits:
-    wall_s: float = 10.0  # whole run, interpreter start included; the process group is killed past it
+    wall_s: float = 10.0  # run_python's deadline for the whole run, start included (a session sets its own)
     cpu_s: int = 10  # RLIMIT_CPU: CPU seconds over all threads; SIGKILL one second past it
     memory_bytes: int = 4 << 30  # RLIMIT_AS, 4 GiB: a bigger allocation raises MemoryError
     file_bytes: int = 64 << 20  # RLIMIT_FSIZE, 64 MiB: largest file it may write (its stdout included)
