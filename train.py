@@ -2,6 +2,7 @@
 
     python train.py recipes/quickstart.yaml                        # embedded default: offline, CPU, minutes
     python train.py recipes/qwen3-4b-base_math-cot-20k_lora.yaml --check   # validate, plan, print; no training
+    python train.py RECIPE.yaml --check --gpu l4          # will it fit a 24 GB L4, and how many hours?
     python train.py RECIPE.yaml train.learning_rate=2e-4 data.limit=2560   # section.key=value overrides
     accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs
 
@@ -27,6 +28,8 @@ def parse_args(argv):
     p.add_argument("recipe", help="recipe YAML file (see recipes/)")
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=20")
     p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")
+    p.add_argument("--gpu", help="with --check: estimate memory and time on this card (t4, l4, rtx-4090, a100-80gb, "
+                   "h100, ...; see rsft/planner.yaml); default: the card present, else a table of common cards")
     return p.parse_args(argv)
 
 
@@ -97,8 +100,14 @@ def main(argv=None) -> int:
     if args.check:
         tokenizer = load_tokenizer(resolve_model_path(recipe.model.name_or_path), recipe)
         data = prepare_data(recipe, tokenizer)
-        print(describe(recipe, make_plan(recipe.train, recipe.checkpoints, len(data)), data.stats))
+        plan = make_plan(recipe.train, recipe.checkpoints, len(data))
+        print(describe(recipe, plan, data.stats))
+        from rsft.planner import plan_lines
+
+        print("\n".join(plan_lines(recipe, data.examples, plan, args.gpu)))
         return 0
+    if args.gpu:
+        raise UserError("--gpu goes with --check (training uses the card it runs on)")
 
     if recipe.train.report_to == "wandb":
         import importlib.util
@@ -112,6 +121,12 @@ def main(argv=None) -> int:
     data = prepare_data(recipe, loaded.tokenizer)
     plan = make_plan(recipe.train, recipe.checkpoints, len(data), world_size=acc.num_processes)
     acc.print(describe(recipe, plan, data.stats))
+    import torch
+
+    if torch.cuda.is_available() and acc.num_processes == 1:  # the estimate for this card, before any step
+        from rsft.planner import plan_lines
+
+        acc.print("\n".join(plan_lines(recipe, data.examples, plan, backend=loaded.backend)))
     if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))

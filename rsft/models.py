@@ -118,7 +118,11 @@ def pick_dtype(recipe: Recipe):
     if name == "auto":
         if not cuda_available():
             return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        print("note: this GPU has no bfloat16 (a T4, say): the base runs in float16 instead (adapters stay float32); "
+              "if the loss turns nan, set model.dtype: float32")
+        return torch.float16
     if name in ("bfloat16", "float16") and not cuda_available():
         print(f"note: model.dtype {name} on CPU is slow; float32 is the CPU default")
     return getattr(torch, name)

@@ -21,6 +21,11 @@ QWEN3_SHAPES = {
     "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                      num_key_value_heads=8, head_dim=128, tie_word_embeddings=False),
 }
+HUB_IDS = {  # the released models these shapes are; the planner reads a shape from here when offline
+    "qwen3-1.7b": ("Qwen/Qwen3-1.7B-Base", "Qwen/Qwen3-1.7B"),
+    "qwen3-4b": ("Qwen/Qwen3-4B-Base", "Qwen/Qwen3-4B"),
+    "qwen3-8b": ("Qwen/Qwen3-8B-Base", "Qwen/Qwen3-8B"),
+}
 QWEN3_VOCAB = 151936  # the real embedding size; the local tokenizer uses only its first few thousand rows
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
