@@ -39,7 +39,7 @@ PYEOF
 } 2>&1 | tee "$LOG/env.txt"
 
 set -o pipefail
-timeout $(( BUDGET / 3 )) $PY -m pytest -q -m gpu -rs tests/test_gpu.py 2>&1 | tee "$LOG/gpu_tests.log"
+timeout $(( BUDGET / 3 )) $PY -m pytest -q -m gpu -rs tests/ 2>&1 | tee "$LOG/gpu_tests.log"
 tests_rc=$?
 $PY bench/bench_train_gpu.py --out "$LOG" --deadline-s $(( BUDGET - SECONDS - 15 )) 2>&1 | tee "$LOG/bench.log"
 bench_rc=$?
