@@ -75,3 +75,17 @@ def test_check_without_a_gpu_prints_a_table_of_common_cards(tmp_path, tiny_model
     for name in planner.data()["table_gpus"]:
         assert f"  {name} " in out
     assert "no bf16: trains in float16" in out  # the T4 row
+
+
+@pytest.mark.parametrize("recipe,card", [("qwen3-1.7b-base_math-cot-2.5k_qlora_16gb", "t4"),
+                                         ("qwen3-4b-base_math-cot-2.5k_qlora_24gb", "l4")])
+def test_the_consumer_recipes_fit_the_cards_they_are_named_for(recipe, card):
+    from rsft.config import load_recipe
+
+    r = load_recipe(ROOT / f"recipes/{recipe}.yaml")
+    shape = planner.recipe_shape(r)
+    worst = r.train.per_device_train_batch_size * r.data.max_length  # every row at the length cap
+    w = planner.Workload(backend=r.model.backend, finetune=r.model.finetune, micro_tokens=worst,
+                         mean_seq=r.data.max_length / 2, total_tokens=1, r=r.lora.r, targets=r.lora.target_modules)
+    mem, _ = planner.estimate(shape, w, planner.gpu(card))
+    assert mem <= planner.gpu(card)["memory_gb"]
