@@ -296,13 +296,31 @@ def apply_preset(task, p: Preset) -> None:
         gen["max_gen_toks"] = min(p.max_gen_toks, gen.get("max_gen_toks", p.max_gen_toks))
 
 
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def _vllm_pretrained(spec: dict) -> str:
+    """vLLM has no `subfolder`: the paper's checkpoints (REPO/step640/) are fetched and named by their folder."""
+    sub = spec.get("subfolder")
+    if not sub:
+        return spec["base"]
+    if Path(spec["base"]).is_dir():
+        return str(Path(spec["base"]) / sub)
+    from huggingface_hub import snapshot_download
+
+    root = snapshot_download(spec["base"], revision=spec.get("revision"), allow_patterns=[f"{sub}/*"])
+    return str(Path(root) / sub)
+
+
 def _lm_args(spec: dict) -> tuple[str, dict]:
     if spec["backend"] == "vllm":
-        args = {"pretrained": spec["base"], "revision": spec.get("revision"), "dtype": "auto",
+        args = {"pretrained": _vllm_pretrained(spec), "revision": None if spec.get("subfolder") else
+                spec.get("revision"), "dtype": "auto",
                 "enable_prefix_caching": True, "tensor_parallel_size": spec.get("tensor_parallel_size", 1),
                 "seed": spec["preset"]["seed"], "trust_remote_code": spec.get("trust_remote_code", False)}
         if spec.get("adapter"):  # the bf16 base plus the adapter, not merged
-            args.update(lora_local_path=spec["adapter"], max_lora_rank=spec["lora_rank"])
+            rank = next(v for v in VLLM_LORA_RANKS if v >= spec["lora_rank"])  # the smallest that holds r
+            args.update(lora_local_path=spec["adapter"], max_lora_rank=rank)
         return "vllm", {k: v for k, v in args.items() if v is not None}
     args = {"pretrained": spec["base"], "revision": spec.get("revision"), "subfolder": spec.get("subfolder"),
             "dtype": spec.get("dtype", "auto"), "batch_size": spec.get("batch_size", 8),

@@ -1,0 +1,57 @@
+"""Which generation backend evaluates, and what it is handed: checked on the CPU, since CI has no GPU and no vLLM.
+
+The vLLM path itself runs only on a CUDA machine (tests/test_gpu.py); here its arguments are checked against what
+lm-eval's VLLM class and vLLM accept: the unmerged adapter, a max_lora_rank vLLM allows, prefix caching, and the
+paper's released checkpoints, which live in subfolders that vLLM cannot address.
+"""
+import importlib.util
+import json
+
+import pytest
+
+import evaluate
+from rsft.errors import UserError
+from rsft.evaluation import _lm_args
+
+
+def spec(tmp_path, backend, adapter_r=None, subfolder=None):
+    adapter = None
+    if adapter_r:
+        adapter = tmp_path / "adapter"
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text(json.dumps({"r": adapter_r}))
+    return {"base": str(tmp_path), "revision": "abc", "subfolder": subfolder, "backend": backend, "device": "cuda",
+            "adapter": str(adapter) if adapter else None, "lora_rank": evaluate.lora_rank(adapter),
+            "preset": {"seed": 7}, "tensor_parallel_size": 2, "batch_size": 8}
+
+
+@pytest.mark.parametrize("r,rank", [(4, 8), (16, 16), (64, 64), (100, 128)])
+def test_vllm_gets_the_unmerged_adapter_with_a_rank_it_accepts(tmp_path, r, rank):
+    model, args = _lm_args(spec(tmp_path, "vllm", adapter_r=r))
+    assert model == "vllm"
+    assert args["lora_local_path"] == str(tmp_path / "adapter") and args["max_lora_rank"] == rank
+    assert args["enable_prefix_caching"] is True and args["tensor_parallel_size"] == 2 and args["seed"] == 7
+    assert "peft" not in args and "device" not in args  # hf-only keys would be passed on to vLLM's engine
+
+
+def test_vllm_reads_a_checkpoint_subfolder_by_its_path(tmp_path):
+    model, args = _lm_args(spec(tmp_path, "vllm", subfolder="step640"))
+    assert args["pretrained"] == str(tmp_path / "step640") and "revision" not in args and "subfolder" not in args
+    model, args = _lm_args(spec(tmp_path, "hf", subfolder="step640"))
+    assert args["pretrained"] == str(tmp_path) and args["subfolder"] == "step640" and args["revision"] == "abc"
+
+
+def test_backend_choice(monkeypatch, capsys):
+    import torch
+
+    with pytest.raises(UserError, match="needs a CUDA GPU and vllm"):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        evaluate.pick_backend("vllm")
+    assert evaluate.pick_backend("auto") == "hf"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "vllm" else real(n, *a))
+    assert evaluate.pick_backend("auto") == "hf"
+    assert "vllm is not installed" in capsys.readouterr().out
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real(n, *a))
+    assert evaluate.pick_backend("auto") == "vllm"
