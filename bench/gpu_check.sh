@@ -3,13 +3,14 @@
 #
 #   bash bench/gpu_check.sh [LOG_DIR] [BUDGET_S]     # from the repository root, on a CUDA machine
 #
-# BUDGET_S (default 3600) bounds the whole check: the tests get at most a third of it, and the benchmark starts
-# no configuration it cannot finish in what is left (skipped ones are listed as such).
+# BUDGET_S (default 3600) bounds the whole check: the tests get at most a third of it, each backend of the
+# generation benchmark (vLLM, when installed, against hf) a tenth, and the training benchmark starts no
+# configuration it cannot finish in what is left (skipped ones are listed as such).
 #
 # Online, it installs requirements-gpu.txt with pip. On a machine without internet, fill .whl/ first on one with
 # internet (bash bench/offline_wheels.sh) and carry the repository over: the wheels are installed from there.
 # Nothing is downloaded at run time: models are random-weight Qwen3 shapes built locally (rsft/toy.py).
-# Writes LOG_DIR/{env.txt,gpu_tests.log,bench_train_gpu.md,bench_train_gpu.json,*.log}.
+# Writes LOG_DIR/{env.txt,gpu_tests.log,bench_eval_gpu.json,bench_train_gpu.md,bench_train_gpu.json,*.log}.
 set -u
 LOG=${1:-bench/logs}
 BUDGET=${2:-3600}
@@ -41,7 +42,9 @@ PYEOF
 set -o pipefail
 timeout $(( BUDGET / 3 )) $PY -m pytest -q -m gpu -rs tests/ 2>&1 | tee "$LOG/gpu_tests.log"
 tests_rc=$?
+$PY bench/bench_eval_gpu.py --out "$LOG" --timeout-s $(( BUDGET / 10 )) 2>&1 | tee "$LOG/bench_eval.log"
+eval_rc=$?
 $PY bench/bench_train_gpu.py --out "$LOG" --deadline-s $(( BUDGET - SECONDS - 15 )) 2>&1 | tee "$LOG/bench.log"
 bench_rc=$?
-echo "gpu tests exit $tests_rc, benchmark exit $bench_rc; logs in $LOG"
-exit $(( tests_rc || bench_rc ))
+echo "gpu tests exit $tests_rc, generation benchmark exit $eval_rc, training benchmark exit $bench_rc; logs in $LOG"
+exit $(( tests_rc || eval_rc || bench_rc ))
