@@ -28,8 +28,8 @@ def parse_args(argv):
     p.add_argument("recipe", help="recipe YAML file (see recipes/)")
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=20")
     p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")
-    p.add_argument("--gpu", help="with --check: estimate memory and time on this card (t4, l4, rtx-4090, a100-80gb, "
-                   "h100, ...; see rsft/planner.yaml); default: the card present, else a table of common cards")
+    p.add_argument("--gpu", help="with --check: estimate memory and time on this card (t4, l4, rtx-4090, l40s, "
+                   "a100-80gb, h100, ...; see rsft/planner.yaml); default: the card present, else common cards")
     return p.parse_args(argv)
 
 
@@ -89,6 +89,12 @@ def _check_run_folder(recipe: Recipe, run_dir: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.gpu:
+        if not args.check:
+            raise UserError("--gpu goes with --check (training uses the card it runs on)")
+        from rsft.planner import gpu
+
+        gpu(args.gpu)  # an unknown name fails now, not after the data is tokenized
     run_dir = recipe.run_dir()
     _check_run_folder(recipe, run_dir)
 
@@ -106,8 +112,6 @@ def main(argv=None) -> int:
 
         print("\n".join(plan_lines(recipe, data.examples, plan, args.gpu)))
         return 0
-    if args.gpu:
-        raise UserError("--gpu goes with --check (training uses the card it runs on)")
 
     if recipe.train.report_to == "wandb":
         import importlib.util

@@ -15,6 +15,7 @@ state per weight (bf16 weights, grads and AdamW moments), and is marked as unmea
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -107,7 +108,7 @@ def data() -> dict:
 
 
 def gpu(name: str) -> dict:
-    gpus = data()["gpus"]
+    gpus, name = data()["gpus"], name.lower()
     if name not in gpus:
         raise UserError(f"unknown GPU '{name}'; known: {', '.join(gpus)}")
     return {"name": name, **gpus[name]}
@@ -120,8 +121,8 @@ def detect_gpu() -> dict | None:
         return None
     dev = torch.cuda.get_device_name(0)
     mem = torch.cuda.get_device_properties(0).total_memory / GIB
-    for name, g in data()["gpus"].items():
-        if g["match"] in dev:
+    for name, g in data()["gpus"].items():  # most specific first in the file: "H100 PCIe" before "H100"
+        if re.search(rf"\b{re.escape(g['match'])}\b", dev):  # "L4" is not "L40S"
             return {**g, "name": dev, "memory_gb": mem}
     # an unlisted card: its real memory, and (unknown speed) the slowest listed card's FLOP/s
     slowest = min(data()["gpus"].values(), key=lambda g: g["tflops"])
@@ -152,27 +153,38 @@ def _per_token_unit(shape: Shape, backend: str, finetune: str) -> tuple[float, f
 
 
 @lru_cache(maxsize=None)
-def fitted(backend: str, finetune: str) -> tuple[float, float]:
-    """(coefficient, overhead bytes) fitted to the two measured lengths of the 1.7B shape."""
+def fitted(backend: str, finetune: str) -> tuple[tuple[int, float], ...]:
+    """((segment start in tokens, coefficient), ...) through the 1.7B shape's measurements, from 0 tokens.
+
+    Memory is piecewise linear in tokens: from the computed state at 0 tokens to each measured length in turn,
+    and on past the last one with the last segment's slope. Peak memory grows faster than linearly for some
+    backends (hf QLoRA: 13 GB at 4k, 87 GB at 16k), so one straight line would go negative for short rows.
+    """
     key = (backend, "lora" if finetune == "full" else finetune)
     pts = sorted((m["tokens"], m["peak_memory_gb"] * GIB) for m in data()["measured"]
                  if (m["backend"], m["finetune"]) == key and m["shape"] == "qwen3-1.7b")
     if len(pts) < 2:
         raise UserError(f"no measurement for backend {backend} with {finetune} in {DATA_FILE}")
-    (t0, m0), (t1, m1) = pts[0], pts[-1]
     shape = known_shape("qwen3-1.7b")
     fixed, unit = _per_token_unit(shape, *key)
-    coef = ((m1 - m0) / (t1 - t0) - fixed) / unit
-    lora = shape.lora_params(64, shape.modules())
-    overhead = m0 - _state_bytes(shape, key[0], key[1], lora) - t0 * (fixed + coef * unit)
-    return coef, overhead
+    anchors = [(0, _state_bytes(shape, key[0], key[1], shape.lora_params(64, shape.modules())))] + pts
+    segments = []
+    for (t0, m0), (t1, m1) in zip(anchors, anchors[1:]):
+        slope = (m1 - m0) / (t1 - t0)
+        segments.append((t0, max(0.0, (slope - fixed) / unit)))  # never less than the fixed per-token part
+    return tuple(segments)
 
 
 def peak_memory_gb(shape: Shape, backend: str, finetune: str, tokens: int, r: int, targets) -> float:
-    coef, overhead = fitted(backend, finetune)
+    """GiB the allocator peaks at, plus the CUDA context."""
+    segments = fitted(backend, finetune)
     fixed, unit = _per_token_unit(shape, backend, "lora" if finetune == "full" else finetune)
-    b = _state_bytes(shape, backend, finetune, shape.lora_params(r, targets)) + overhead
-    return (b + tokens * (fixed + coef * unit)) / GIB + CUDA_CONTEXT_GB
+    total = _state_bytes(shape, backend, finetune, shape.lora_params(r, targets))
+    ends = [t for t, _ in segments[1:]] + [math.inf]
+    for (start, coef), end in zip(segments, ends):
+        if tokens > start:
+            total += (min(tokens, end) - start) * (fixed + coef * unit)
+    return total / GIB + CUDA_CONTEXT_GB
 
 
 # ------------------------------------------------------------------------------------------------ speed
@@ -213,10 +225,21 @@ def workload(recipe, examples: list, plan, backend: str | None = None) -> Worklo
     lengths = [len(e.input_ids) for e in examples]
     padded = [b * max(lengths[i:i + b]) for i in range(0, plan.steps_per_epoch * plan.global_batch, b)]
     per_step = sum(padded) / max(1, plan.steps_per_epoch)
-    be = backend or ("hf" if recipe.model.backend == "hf" else "unsloth")
+    be = backend or auto_backend(recipe.model.backend)[0]
     return Workload(backend=be, finetune=recipe.model.finetune, micro_tokens=max(padded, default=0),
                     mean_seq=sum(lengths) / max(1, len(lengths)), total_tokens=int(per_step * plan.total_steps),
                     r=recipe.lora.r, targets=tuple(recipe.lora.target_modules))
+
+
+def auto_backend(asked: str) -> tuple[str, str]:
+    """The backend training would use on a GPU machine with this environment, and why (as models.pick_backend)."""
+    import importlib.util
+
+    if asked != "auto":
+        return asked, "asked for by the recipe"
+    if importlib.util.find_spec("unsloth") is not None:
+        return "unsloth", "auto, unsloth installed"
+    return "hf", "auto, unsloth not installed here (pip install -r requirements-gpu.txt for it)"
 
 
 def estimate(shape: Shape, w: Workload, card: dict) -> tuple[float, float]:
@@ -242,12 +265,12 @@ def knobs(shape: Shape, w: Workload, card: dict, max_length: int, batch: int) ->
     for label, w2 in tries:
         mem, _ = estimate(shape, w2, card)
         if mem <= card["memory_gb"]:
-            out.append(f"{label} (~{mem:.1f} GB)")
+            out.append(f"{label} (~{mem:.1f} GiB)")
     for length in (16384, 12288, 8192, 4096, 2048):  # a shorter max length, as long as possible
         if length < max_length:
             mem, _ = estimate(shape, replace(w, micro_tokens=min(w.micro_tokens, batch * length)), card)
             if mem <= card["memory_gb"]:
-                out.append(f"data.max_length={length} (~{mem:.1f} GB; longer rows truncated)")
+                out.append(f"data.max_length={length} (~{mem:.1f} GiB; longer rows truncated)")
                 break
     return out
 
@@ -262,15 +285,17 @@ def plan_lines(recipe, examples: list, plan, gpu_name: str | None = None, backen
     cards = [gpu(gpu_name)] if gpu_name else ([c] if (c := detect_gpu()) else
                                                 [gpu(n) for n in data()["table_gpus"]])
     caveat = " (full fine-tuning: no measurement, rough)" if w.finetune == "full" else ""
-    lines = [f"estimate        backend {w.backend}, largest micro-batch {w.micro_tokens:,} tokens, "
+    why = "given" if backend else auto_backend(recipe.model.backend)[1]
+    lines = [f"estimate        backend {w.backend} ({why}), largest micro-batch {w.micro_tokens:,} tokens, "
              f"{w.total_tokens:,} tokens in all; from measured H200 figures (rsft/planner.yaml){caveat}"]
     for card in cards:
         mem, hours = estimate(shape, w, card)
         fits = mem <= card["memory_gb"]
         dtype = "" if card["bf16"] else ", no bf16: trains in float16"
         took = f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
-        lines.append(f"  {card['name']:<12} peak ~{mem:.1f} GB of {card['memory_gb']:.0f}"
-                     f" -> {'fits' if fits else 'WILL NOT FIT'}; ~{took}{dtype}")
+        speed = " (speed unknown: the slowest listed card's assumed)" if card.get("speed_guessed") else ""
+        lines.append(f"  {card['name']:<12} peak ~{mem:.1f} GiB of {card['memory_gb']:.1f}"
+                     f" -> {'fits' if fits else 'WILL NOT FIT'}; ~{took}{speed}{dtype}")
         if not fits:
             fix = knobs(shape, w, card, recipe.data.max_length, recipe.train.per_device_train_batch_size)
             lines.append("    to fit: " + ("; or ".join(fix) if fix else "no single knob is enough; a larger card"))

@@ -43,6 +43,39 @@ def test_memory_grows_with_length_and_shrinks_with_qlora_and_unsloth():
     assert planner.peak_memory_gb(s, "hf", "full", 4096, 64, t) > planner.peak_memory_gb(s, "hf", "lora", 4096, 64, t)
 
 
+@pytest.mark.parametrize("backend", ["hf", "unsloth"])
+@pytest.mark.parametrize("finetune", ["lora", "qlora", "full"])
+def test_estimates_rise_with_length_from_the_weights_up(backend, finetune):
+    s = planner.known_shape("qwen3-4b")
+    lengths = [0, 256, 1024, 4096, 8192, 16384, 32768]
+    mem = [planner.peak_memory_gb(s, backend, finetune, n, 64, s.modules()) for n in lengths]
+    assert mem == sorted(mem) and len(set(mem)) == len(mem)
+    assert mem[0] > 2.0  # at least the 4-bit weights of 4B parameters, never a negative fit
+
+
+@pytest.mark.parametrize("device,card", [("NVIDIA L4", "l4"), ("NVIDIA L40S", "l40s"), ("NVIDIA H100 PCIe",
+                                         "h100-pcie"), ("NVIDIA H100 80GB HBM3", "h100"), ("Tesla T4", "t4")])
+def test_the_card_present_is_recognised_by_whole_words(monkeypatch, device, card):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: device)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: type("P", (), {"total_memory": 2**34}))
+    got = planner.detect_gpu()
+    assert got["tflops"] == planner.gpu(card)["tflops"] and got["memory_gb"] == 16.0
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Some Future GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert planner.detect_gpu()["speed_guessed"]
+
+
+def test_auto_is_planned_as_training_would_resolve_it():
+    import importlib.util
+
+    want = "unsloth" if importlib.util.find_spec("unsloth") else "hf"
+    assert planner.auto_backend("auto")[0] == want
+    assert planner.auto_backend("hf") == ("hf", "asked for by the recipe")
+
+
 def test_a_recipe_that_cannot_fit_is_told_so_with_the_knob_that_fits():
     shape = planner.known_shape("qwen3-8b")
     w = planner.Workload(backend="hf", finetune="lora", micro_tokens=16384, mean_seq=9000.0, total_tokens=10**9,
@@ -53,7 +86,7 @@ def test_a_recipe_that_cannot_fit_is_told_so_with_the_knob_that_fits():
     fixes = planner.knobs(shape, w, t4, max_length=16384, batch=1)
     assert any(f.startswith("model.finetune=qlora") or f.startswith("model.backend=unsloth") for f in fixes)
     for f in fixes:  # each suggested fix is itself estimated to fit
-        assert float(f.split("~")[1].split(" GB")[0]) <= t4["memory_gb"]
+        assert float(f.split("~")[1].split(" GiB")[0]) <= t4["memory_gb"]
 
 
 def test_check_prints_the_estimate_for_a_named_card(tmp_path, tiny_model_dir, capsys):
@@ -63,7 +96,8 @@ def test_check_prints_the_estimate_for_a_named_card(tmp_path, tiny_model_dir, ca
     assert "estimate" in out and "l4" in out and "fits" in out
     assert not (tmp_path / "run").exists()
     with pytest.raises(UserError, match="unknown GPU 'k80'.*t4"):
-        train.main([str(p), "--check", "--gpu", "k80"])
+        train.main([str(p), "--check", "--gpu", "K80"])
+    assert train.main([str(p), "--check", "--gpu", "L4"]) == 0  # names are not case-sensitive
     with pytest.raises(UserError, match="--gpu goes with --check"):
         train.main([str(p), "--gpu", "l4"])
 
