@@ -46,6 +46,9 @@ SUITES = {
     "judged": ("alpacaeval", "truthfulqa_gen", "hexphi", "strongreject", "xstest"),  # every judge-scored task
 }
 IN_DOMAIN = {"math500", "aime24", "countdown"}
+# General capability, the paper's own group (PAPER.md section 1): reported apart, outside the out-of-domain
+# reasoning average, so that a drift in instruction following does not read as a reasoning dip.
+GENERAL = {"ifeval", "halueval", "truthfulqa_gen", "alpacaeval"}
 
 
 def task_names() -> list[str]:

@@ -21,8 +21,9 @@ from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, find_dip, ga
 INTRO = ("Scores are percent (the result files hold fractions), ± one standard error over questions as lm-eval "
          "reports it (a metric with its own unit, such as a reward model's mean score, is shown as it is). Step 0 "
          "is the base model. The in-domain and out-of-domain averages are means over the higher-is-better "
-         "percentages of each domain, at the steps where every one of them has a result; lower-is-better tasks "
-         "(an attack-success rate) and raw-unit tasks have their own table and enter no average.")
+         "reasoning percentages of each domain, at the steps where every one of them has a result; general-capability "
+         "tasks (IFEval, HaluEval, TruthfulQA, AlpacaEval: the paper's own group), lower-is-better tasks (an "
+         "attack-success rate) and raw-unit tasks have their own table and enter no average.")
 
 # ------------------------------------------------------------------------------------------------ formatting
 
@@ -174,7 +175,7 @@ def section_scores(page: Page, series: list[Series], out: Path) -> None:
         if averaged:
             page.table(*_score_table(s, averaged, {IN_AVG: average(s, True), OOD_AVG: average(s, False)}))
         if others:
-            page.text("Not in the averages (lower is better, or not a percentage):")
+            page.text("Not in the averages (general capability, lower is better, or not a percentage):")
             page.table(*_score_table(s, others, {}))
         csv_rows += _score_csv_rows(s)
     write_csv(out / "scores.csv", SCORE_CSV_HEADER, csv_rows)

@@ -130,8 +130,11 @@ class Series:
         return self.first(task).raw.get("in_domain", False)
 
     def averaged(self, task: str) -> bool:
-        """Higher-is-better percentages enter the domain averages; lower-is-better and raw-unit tasks do not."""
-        return self.higher_is_better(task) and self.first(task).scale == 100.0
+        """Higher-is-better reasoning percentages enter the domain averages; lower-is-better, raw-unit and
+        general-capability tasks (IFEval, HaluEval, TruthfulQA, AlpacaEval) do not."""
+        from rsft.evaluation import GENERAL
+
+        return self.higher_is_better(task) and self.first(task).scale == 100.0 and task not in GENERAL
 
     def unit(self, task: str) -> str:
         return "%" if self.first(task).scale == 100.0 else self.first(task).metric
