@@ -5,7 +5,8 @@ solution.py; this script answers {"ready": true} once it has compiled the soluti
 INPUTS/i.txt and sends the line "i"; this script runs that test and answers {"i": i, "status": "ok" | "error",
 "error": ...}. A stdin-style program's stdout is left in out.txt, a LeetCode-style function's return value (JSON)
 in ret.json. The parent compares them with the expected outputs, which never enter the sandbox, and stops at the
-first failure; its deadline for each answer is the time limit.
+first failure; its deadline for each answer is the time limit. Mode "check" (HumanEval) has no outputs to compare:
+INPUTS/i.txt is a test program whose check(candidate) asserts, and "ok" means it returned.
 """
 import builtins
 import gc
@@ -66,6 +67,23 @@ def run_call(code, state: dict, fn_name: str, input_path: str) -> None:
         json.dump(value, f)
 
 
+def run_check(code, state: dict, entry_point: str, input_path: str) -> None:
+    """HumanEval: the solution module runs once; the test program runs in that same namespace (its check may use
+    the prompt's helper functions, as in HumanEval's one-program execution) and check(entry_point) must return."""
+    with open(input_path) as f:
+        test = compile(f.read(), "test.py", "exec")
+    redirect(input_path, "printed.txt")  # what the code prints is not its answer
+    try:
+        if "namespace" not in state:  # __name__ is not "__main__": the reply's own demo code does not run
+            state["namespace"] = {"__name__": "solution", "__builtins__": builtins}
+            exec(code, state["namespace"])
+        namespace = state["namespace"]
+        exec(test, namespace)
+        namespace["check"](namespace[entry_point])
+    finally:
+        sys.stdout.flush()
+
+
 def main() -> None:
     sys.set_int_max_str_digits(0)  # big-integer answers print in full
     control_in = os.fdopen(os.dup(0), "r")
@@ -75,7 +93,8 @@ def main() -> None:
     with open("solution.py") as f:
         source = f.read()
     try:
-        code, failure = compile(PRELUDE + source, "solution.py", "exec"), None
+        prelude = "" if job["mode"] == "check" else PRELUDE  # HumanEval's program brings its own imports
+        code, failure = compile(prelude + source, "solution.py", "exec"), None
     except BaseException as e:  # noqa: BLE001  (a syntax error fails every test)
         code, failure = None, describe(e)
     state: dict = {}
@@ -89,6 +108,8 @@ def main() -> None:
                 path = os.path.join(job["inputs"], f"{i}.txt")
                 if job["mode"] == "stdin":
                     run_stdin(code, path)
+                elif job["mode"] == "check":
+                    run_check(code, state, job["fn_name"], path)
                 else:
                     run_call(code, state, job["fn_name"], path)
             except BaseException as e:  # noqa: BLE001

@@ -10,6 +10,7 @@ math-verify (sympy) runs in a separate worker process with a memory cap that is 
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import re
 import threading
@@ -277,7 +278,9 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
     tests: LiveCodeBench's [{"input", "output", "testtype": "stdin" | "functional"}]. stdin tests feed the input to
     the program and compare its stdout (same_stdout); functional tests call Solution().fn_name (or a top-level
     fn_name) with one JSON argument per input line and compare the return value with the JSON output. The time
-    limit is per test and enforced from outside; the expected outputs never enter the sandbox.
+    limit is per test and enforced from outside; the expected outputs never enter the sandbox. testtype "check"
+    (HumanEval): the input is a test program defining check(candidate), run against fn_name; passing = it returns
+    (its asserts are its expected outputs, so they do enter the sandbox).
     """
     import json
     from pathlib import Path
@@ -286,9 +289,9 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
 
     if not tests:
         return False, "no tests"
-    mode = "call" if tests[0].get("testtype") == "functional" else "stdin"
-    if mode == "call" and not fn_name:
-        return False, "functional tests need fn_name"
+    mode = {"functional": "call", "check": "check"}.get(tests[0].get("testtype"), "stdin")
+    if mode != "stdin" and not fn_name:
+        return False, f"{tests[0]['testtype']} tests need fn_name"
     limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
     with Sandbox(limits) as sb:
         sb.write("solution.py", code)
@@ -307,7 +310,9 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
                 return False, f"test {i}: garbled reply"
             if reply.get("i") != i or reply.get("status") != "ok":
                 return False, f"test {i}: {reply.get('error')}"
-            if mode == "stdin":
+            if mode == "check":
+                ok = True  # check() returned: every assert held
+            elif mode == "stdin":
                 out = sb.read("out.txt")
                 ok = out is not None and same_stdout(out.decode(errors="replace"), test["output"])
             else:
@@ -326,6 +331,51 @@ def grade_code(response: str, tests: list[dict], fn_name: str | None = None,
     """LiveCodeBench: the last ```python block after thinking passes every test (public + private)."""
     code = extract_code(response)
     return code is not None and run_code_tests(code, tests, fn_name, timeout_s)[0]
+
+
+def grade_humaneval(response: str, doc: dict, timeout_s: float = CODE_TIMEOUT_S) -> bool:
+    """HumanEval: the last ```python block after thinking, placed after the problem's prompt (its imports and helper
+    functions; a complete definition in the block replaces the prompt's stub, and a bare body completes it, as
+    HumanEval's completions do), passes check(entry_point) in rsft.sandbox within timeout_s."""
+    code = extract_code(response)
+    if code is None:
+        return False
+    test = [{"input": doc["test"], "testtype": "check"}]
+    return run_code_tests(doc["prompt"] + "\n" + code, test, doc["entry_point"], timeout_s)[0]
+
+
+# ------------------------------------------------------------------------------------------------ reasoning-gym
+
+
+# reasoning-gym datasets whose score_answer was read (0.1.25) and only compares strings and sets; some others
+# eval() the answer (number_sorting, spiral_matrix, ...), so a dataset is added here only after reading its scorer
+RG_SCORERS_READ = frozenset({"basic_arithmetic", "knights_knaves"})
+
+
+@functools.lru_cache(maxsize=None)
+def _rg_scorer(dataset: str):
+    if dataset not in RG_SCORERS_READ:
+        raise ValueError(f"reasoning-gym {dataset}: its score_answer has not been read (RG_SCORERS_READ)")
+    from reasoning_gym import get_score_answer_fn
+
+    return get_score_answer_fn(dataset)
+
+
+def grade_reasoning_gym(response: str, doc: dict) -> bool:
+    """reasoning-gym's own score_answer for doc's dataset (string and set comparisons; nothing is executed) on the
+    last \\boxed{} after thinking, stripped. Only its full score counts: partial credit (some roles right, the gold
+    inside a longer answer) is not a correct answer. doc: a row of rsft.evaluation.reasoning_gym_rows."""
+    import json
+
+    p = parse(response)
+    if p.truncated or p.boxed is None or not p.boxed.strip():
+        return False
+    entry = {"question": doc["question"], "answer": doc["answer"], "metadata": json.loads(doc["metadata"])}
+    score = _rg_scorer(doc["dataset"])  # an unread dataset raises here, before any answer is scored
+    try:
+        return score(p.boxed.strip(), entry) == 1.0
+    except Exception:  # noqa: BLE001  (a scorer that chokes on an odd answer: not a right answer)
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ ifeval

@@ -9,14 +9,18 @@ import evaluate
 import train
 from conftest import ROOT
 from rsft.errors import UserError
-from rsft.evaluation import SUITES, arith_rows, countdown_test_rows, task_names, write_jsonl_atomic
+from rsft.grading import grade_reasoning_gym
+from rsft.evaluation import (SUITES, countdown_test_rows, humaneval_rows, reasoning_gym_rows, task_names,
+                             write_jsonl_atomic)
 from rsft.tasks import TASKS_DIR
 from test_train import make_recipe
 
 # One small fixture per task, in the schema its loader reads (the --download-data schemas).
 FIXTURES = {
     "countdown": countdown_test_rows(2),
-    "arith": arith_rows(2),
+    "basic_arithmetic": reasoning_gym_rows("basic_arithmetic", 2),
+    "knights_knaves": reasoning_gym_rows("knights_knaves", 2),
+    "humaneval": humaneval_rows()[:2],
     "math500": [{"problem": "What is 1+1?", "answer": "2", "unique_id": "a"},
                 {"problem": "Simplify 2/4.", "answer": "\\frac{1}{2}", "unique_id": "b"}],
     "aime24": [{"problem": "Find 3*4.", "answer": "12", "id": 1}, {"problem": "Find 2^5.", "answer": "32", "id": 2}],
@@ -145,9 +149,9 @@ def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     monkeypatch.setattr(evaluate, "run_one", lambda spec: calls.append(spec) or True)
     evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"])
     assert calls == []  # every (checkpoint, task) pair is finished: no model is loaded again
-    (run / "eval/test/step00004/arith.json").unlink()  # as if killed before arith finished
+    (run / "eval/test/step00004/knights_knaves.json").unlink()  # as if killed before knights_knaves finished
     evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,2,4"])
-    assert [(c["step"], c["tasks"]) for c in calls] == [(2, RULE_GRADED), (4, ["arith"])]
+    assert [(c["step"], c["tasks"]) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
 
 
 def test_missing_steps_tasks_and_run_folders_are_clear_errors(evaluated_run, tmp_path):
@@ -190,6 +194,51 @@ def test_ifeval_halueval_livecodebench_score_a_right_reply_1_and_a_wrong_one_0(t
     doc = list(tasks["ifeval"].test_docs())[0]
     out = tasks["ifeval"].process_results(doc, [[think + "One sentence, with a comma.", think + "Two. Sentences."]])
     assert out["inst_level_strict_acc"] == [False, False, True, True] and out["prompt_level_loose_acc"] == 0.5
+
+
+def test_quickstart_tasks_score_a_right_reply_1_and_a_wrong_one_0(tmp_path):
+    """HumanEval (run in the sandbox) and the reasoning-gym tasks (their own scorer, full credit only), through the
+    task definitions: k=2 samples, one right and one wrong, give acc 0.5."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    write_fixtures(tmp_path)
+    tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
+    tasks = get_task_dict(["humaneval", "basic_arithmetic", "knights_knaves"], tm)
+    think = "<think>\nLet me see.\n</think>\n\n"
+    right_he = ("```python\ndef has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold "
+                "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```")  # HumanEval/0, the first fixture
+    gold = FIXTURES["basic_arithmetic"][0]["answer"]
+    cases = {  # the wrong reasoning-gym answers get partial credit from its scorer, and count as wrong
+        "humaneval": (right_he, right_he.replace("< threshold", "> threshold")),
+        "basic_arithmetic": (f"\\boxed{{ {gold} }}", f"\\boxed{{x = {gold}}}"),  # the gold inside a longer answer
+        "knights_knaves": ("\\boxed{Zoey is a fool, and Riley is a sage}",
+                           "\\boxed{Zoey is a sage, and Riley is a sage}"),  # one role of two right
+    }
+    for name, (right, wrong) in cases.items():
+        doc = list(tasks[name].test_docs())[0]
+        out = tasks[name].process_results(doc, [[think + right, think + wrong]])
+        assert out["acc"] == 0.5 and out["truncated"] == 0 and out["no_answer"] == 0, (name, out)
+        cut = tasks[name].process_results(doc, [["<think>\n" + right, think]])  # cut off; no answer after thinking
+        assert cut["acc"] == 0 and cut["truncated"] == 0.5 and cut["no_answer"] == 0.5, (name, cut)
+    from reasoning_gym import get_score_answer_fn
+
+    entry = FIXTURES["knights_knaves"][0]
+    assert 0 < get_score_answer_fn("knights_knaves")("Zoey is a sage, and Riley is a sage", entry) < 1
+    with pytest.raises(ValueError, match="number_sorting: its score_answer has not been read"):
+        grade_reasoning_gym(think + "\\boxed{1}", {**entry, "dataset": "number_sorting"})  # some eval() answers
+
+
+def test_reasoning_gym_data_is_the_same_in_every_run():
+    """Generated with a fixed seed: the same rows in another process (no salted hash()), and the first puzzles of
+    reasoning-gym 0.1.25 (a new release that changes them changes this test, and the results' comparability)."""
+    code = ("import json; from rsft.evaluation import reasoning_gym_rows as r; "
+            "print(json.dumps([r('basic_arithmetic', 20), r('knights_knaves', 20)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    arith, knights = json.loads(out.stdout)
+    assert arith == reasoning_gym_rows("basic_arithmetic", 20) and knights == reasoning_gym_rows("knights_knaves", 20)
+    assert (arith[0]["question"], arith[0]["answer"]) == ("Calculate -5 * -6.", "30")
+    assert knights[0]["answer"] == "Zoey is a fool, and Riley is a sage."
+    assert all("/" not in r["question"] for r in reasoning_gym_rows("basic_arithmetic", 200))  # floor division out
 
 
 def test_ifeval_without_the_sentence_tokenizer_fails_before_generating(tmp_path, monkeypatch):

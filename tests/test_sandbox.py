@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rsft.grading import extract_code, grade_code, run_code_tests, same_stdout
+from rsft.grading import extract_code, grade_code, grade_humaneval, run_code_tests, same_stdout
 from rsft.sandbox import Limits, Sandbox, run_python
 
 # LiveCodeBench's two test styles, as its data encodes them
@@ -151,3 +151,29 @@ def test_its_directory_is_removed_and_its_process_group_killed():
     assert not root.exists()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+# HumanEval's shape: the prompt holds imports, a helper and the stub; the test's check may use the helper too
+HUMANEVAL_DOC = {"prompt": 'from typing import List\n\n\ndef double(x: int) -> int:\n    return 2 * x\n\n\n'
+                           'def quad(xs: List[int]) -> List[int]:\n    """Each number times four, using double."""\n',
+                 "entry_point": "quad",
+                 "test": "def check(candidate):\n    assert candidate([1, 2]) == [4, 8]\n"
+                         "    assert candidate([3]) == [double(6)]\n"}
+
+
+@pytest.mark.parametrize("code,ok", [
+    ("def quad(xs: List[int]) -> List[int]:\n    return [double(double(x)) for x in xs]", True),  # a full function
+    ("    return [4 * x for x in xs]", True),  # a bare body completes the prompt's stub, as HumanEval's completions do
+    ("def quad(xs):\n    return [3 * x for x in xs]", False),
+    ("def quadruple(xs):\n    return [4 * x for x in xs]", False),  # another name: the stub (None) is checked
+    ("import sys\nsys.exit(0)", False),  # leaving before check() is a failure, not a pass
+    ("def quad(xs):\n    return [4 * x for x in xs]\nif __name__ == '__main__':\n    print(input())", True),
+])
+def test_humaneval_passes_when_check_returns(code, ok):
+    assert grade_humaneval(reply(code), HUMANEVAL_DOC) is ok
+
+
+def test_a_hanging_humaneval_completion_is_killed_and_scores_0():
+    t = time.perf_counter()
+    assert not grade_humaneval(reply("def quad(xs):\n    while True:\n        pass"), HUMANEVAL_DOC, timeout_s=1.0)
+    assert time.perf_counter() - t < 4.0

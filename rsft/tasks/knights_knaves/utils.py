@@ -1,11 +1,11 @@
-"""arith: out-of-domain for the embedded default: procedural multi-step arithmetic word problems, math-verify graded."""
+"""knights_knaves: reasoning-gym's logic puzzles (generated locally), graded by its own score_answer."""
 from rsft.config import MATH_PROMPT_SUFFIX
-from rsft.grading import grade_math
+from rsft.grading import grade_reasoning_gym
 from rsft.tasks.common import load_local, score_samples
 
 
 def load(**kwargs):
-    return load_local("arith", **kwargs)
+    return load_local("knights_knaves", **kwargs)
 
 
 def doc_to_text(doc):
@@ -17,4 +17,4 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    return score_samples(results, lambda r: grade_math(r, doc["answer"]))
+    return score_samples(results, lambda r: grade_reasoning_gym(r, doc))

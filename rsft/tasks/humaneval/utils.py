@@ -1,0 +1,28 @@
+"""humaneval: complete a Python function, graded by running the problem's check() in a sandbox."""
+from concurrent.futures import ThreadPoolExecutor
+
+from rsft.grading import grade_humaneval
+from rsft.tasks.common import load_local, score_samples
+
+INSTRUCTION = ("You are an expert Python programmer. Complete the following Python function so that it does what its "
+               "docstring says. Enclose the complete function, signature included, within delimiters as follows: "
+               "```python\n# YOUR CODE HERE\n```.")
+
+
+def load(**kwargs):
+    return load_local("humaneval", **kwargs)
+
+
+def doc_to_text(doc):
+    return f"{INSTRUCTION}\n\n```python\n{doc['prompt']}```"
+
+
+def doc_to_target(doc):
+    return ""  # graded by running the problem's tests, not against a reference
+
+
+def process_results(doc, results):
+    responses = results[0] if isinstance(results[0], list) else results
+    with ThreadPoolExecutor(max_workers=len(responses)) as pool:  # one sandbox per sample, side by side
+        verdicts = dict(zip(responses, pool.map(lambda r: grade_humaneval(r, doc), responses)))
+    return score_samples(results, verdicts.__getitem__, answer="code")
