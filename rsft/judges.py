@@ -51,7 +51,8 @@ API_TIMEOUT_S = 300
 LOCAL_RUBRIC_MAX_NEW_TOKENS = 1024  # a local rubric judge writes "#thereason: ... #thescore: N" greedily
 YESNO_MAX_NEW_TOKENS = 16  # the paper's TruthfulQA judges: greedy, 16 tokens, "yes" counts
 MAX_ANSWER_TOKENS = 16384  # answers are clipped to this many judge tokens (the paper: 16,384 for HEx-PHI)
-MEMORY_MARGIN = 1.2  # weights x 1.2 for activations and one batch's KV cache: an 8B judge in bf16 = 16 GB -> 19.2
+MEMORY_MARGIN = 1.2  # weights x 1.2 for activations and buffers: an 8B judge in bf16 = 16 GB -> 19.2 GB,
+# plus, for a judge that generates, the KV cache of one batch of its longest prompts (see check_fits)
 
 # A judged task's kind (its YAML's metadata.judge) -> the (judge role, prompt) pairs that score each sample.
 KINDS = {
@@ -142,8 +143,17 @@ def resolve_judges(overrides: list[str] | None) -> dict[str, str]:
     return judges
 
 
+def public_endpoint(url: str) -> str:
+    """The endpoint as it may be written to results: no user:password@ and no query (an api-key= there)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(url)
+    host = p.hostname or ""
+    return urlunsplit((p.scheme, f"{host}:{p.port}" if p.port else host, p.path, "", ""))
+
+
 def judge_id(model: str, endpoint: str) -> str:
-    return f"{model}@{endpoint}" if model.startswith("api:") else model
+    return f"{model}@{public_endpoint(endpoint)}" if model.startswith("api:") else model
 
 
 def expected_judges(kind: str, judges: dict, endpoint: str) -> dict:
@@ -221,19 +231,31 @@ def free_memory(device: str) -> int | None:
     return None
 
 
-def check_fits(model: str, config, model_cls, dtype, device: str) -> None:
-    """Refuse, before loading, a judge whose weights will not fit: parameters counted on the meta device."""
+def kv_cache_bytes(config, batch: int, tokens: int, element: int) -> int:
+    """Keys and values of every layer for `batch` sequences of `tokens` tokens."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * batch * tokens * element
+
+
+def check_fits(model: str, config, model_cls, dtype, device: str, batch: int = 0, tokens: int = 0) -> None:
+    """Refuse, before loading, a judge that will not fit: its weights (parameters counted on the meta device) and,
+    when it generates, the KV cache of a batch of `batch` prompts of up to `tokens` tokens."""
     import torch
 
     with torch.device("meta"):
         n = sum(p.numel() for p in model_cls.from_config(config).parameters())
-    need = n * torch.tensor([], dtype=dtype).element_size() * MEMORY_MARGIN
-    free = free_memory(device)
+    element = torch.tensor([], dtype=dtype).element_size()
+    weights = n * element * MEMORY_MARGIN
+    kv = kv_cache_bytes(config, batch, tokens, element) if batch else 0
+    need, free = weights + kv, free_memory(device)
     if free is not None and need > free:
         raise JudgeUnavailable(
-            f"too large for this {device}: {n / 1e9:.3g}B parameters need about {need / 2**30:.3g} GiB in "
-            f"{str(dtype).replace('torch.', '')} (weights x {MEMORY_MARGIN}), and {free / 2**30:.3g} GiB is free; "
-            f"pick a smaller judge with --judge ROLE=MODEL, or a larger card")
+            f"too large for this {device}: {n / 1e9:.3g}B parameters need about {weights / 2**30:.3g} GiB in "
+            f"{str(dtype).replace('torch.', '')} (weights x {MEMORY_MARGIN}), plus {kv / 2**30:.3g} GiB of KV cache "
+            f"for {batch} prompts of up to {tokens:,} tokens, and {free / 2**30:.3g} GiB is free; pick a smaller "
+            f"judge with --judge ROLE=MODEL, a smaller --batch-size, or a larger card")
 
 
 class LocalJudge:
@@ -251,13 +273,15 @@ class LocalJudge:
         self.chat = role in ("rubric", "reward")  # the yes/no judges read a plain "Q: ...\nA: ...\nTrue:"
         cls = AutoModelForSequenceClassification if role == "reward" else AutoModelForCausalLM
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        check_fits(model, config, cls, dtype, device)
+        max_new = {"rubric": LOCAL_RUBRIC_MAX_NEW_TOKENS, "reward": 0}.get(role, YESNO_MAX_NEW_TOKENS)
+        longest = min(getattr(config, "max_position_embeddings", None) or 4096, MAX_ANSWER_TOKENS + 1024 + max_new)
+        check_fits(model, config, cls, dtype, device, batch=batch_size if role != "reward" else 0, tokens=longest)
         print(f"loading the {role} judge {model} on {device}", flush=True)
         self.tok = AutoTokenizer.from_pretrained(model)
         if self.chat and not self.tok.chat_template:
             raise JudgeUnavailable(f"{model} has no chat template; the {role} judge must be a chat model")
         self.model = cls.from_pretrained(model, dtype=dtype).to(device).eval()
-        self.max_new = {"rubric": LOCAL_RUBRIC_MAX_NEW_TOKENS, "reward": 0}.get(role, YESNO_MAX_NEW_TOKENS)
+        self.max_new = max_new
         self.context = getattr(config, "max_position_embeddings", None) or 4096
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
@@ -314,9 +338,10 @@ class ApiJudge:
     def __init__(self, model: str, endpoint: str):
         key = os.environ.get(API_KEY_ENV)
         if not key:
-            raise JudgeUnavailable(f"{API_KEY_ENV} is not set: export it for {model} at {endpoint}, or judge "
-                                   f"locally with --judge rubric=MODEL")
+            raise JudgeUnavailable(f"{API_KEY_ENV} is not set: export it for {model} at "
+                                   f"{public_endpoint(endpoint)}, or judge locally with --judge rubric=MODEL")
         self.model, self.url, self._key = model, endpoint.rstrip("/") + "/chat/completions", key
+        self.shown_url = public_endpoint(self.url)  # what messages and results may say
         self.failures_in_a_row, self.failing = 0, None
 
     def _post(self, text: str) -> str:
@@ -337,12 +362,13 @@ class ApiJudge:
                 self.failures_in_a_row = 0
                 return answer, None
             except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-                last = f"{type(e).__name__}: {e}"
+                last = f"{type(e).__name__}: {e}".replace(self.url, self.shown_url)
                 if attempt + 1 < API_TRIES:
                     time.sleep(API_BACKOFF_S * 2**attempt)
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= 5:
-            self.failing = f"endpoint {self.url} failed 5 samples in a row, not asked again this run ({last})"
+            self.failing = (f"endpoint {self.shown_url} failed 5 samples in a row, not asked again this run "
+                            f"({last})")
         return None, f"endpoint error after {API_TRIES} tries ({last})"
 
     def run(self, payloads: list[tuple], on_done) -> None:

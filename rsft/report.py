@@ -89,6 +89,11 @@ def _judge_notes(series: list[Series], unscored: list[Result]) -> list[str]:
             if r.raw.get("judging_complete") is False:
                 notes.append(f"{s.label}: {task} at step {step} is only partly judged ({r.raw.get('unjudged')} "
                              f"samples unjudged): its value covers the judged samples only; rerun evaluate.py")
+            bad = (r.raw.get("unjudged_by_status") or {}).get("unparseable", 0)
+            if bad and bad >= 0.05 * max(1, r.raw.get("n", 0) * (r.raw.get("k") or 1)):
+                notes.append(f"{s.label}: {task} at step {step}: the judge's verdict could not be read for {bad} "
+                             f"samples (5% or more); its value covers the others only (worst case: "
+                             f"{r.raw.get('worst_case_value')}); check the judge")
     return notes
 
 

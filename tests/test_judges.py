@@ -307,6 +307,26 @@ def test_a_judge_too_large_for_the_device_is_refused_before_loading(tmp_path, mo
     assert "B parameters need about" in u["reason"] and "GiB is free" in u["reason"]
 
 
+def test_a_generating_judge_is_sized_with_its_kv_cache(monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    cfg = LlamaConfig(vocab_size=1000, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2)  # ~2.6M parameters: ~6 MB of weights in bf16
+    kv = judges.kv_cache_bytes(cfg, batch=8, tokens=17_408, element=2)
+    assert kv == 2 * 4 * 2 * 64 * 8 * 17_408 * 2  # keys + values, 4 layers, 2 kv heads of 64, 8 x 17k tokens
+    monkeypatch.setattr(judges, "free_memory", lambda device: 64 << 20)  # 64 MiB: the weights fit, the cache not
+    judges.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu")
+    with pytest.raises(judges.JudgeUnavailable, match=r"plus 0\.266 GiB of KV cache for 8 prompts of up to 17,408"):
+        judges.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu", batch=8, tokens=17_408)
+
+
+def test_an_endpoint_is_recorded_without_credentials():
+    url = "https://user:s3cret@llm.example.org:8443/v1?api-key=s3cret"
+    assert judges.public_endpoint(url) == "https://llm.example.org:8443/v1"
+    assert "s3cret" not in judges.judge_id("api:gpt-4.1", url)
+
+
 def test_a_rubric_judge_without_a_chat_template_is_refused_not_crashed(tmp_path, judge_models):
     import shutil
 

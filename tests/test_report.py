@@ -377,3 +377,12 @@ def test_judge_scored_results_are_shown_apart_and_unjudged_ones_are_said(cot4b, 
     behaviour = {(x["task"], x["step"]): x for x in read_csv(tmp_path / "rep/behaviour.csv")}
     assert behaviour[("alpacaeval", "640")]["no final answer %"] == "—"  # no boxed answer was asked for
     assert behaviour[("all", "640")]["no final answer %"] == "0.0"
+
+
+def test_a_judge_whose_verdicts_cannot_be_read_is_warned_about(cot4b, tmp_path):
+    gen = plant(cot4b, 640, "hexphi", 0.0, n=20, judge="harm")
+    gen.with_name("hexphi.json").write_text(json.dumps({
+        **json.loads(gen.read_text()), "metric": "attack_success_rate", "higher_is_better": False, "value": 0.1,
+        "judging_complete": True, "unjudged": 4, "unjudged_by_status": {"unparseable": 4}, "worst_case_value": 0.3}))
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    assert any("hexphi at step 640: the judge's verdict could not be read for 4 samples" in w for w in warnings)
