@@ -4,6 +4,7 @@ import shlex
 
 from conftest import ROOT
 from rsft.config import load_recipe
+from rsft.evaluation import PRESETS
 
 NOTEBOOK = ROOT / "notebooks/colab_consumer_gpu.ipynb"
 
@@ -42,6 +43,6 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, smollm2_
             exec(compile(python_of(cell), str(NOTEBOOK), "exec"), ns)
     assert ns["RUN"] == str(tmp_path / "run")
     res = json.loads((tmp_path / "run/eval/quickstart/step00002/countdown.json").read_text())
-    assert res["n"] == 10
+    assert res["n"] == PRESETS["quickstart"].limit
     assert (tmp_path / "report/report.html").stat().st_size > 0
     assert list((tmp_path / "report").glob("*.png"))
