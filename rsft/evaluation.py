@@ -34,8 +34,9 @@ PRESETS = {
     "paper": Preset(),  # the paper's protocol (PAPER.md section 1)
     # one 16-24 GB GPU: one sample per question, 8k-token budget, 200 questions per task
     "consumer": Preset(max_gen_toks=8192, repeats=1, limit=200),
-    # the embedded default on 2 CPU cores: 10 questions, 1 sample, 256 new tokens
-    "quickstart": Preset(max_gen_toks=256, repeats=1, limit=10),
+    # the embedded default on 2 CPU cores: 5 questions of each of its 4 tasks (20 prompts: batches of 8, 8, 4; ~45 s
+    # per full batch), 1 sample, 256 new tokens: base + 3 checkpoints in under 10 minutes (6 took 10:04; RESULTS.md)
+    "quickstart": Preset(max_gen_toks=256, repeats=1, limit=5),
 }
 
 SUITES = {
