@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     for i, (step, adapter) in enumerate(jobs):
         out_dir = out_root / f"step{step:05d}" if not args.model else out_root
         out_dirs.append(out_dir)
-        todo = [t for t in tasks if not generated(out_dir, t)]
+        todo = [t for t in tasks if not generated(out_dir, t, asdict(p))]
         if args.judge_only or not todo:
             done = "judging only" if args.judge_only else "finished earlier, skipped"
             print(f"[{i + 1}/{len(jobs)}] step {step}: {done}")

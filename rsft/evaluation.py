@@ -300,9 +300,19 @@ def finished(out_dir: Path, task: str) -> bool:
     return result_path(out_dir, task).exists()
 
 
-def generated(out_dir: Path, task: str) -> bool:
-    """Nothing left to generate: finished, or generated and waiting for (or partly through) its judge."""
-    return finished(out_dir, task) or gen_path(out_dir, task).exists()
+def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
+    """Nothing left to generate: finished, or generated and waiting for (or partly through) its judge.
+
+    With `preset`, a result made with other settings under the same preset name (the preset's definition changed
+    since) is refused rather than skipped as finished or silently overwritten."""
+    done = [f for f in (result_path(out_dir, task), gen_path(out_dir, task)) if f.exists()]
+    if done and preset is not None:
+        old = json.loads(done[0].read_text()).get("preset")
+        if old is not None and old != preset:
+            changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in preset.items() if old.get(k) != v)
+            raise UserError(f"{done[0]} was made with other settings of this preset ({changed}); move that "
+                            f"folder away (or delete it) to evaluate again, or keep it and use another --preset")
+    return bool(done)
 
 
 def apply_preset(task, p: Preset) -> None:
@@ -358,7 +368,7 @@ def run_worker(spec: dict) -> None:
     from transformers import AutoTokenizer
 
     out_dir = Path(spec["out_dir"])
-    todo = [t for t in spec["tasks"] if not generated(out_dir, t)]
+    todo = [t for t in spec["tasks"] if not generated(out_dir, t, spec["preset"])]
     if not todo:
         return
     p = Preset(**spec["preset"])

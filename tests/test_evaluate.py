@@ -154,6 +154,17 @@ def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     assert [(c["step"], c["tasks"]) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
 
 
+def test_results_of_a_changed_preset_are_refused_not_reused(evaluated_run, monkeypatch):
+    import rsft.evaluation as ev
+
+    run, data = evaluated_run
+    monkeypatch.setitem(ev.PRESETS, "test", ev.Preset(max_gen_toks=8, repeats=2, limit=2))
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: pytest.fail("evaluated over results of other settings"))
+    with pytest.raises(UserError, match=r"step00000/\w+\.json was made with other settings of this preset "
+                                        r"\(max_gen_toks 4 -> 8\); move that folder away"):
+        evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0"])
+
+
 def test_missing_steps_tasks_and_run_folders_are_clear_errors(evaluated_run, tmp_path):
     run, data = evaluated_run
     with pytest.raises(UserError, match=r"no checkpoint for steps \[3\]; it has \[0, 2, 4\]"):
