@@ -117,15 +117,16 @@ def table(results: list[dict], card: str) -> str:
         by = {r["backend"]: r for r in results if (r["shape"], r["method"], r["length"]) == (shape, method, length)}
         h, u = by.get("hf", {}), by.get("unsloth", {})
 
-        def cell(r, k):
-            return f"{r[k]:,.0f}" if k in r and k == "tokens_per_s" else (f"{r[k]:.1f}" if k in r else
-                                                                         r.get("error", "skipped")[:60])
+        def cell(r, key, fmt):  # the number, else why there is none
+            return fmt.format(r[key]) if key in r else r.get("error", "skipped")[:60]
 
-        sp = f"{u['tokens_per_s'] / h['tokens_per_s']:.2f}x" if "tokens_per_s" in h and "tokens_per_s" in u else "-"
-        mem = (f"{u['peak_memory_gb'] / h['peak_memory_gb']:.2f}x" if "peak_memory_gb" in h and "peak_memory_gb" in u
-               else "-")
-        lines.append(f"| {shape} | {method} | {length} | {cell(h, 'tokens_per_s')} | {cell(u, 'tokens_per_s')} | {sp} |"
-                     f" {cell(h, 'peak_memory_gb')} | {cell(u, 'peak_memory_gb')} | {mem} |")
+        def ratio(key):
+            return f"{u[key] / h[key]:.2f}x" if key in h and key in u else "-"
+
+        lines.append(f"| {shape} | {method} | {length} | {cell(h, 'tokens_per_s', '{:,.0f}')} | "
+                     f"{cell(u, 'tokens_per_s', '{:,.0f}')} | {ratio('tokens_per_s')} | "
+                     f"{cell(h, 'peak_memory_gb', '{:.1f}')} | {cell(u, 'peak_memory_gb', '{:.1f}')} | "
+                     f"{ratio('peak_memory_gb')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -124,11 +124,20 @@ def countdown_test_rows(n: int) -> list[dict]:
     return rows
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+def _write_atomic(path: Path, text: str) -> None:
+    """Written whole beside it, then renamed: a killed process leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    _write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    _write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def ensure_embedded_data(data_dir: Path) -> None:
@@ -421,15 +430,11 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_
         result.update(metric=None, judge=judge)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(out_dir / f"{name}.samples.jsonl", samples)
-    final = gen_path(out_dir, name) if judge else result_path(out_dir, name)
-    tmp = final.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, final)  # last: its presence means the pair is finished (a judged one: generated)
+    # last: its presence means the pair is finished (a judged one: generated)
+    write_json_atomic(gen_path(out_dir, name) if judge else result_path(out_dir, name), result)
 
 
 if __name__ == "__main__":  # the fresh process: python -m rsft.evaluation SPEC.json
-    try:
-        run_worker(json.loads(Path(sys.argv[1]).read_text()))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from rsft.errors import run_cli
+
+    run_cli(lambda: run_worker(json.loads(Path(sys.argv[1]).read_text())))

@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.evaluation import gen_path, result_path, write_jsonl_atomic
+from rsft.evaluation import gen_path, result_path, write_json_atomic, write_jsonl_atomic
 from rsft.grading import split_thinking
 
 # The paper's judges (PAPER.md section 1). `api:MODEL` = any OpenAI-compatible chat endpoint (--judge-endpoint,
@@ -474,9 +474,7 @@ def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict
               "unjudged": len(unjudged), "unjudged_by_status": dict(Counter(u["status"] for u in unjudged)),
               "unjudged_samples": unjudged}
     write_jsonl_atomic(samples_file, samples)
-    tmp = result_path(out_dir, task).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, result_path(out_dir, task))
+    write_json_atomic(result_path(out_dir, task), result)
     return result
 
 
@@ -545,9 +543,12 @@ def run_judges(spec: dict) -> list[dict]:
     return results
 
 
+def _main() -> int:
+    run_judges(json.loads(Path(sys.argv[1]).read_text()))
+    return 0
+
+
 if __name__ == "__main__":  # the fresh process: python -m rsft.judges SPEC.json
-    try:
-        run_judges(json.loads(Path(sys.argv[1]).read_text()))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from rsft.errors import run_cli
+
+    run_cli(_main)

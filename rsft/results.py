@@ -22,6 +22,7 @@ import yaml
 
 from rsft.behaviour import Behaviour, summarize
 from rsft.errors import UserError
+from rsft.evaluation import GENERAL
 
 EVAL_GLOB = "eval/*/step*/*.json"  # TASK.json; a judged task's TASK.gen.json (not judged yet) is left out
 PAPER_FILE = Path(__file__).with_name("paper_results.yaml")
@@ -132,8 +133,6 @@ class Series:
     def averaged(self, task: str) -> bool:
         """Higher-is-better reasoning percentages enter the domain averages; lower-is-better, raw-unit and
         general-capability tasks (IFEval, HaluEval, TruthfulQA, AlpacaEval) do not."""
-        from rsft.evaluation import GENERAL
-
         return self.higher_is_better(task) and self.first(task).scale == 100.0 and task not in GENERAL
 
     def unit(self, task: str) -> str:
