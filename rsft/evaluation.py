@@ -396,11 +396,12 @@ def run_worker(spec: dict) -> None:
 
 
 def write_result(out_dir: Path, name: str, task, res: dict, spec: dict, tok, lm_eval_version: str) -> None:
-    from rsft.grading import extract, parse
+    from rsft.grading import parse
+    from rsft.tasks.common import extract
 
     m = res["results"][name]
     judge = task.config.metadata.get("judge")  # judge-scored: phase 2 (rsft.judges) writes its TASK.json
-    answer = task.config.metadata.get("answer", "boxed")  # what the task reads as the answer (rsft.grading.extract)
+    answer = task.config.metadata.get("answer", "boxed")  # what the task reads as the answer (rsft.tasks.common.extract)
     samples = []
     for s in res["samples"][name]:
         responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]

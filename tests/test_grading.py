@@ -3,8 +3,10 @@ import time
 
 import pytest
 
-from rsft.grading import (GRADE_TIMEOUT_S, extract, extract_choice, extract_code, grade_choice, grade_countdown,
-                          grade_ifeval, grade_math, grade_yes_no, last_boxed, parse)
+from rsft.code_grading import extract_code
+from rsft.grading import (GRADE_TIMEOUT_S, extract_choice, grade_choice, grade_countdown, grade_ifeval, grade_math,
+                          grade_yes_no, last_boxed, parse)
+from rsft.tasks.common import extract
 
 THINK = "<think>\nLet me compute. Maybe \\boxed{7}? Wait, no.\n</think>\n\n"
 

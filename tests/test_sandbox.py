@@ -1,12 +1,12 @@
 """Model-written code: graded right when right, and contained when it loops, hogs memory, forks, writes outside
-its directory or looks for secrets (rsft/sandbox.py, rsft/code_runner.py, rsft.grading.grade_code)."""
+its directory or looks for secrets (rsft/sandbox.py, rsft/code_runner.py, rsft.code_grading.grade_code)."""
 import os
 import signal
 import time
 
 import pytest
 
-from rsft.grading import extract_code, grade_code, grade_humaneval, run_code_tests, same_stdout
+from rsft.code_grading import extract_code, grade_code, grade_humaneval, run_code_tests, same_stdout
 from rsft.sandbox import Limits, Sandbox, run_python
 
 # LiveCodeBench's two test styles, as its data encodes them

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rsft.grading import extract, parse
+from rsft.code_grading import extract_code
+from rsft.grading import extract_yes_no, parse
 
 
 def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
@@ -32,7 +33,7 @@ def score_samples(results: list, grade, answer: str = "boxed") -> dict:
     """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
 
     `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
-    what counts as an answer (rsft.grading.extract: boxed, code, yes_no, text), as the task's metadata.answer does.
+    what counts as an answer (extract below: boxed, code, yes_no, text), as the task's metadata.answer does.
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]
@@ -42,3 +43,16 @@ def score_samples(results: list, grade, answer: str = "boxed") -> dict:
         "truncated": sum(p.truncated for p in parsed) / k,
         "no_answer": sum((not p.truncated) and extract(answer, r) is None for p, r in zip(parsed, responses)) / k,
     }
+
+
+def extract(kind: str, response: str) -> str | None:
+    """The answer a task reads from a response, by the task's `metadata.answer`: boxed (default), code, yes_no,
+    text (the whole reply after thinking). None: no answer (cut-off thinking counts as none)."""
+    if kind == "code":
+        return extract_code(response)
+    if kind == "yes_no":
+        return extract_yes_no(response)
+    p = parse(response)
+    if kind == "text":
+        return None if p.truncated or not p.answer_text.strip() else p.answer_text.strip()
+    return p.boxed

@@ -1,7 +1,7 @@
 """humaneval: complete a Python function, graded by running the problem's check() in a sandbox."""
 from concurrent.futures import ThreadPoolExecutor
 
-from rsft.grading import grade_humaneval
+from rsft.code_grading import grade_humaneval
 from rsft.tasks.common import load_local, score_samples
 
 INSTRUCTION = ("You are an expert Python programmer. Complete the following Python function so that it does what its "

@@ -1,10 +1,10 @@
-"""livecodebench: code generation, graded by running the code in a sandbox (rsft.grading.grade_code)."""
+"""livecodebench: code generation, graded by running the code in a sandbox (rsft.code_grading.grade_code)."""
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.grading import grade_code
+from rsft.code_grading import grade_code
 from rsft.tasks.common import load_local, score_samples
 
 # The paper's prompt (its evalchemy LiveCodeBench task), parts separated by blank lines
