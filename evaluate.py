@@ -123,6 +123,54 @@ def run_one(spec, module: str = "rsft.eval_worker") -> bool:
     return res.returncode == 0
 
 
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def score_line(out_dir: Path, tasks) -> str:
+    """One line of a model's scores: value (and the strict score where it differs), or why a task has none."""
+    from rsft.rundir import read_json, result_path
+
+    parts = []
+    for task in tasks:
+        r = read_json(result_path(out_dir, task))
+        if r is None or r.get("value") is None:
+            parts.append(f"{task} {'judging pending' if r is None or r.get('judge') else 'n/a'}")
+            continue
+        scale, unit = (100, "%") if r.get("metric") != "mean_reward" else (1, "")
+        strict = r.get("strict")
+        extra = f" (strict {scale * strict:.1f})" if strict is not None and strict != r["value"] else ""
+        parts.append(f"{task} {scale * r['value']:.1f}{unit}{extra}")
+    return ", ".join(parts)
+
+
+def run_models(plan: list, preset_name: str, backend: str, judge_only: bool) -> list[int]:
+    """Each model of the plan in its own process, with progress, an ETA from the models done so far, and a line of
+    scores per model. Returns the steps that failed."""
+    import time
+
+    failed, times = [], []
+    todo = sum(1 for _, spec in plan if spec)
+    for i, (step, spec) in enumerate(plan):
+        head = f"[{i + 1}/{len(plan)}] step {step}"
+        if not spec:
+            print(f"{head}: {'judging only' if judge_only else 'finished earlier, skipped'}", flush=True)
+            continue
+        print(f"{head}: {', '.join(spec.tasks)} ({preset_name} preset, {backend})", flush=True)
+        start = time.monotonic()
+        ok = run_one(spec)
+        times.append(time.monotonic() - start)
+        left = todo - len(times)
+        eta = f"; about {_minutes(left * sum(times) / len(times))} left for {left} more" if left else ""
+        if ok:
+            print(f"{head} done in {_minutes(times[-1])}{eta}: {score_line(Path(spec.out_dir), spec.tasks)}",
+                  flush=True)
+        else:
+            failed.append(step)
+            print(f"step {step} failed; its finished tasks are kept, rerun to retry{eta}", file=sys.stderr)
+    return failed
+
+
 def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batch_size: int, device: str) -> None:
     """Phase 2: the judge-scored tasks of every model, in one fresh process (each judge model loaded once)."""
     from rsft.judges.phase import needs_judging
@@ -149,11 +197,11 @@ def main(argv=None) -> int:
     from dataclasses import asdict
 
     from rsft.catalogue import preset, suite_tasks
-    from rsft.data import cache_root
     from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
     from rsft.rundir import eval_dir, generated, record_skipped
     from rsft.specs import ModelSpec, WorkerSpec
     from rsft.task_data import download, ensure_local, missing
+    from rsft.tasks.datafile import eval_data_dir
 
     if args.download_data:
         failed = download(Path(args.download_data))
@@ -163,7 +211,7 @@ def main(argv=None) -> int:
         return 0
     judges = resolve_judges(args.judge)  # a mistyped --judge fails now, not after hours of generation
     endpoint = args.judge_endpoint or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
-    data_dir = (Path(args.data_dir) if args.data_dir else cache_root() / "eval-data").resolve()
+    data_dir = (Path(args.data_dir) if args.data_dir else eval_data_dir()).resolve()
     backend = pick_generation_backend(args.backend)
     import torch
 
@@ -206,28 +254,21 @@ def main(argv=None) -> int:
     if not tasks:
         raise UserError("no task of the suite has its data; fetch it first (see above)")
 
-    failed, out_dirs = [], []
-    for i, (step, adapter) in enumerate(jobs):
+    out_dirs, plan = [], []  # every model's spec is built, hence validated, before the first model loads
+    for step, adapter in jobs:
         out_dir = out_root if args.model else eval_dir(run_dir, preset_name, step)
         if no_data:
             record_skipped(out_dir, no_data)
         out_dirs.append(out_dir)
-        todo = [t for t in tasks if not generated(out_dir, t, asdict(p))]
-        if args.judge_only or not todo:
-            done = "judging only" if args.judge_only else "finished earlier, skipped"
-            print(f"[{i + 1}/{len(jobs)}] step {step}: {done}")
-            continue
-        print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(todo)} ({preset_name} preset, {backend})", flush=True)
+        todo = [] if args.judge_only else [t for t in tasks if not generated(out_dir, t, asdict(p))]
         model = ModelSpec(base=base, revision=revision, subfolder=args.subfolder,
                           adapter=str(adapter) if adapter else None, lora_rank=lora_rank(adapter),
                           trust_remote_code=trust)
-        spec = WorkerSpec(model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p,
-                          data_dir=str(data_dir), out_dir=str(out_dir), backend=backend, device=device,
-                          batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
-)
-        if not run_one(spec):
-            failed.append(step)
-            print(f"step {step} failed; its finished tasks are kept, rerun to retry", file=sys.stderr)
+        plan.append((step, WorkerSpec(
+            model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p, data_dir=str(data_dir),
+            out_dir=str(out_dir), backend=backend, device=device, batch_size=args.batch_size,
+            tensor_parallel_size=args.tensor_parallel_size) if todo else None))
+    failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
     judge_outputs(out_dirs, tasks, judges, endpoint, args.batch_size, device)
     if failed:
         raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")

@@ -58,6 +58,15 @@ class _TaskYaml(yaml.SafeLoader):
 _TaskYaml.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
 
 
+# lm-eval's name of a task is the kit's with this prefix, so none can replace one of lm-eval's own (its aime24,
+# humaneval, ifeval, mmlu_pro, truthfulqa_gen differ from these); each suite is an lm-eval group rsft_SUITE.
+LM_EVAL_PREFIX = "rsft_"
+
+
+def lm_eval_name(task: str) -> str:
+    return LM_EVAL_PREFIX + task
+
+
 def task_names() -> list[str]:
     return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and (p / f"{p.name}.yaml").exists())
 

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from rsft.catalogue import Preset
+from rsft.catalogue import Preset, lm_eval_name
 from rsft.errors import UserError
 from rsft.grading import GRADER_VERSION
 from rsft.rundir import (generated, gen_path, lm_eval_paths, record_skipped, result_path, samples_path, skipped_path,
@@ -97,7 +97,7 @@ def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
     tasks, skipped = {}, {}
     for name in todo:
         try:
-            tasks.update(get_task_dict([name], tm))
+            tasks.update({name: task for task in get_task_dict([lm_eval_name(name)], tm).values()})
         except Exception as e:  # noqa: BLE001  (a task's failure is reported, the model's other tasks still run)
             skipped[name] = f"cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             print(f"{name} skipped ({skipped[name]})", file=sys.stderr, flush=True)
@@ -140,24 +140,29 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
     from rsft.grading import parse
     from rsft.tasks.common import answer_kind, extract
 
-    m = res["results"][name]
+    lm_name = lm_eval_name(name)
+    m = res["results"][lm_name]
     judge = task.config.metadata.get("judge")  # judge-scored: the judging phase (rsft.judges) writes its TASK.json
-    answer = answer_kind(getattr(task.config, "process_results", None))  # what the task reads as its answer (tasks.common.extract)
+    answer = answer_kind(getattr(task.config, "process_results", None))  # what it reads as its answer
     samples = []
-    for s in res["samples"][name]:
+    for s in res["samples"][lm_name]:
         responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
         for j, r in enumerate(responses):
             p = parse(r)
             samples.append({"doc_id": s["doc_id"], "sample": j, "prompt": s["arguments"][0][0],
                             "response": r, "extracted": extract(answer, r), "doc_acc": s.get("acc"),
+                            "doc_acc_strict": s.get("acc_strict"),
                             "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
                             "truncated": p.truncated, "doc": s["doc"], "target": s.get("target")})
     result = {
         "task": name, "step": spec.step, "model": spec.model.base, "adapter": spec.model.adapter,
+        # value: the preset's scoring (the paper's reading for `paper`); strict: the kit's reasoning-correct one,
+        # an answer only after a closed </think> (rsft.grading); the gap is what cut-off thinking was credited
         "metric": "acc", "value": m.get("acc,all"), "stderr": m.get("acc_stderr,all"),
+        "strict": m.get("acc_strict,all"), "strict_stderr": m.get("acc_strict_stderr,all"),
         "truncated_rate": m["truncated,all"], "no_answer_rate": m.get("no_answer,all"),
         "mean_response_tokens": round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
-        "n": len(res["samples"][name]), "k": task.config.repeats, "preset_name": spec.preset_name,
+        "n": len(res["samples"][lm_name]), "k": task.config.repeats, "preset_name": spec.preset_name,
         "preset": spec.preset.__dict__, "task_version": task.config.metadata.get("version"),
         "grader_version": GRADER_VERSION, "lm_eval_version": lm_eval_version, "backend": spec.backend,
         "group": task.config.metadata["group"], "in_domain": task.config.metadata["group"] == "in_domain",
@@ -166,18 +171,17 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
     if answer == "code":
         result["sandbox"] = spec.sandbox
     extra = {k.split(",")[0]: v for k, v in m.items() if k.endswith(",all") and "_stderr" not in k
-             and k.split(",")[0] not in ("acc", "truncated", "no_answer")}
+             and k.split(",")[0] not in ("acc", "acc_strict", "truncated", "no_answer")}
     if extra:  # e.g. IFEval's loose and instruction-level accuracies, HaluEval's per-subset ones
         result["extra_metrics"] = extra
     if judge:
         result.update(metric=None, judge=judge)
     # lm-eval's own files for the task, as its CLI writes them (what is not JSON, e.g. functions, as text)
-    own = {"results": {name: m}, "configs": {name: res.get("configs", {}).get(name)},
-           "versions": {name: res.get("versions", {}).get(name)}, "n-samples": {name: res.get("n-samples", {}).get(name)},
-           "config": res.get("config"), "lm_eval_version": lm_eval_version}
+    own = {key: {lm_name: res.get(key, {}).get(lm_name)} for key in ("results", "configs", "versions", "n-samples")}
+    own.update(config=res.get("config"), lm_eval_version=lm_eval_version)
     results_file, samples_file = lm_eval_paths(out_dir, name)
     write_json_atomic(results_file, json.loads(json.dumps(own, default=str)))
-    write_jsonl_atomic(samples_file, json.loads(json.dumps(res["samples"][name], default=str)))
+    write_jsonl_atomic(samples_file, json.loads(json.dumps(res["samples"][lm_name], default=str)))
     write_jsonl_atomic(samples_path(out_dir, name), samples)
     # last: its presence means the pair is finished (a judged one: generated)
     write_json_atomic(gen_path(out_dir, name) if judge else result_path(out_dir, name), result)

@@ -10,7 +10,7 @@ import train
 from conftest import ROOT
 from rsft.errors import UserError
 from rsft.grading import grade_reasoning_gym
-from rsft.catalogue import SUITES, task_names
+from rsft.catalogue import SUITES, lm_eval_name, task_names
 from rsft.tasks.common import answer_kind
 from rsft.rundir import write_jsonl_atomic
 from rsft.tasks.countdown.data import countdown_test_rows
@@ -94,7 +94,8 @@ def test_every_task_yaml_loads_through_include_path(tmp_path):
 
     write_fixtures(tmp_path)
     tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
-    tasks = get_task_dict(task_names(), tm)
+    tasks = {name.removeprefix("rsft_"): task for name, task in get_task_dict([lm_eval_name(t) for t in task_names()],
+                                                                             tm).items()}
     assert sorted(tasks) == task_names()
     for name, task in tasks.items():
         docs = list(task.test_docs())
@@ -192,7 +193,8 @@ def test_ifeval_halueval_livecodebench_score_a_right_reply_1_and_a_wrong_one_0(t
 
     write_fixtures(tmp_path)
     tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
-    tasks = get_task_dict(["ifeval", "halueval", "livecodebench"], tm)
+    tasks = {n.removeprefix("rsft_"): t for n, t in get_task_dict(["rsft_ifeval", "rsft_halueval", "rsft_livecodebench"],
+                                                                    tm).items()}
     think = "<think>\nHmm, yes, no, commas, code.\n</think>\n\n"
     cases = {
         "ifeval": (0, "Rain falls softly. It sings on the roof.", "Rain, rain, go away."),
@@ -218,7 +220,8 @@ def test_quickstart_tasks_score_a_right_reply_1_and_a_wrong_one_0(tmp_path):
 
     write_fixtures(tmp_path)
     tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": str(tmp_path)})
-    tasks = get_task_dict(["humaneval", "basic_arithmetic", "knights_knaves"], tm)
+    tasks = {n.removeprefix("rsft_"): t for n, t in get_task_dict(["rsft_humaneval", "rsft_basic_arithmetic",
+                                                                     "rsft_knights_knaves"], tm).items()}
     think = "<think>\nLet me see.\n</think>\n\n"
     right_he = ("```python\ndef has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold "
                 "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```")  # HumanEval/0, the first fixture

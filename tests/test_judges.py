@@ -356,7 +356,8 @@ def test_the_paper_preset_keeps_each_tasks_own_sampling_and_others_cap_tokens(tm
                                    "math500": (0.6, 0.95, 32768)},
                          "consumer": {"alpacaeval": (0.7, 0.9, 8192), "hexphi": (0.6, 1.0, 8192),
                                       "math500": (0.6, 0.95, 8192)}}.items():
-        for name, task in get_task_dict(list(want), tm).items():
+        for name, task in get_task_dict([f"rsft_{t}" for t in want], tm).items():
+            name = name.removeprefix("rsft_")
             worker.apply_preset(task, ev.PRESETS[preset])
             g = task.config.generation_kwargs
             assert (g["temperature"], g["top_p"], g["max_gen_toks"]) == want[name], (preset, name)

@@ -47,9 +47,9 @@ def plant(run: Path, step: int, task: str, value: float, n: int = 1000, response
     import rsft.eval_worker as ev
 
     accs = [1.0 if i < round(value * n) else 0.0 for i in range(n)]
-    res = {"results": {task: {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
-                              "truncated,all": 0.0, **({} if judge else {"no_answer,all": 0.0})}},
-           "samples": {task: [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]],
+    res = {"results": {f"rsft_{task}": {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
+                                       "truncated,all": 0.0, **({} if judge else {"no_answer,all": 0.0})}},
+           "samples": {f"rsft_{task}": [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]],
                                "doc": {"prompt": "Q?"}, **({} if judge else {"acc": a})} for i, a in enumerate(accs)]}}
     spec = WorkerSpec(model=ModelSpec(base="Qwen/Qwen3-4B-Base"), step=step, tasks=("math500",), preset_name=preset,
                       preset=Preset(max_gen_toks=64), data_dir="", out_dir="", backend="hf")

@@ -2,6 +2,7 @@
 from rsft.errors import UserError
 from rsft.grading import grade_ifeval
 from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.datafile import eval_data_dir
 from rsft.tasks.ifeval.data import nltk_dir as punkt_dir
 
 ANSWER = "text"  # what counts as the answer (the whole reply after thinking); rsft.tasks.common.extract
@@ -31,6 +32,7 @@ def punkt_available() -> bool:
 def load(data_dir=None, **kwargs):
     """The prompts, and nltk pointed at DATA_DIR/ifeval/nltk_data; refused here, before any generation, if a prompt
     needs the sentence tokenizer and it is missing (the checkers would otherwise fail after the whole run)."""
+    data_dir = data_dir or eval_data_dir()
     data = load_local("ifeval", data_dir=data_dir, **kwargs)
     nltk_dir = punkt_dir(data_dir)
     use_nltk_data(nltk_dir)
