@@ -91,7 +91,15 @@ def models_of_run(run_dir: Path, steps: str | None):
 
 
 def _abs_if_local(path: str) -> str:
-    return str(Path(path).resolve()) if Path(path).exists() else path
+    """A local model folder as an absolute path (the worker runs from the repository root), checked to hold a
+    model; anything else is a Hub id."""
+    if not Path(path).exists():
+        return path
+    folder = Path(path).resolve()
+    if not folder.is_dir() or not (folder / "config.json").exists():
+        raise UserError(f"{path} is not a model folder (no config.json); give a folder written by save_pretrained, "
+                        f"or a Hub id")
+    return str(folder)
 
 
 def lora_rank(adapter: Path | None) -> int | None:

@@ -23,7 +23,7 @@ import yaml
 from rsft.behaviour import Behaviour, summarize
 from rsft.errors import UserError
 from rsft.catalogue import task_group
-from rsft.rundir import EVAL_RESULTS_GLOB, checkpoint_dirs, is_result, samples_of
+from rsft.rundir import EVAL_RESULTS_GLOB, checkpoint_dirs, is_result, read_jsonl, samples_of
 
 PAPER_FILE = Path(__file__).with_name("paper_results.yaml")
 RAW_METRICS = {"mean_reward"}  # a reward model's score (AlpacaEval): its own unit, not a fraction
@@ -72,7 +72,10 @@ class Result:
         path = samples_of(self.path)
         if not path.exists():
             return None
-        samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        samples = read_jsonl(path)
+        if samples is None:
+            raise UserError(f"{path} is cut short or not JSON lines; rerun evaluate.py on that step (it redoes "
+                            f"the task) or delete the folder")
         graded = samples and samples[0].get("doc_acc") is not None
         items = {s["doc_id"]: s["doc_acc"] for s in samples} if graded else None
         # a final \boxed{} answer is asked for only where the task reports a no-answer rate (not judged tasks)

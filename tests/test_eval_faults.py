@@ -1,0 +1,83 @@
+"""Faults on the evaluation side, each a one-line error or a redo, never a traceback or a lost result: a worker
+that outlives evaluate.py, two workers on one step, cut-short files, a model folder without weights, bad specs."""
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import evaluate
+from conftest import ROOT
+from rsft.errors import UserError
+from rsft.rundir import result_path, samples_path, write_json_atomic
+
+
+def test_a_worker_dies_with_evaluate_py_even_after_kill_9(tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, evaluate\n"
+         "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], "
+         "preexec_fn=evaluate._die_with_parent)\nprint(p.pid, flush=True)\np.wait()"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")
+
+
+def test_a_second_worker_on_the_same_step_refuses_to_start(tmp_path):
+    from rsft.eval_worker import LOCK_FILE, _lock
+
+    tmp_path.joinpath(LOCK_FILE).touch()
+    with open(tmp_path / LOCK_FILE) as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first worker, still writing
+        with pytest.raises(UserError, match="another evaluation is writing"):
+            _lock(tmp_path)
+    _lock(tmp_path).close()  # once it is done, the next one starts
+
+
+def test_the_worker_and_the_judges_read_a_bad_spec_as_one_line(tmp_path):
+    bad = tmp_path / "spec.json"
+    bad.write_text('{"model": {"base": "m"}, "step": 0')  # cut short
+    for module in ("rsft.eval_worker", "rsft.judges"):
+        for path in (bad, tmp_path / "missing.json"):
+            out = subprocess.run([sys.executable, "-m", module, str(path)], cwd=ROOT, capture_output=True, text=True)
+            assert out.returncode == 2 and out.stderr.count("\n") == 1 and out.stderr.startswith("error: "), (
+                module, out.stderr)
+
+
+def test_a_model_folder_without_weights_is_refused_before_any_worker_starts(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: pytest.fail("a worker was started"))
+    with pytest.raises(UserError, match="is not a model folder"):
+        evaluate.main(["--model", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--suite", "countdown",
+                       "--data-dir", str(tmp_path / "data")])
+
+
+def test_the_report_names_a_cut_short_samples_file(tmp_path):
+    import report
+
+    run = tmp_path / "run"
+    out = run / "eval" / "quickstart" / "step00000"
+    (run / "recipe.yaml").parent.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: "
+                                     "embedded:countdown\n")
+    write_json_atomic(result_path(out, "countdown"), {
+        "task": "countdown", "step": 0, "value": 0.5, "stderr": 0.1, "preset_name": "quickstart", "preset": {},
+        "grader_version": 2, "group": "in_domain", "n": 2, "k": 1, "no_answer_rate": 0.0})
+    samples_path(out, "countdown").write_text(json.dumps({"doc_id": 0, "doc_acc": 1.0}) + '\n{"doc_id": 1, "doc')
+    proc = subprocess.run([sys.executable, "report.py", str(run), "--out", str(tmp_path / "rep")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "countdown.samples.jsonl is cut short" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
