@@ -225,11 +225,11 @@ def read_recipe_text(path: Path) -> str:
         raise UserError(f"cannot read recipe {path}: {e.strerror}") from None
     nul = data.find(b"\x00")
     if nul >= 0:
-        raise UserError(f"{path}: holds a NUL byte (at byte {nul}); a recipe is a YAML text file")
+        raise UserError(f"{path}: holds a NUL byte (byte offset {nul}); a recipe is a YAML text file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); "
+        raise UserError(f"{path}: not UTF-8 text (byte offset {e.start}: {data[e.start:e.start + 1]!r}); "
                         "a recipe is a YAML text file") from None
 
 

@@ -23,7 +23,7 @@ RECIPE_FAULTS = {
     "a list": (b"- model\n- data\n", "not a list"),
     "a scalar": (b"quickstart\n", "not a str"),
     "binary": (bytes(range(256)), "NUL byte"),
-    "not UTF-8": (b"model:\n  name_or_path: caf\xe9\n", r"not UTF-8 text \(byte 26"),
+    "not UTF-8": (b"model:\n  name_or_path: caf\xe9\n", r"not UTF-8 text \(byte offset 26"),
     "a NUL byte": (NAMED.encode() + b"train:\n  seed: 1\x00\n", "NUL byte"),
     "5,000 deep": (("a:\n" + "".join("  " * i + "a:\n" for i in range(1, 5000))).encode(), "nested too deeply"),
     "5,000 brackets": (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
@@ -85,3 +85,91 @@ def test_an_override_is_held_to_the_same_rules(tmp_path):
 def test_a_recipe_that_is_a_folder_or_missing(tmp_path):
     one_line_error(train_py(tmp_path, "--check"), "is a folder")
     one_line_error(train_py(tmp_path / "nope.yaml", "--check"), "recipe file not found")
+
+
+# ------------------------------------------------------------------------------------------------ data files
+
+
+def data_recipe(tmp_path, model_dir, data, extra=""):
+    p = tmp_path / "r.yaml"
+    p.write_text(f"model:\n  name_or_path: {model_dir}\n  backend: hf\ndata:\n  path: {data}\n{extra}"
+                 f"train:\n  output_dir: {tmp_path / 'run'}\n  per_device_train_batch_size: 2\n"
+                 "  gradient_accumulation_steps: 2\n")
+    return p
+
+
+def good_lines(n):
+    return [json.dumps(r).encode() + b"\n" for r in math_cot_rows(n)]
+
+
+def test_invalid_utf8_lines_are_bad_rows_named_or_skipped_by_train_py(tmp_path, tiny_model_dir):
+    lines = good_lines(6)
+    lines[1] = b'{"question": "caf\xe9", "response": "r"}\n'
+    lines[4] = b"\xff\xfe\n"
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(b"".join(lines))
+    res = train_py(data_recipe(tmp_path, tiny_model_dir, data), "--check")
+    one_line_error(res, "2 of 6 rows", r"row 1: line 2 is not UTF-8 \(byte offset 17 in the line\); "
+                                       r"row 4: line 5 is not UTF-8", "on_bad_row: skip")
+    res = train_py(data_recipe(tmp_path, tiny_model_dir, data, "  on_bad_row: skip\n"), "--check")
+    assert res.returncode == 0, res.stderr
+    assert f"data: skipped 2 of 6 rows of {data}" in res.stdout and "malformed rows  2 skipped" in res.stdout
+
+
+def test_skipped_rows_are_reported_even_when_too_few_are_left(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "d.jsonl", math_cot_rows(3) + [{"message": "hello", "response": "r"}] * 3)
+    res = train_py(data_recipe(tmp_path, tiny_model_dir, data, "  on_bad_row: skip\n"), "train.gradient_accumulation_steps=4",
+                   "--check")
+    assert f"data: skipped 3 of 6 rows of {data}" in res.stdout
+    one_line_error(res, "fewer than one optimizer step")
+
+
+DATA_FILE_FAULTS = {
+    "corrupt.parquet": (b"PAR1" + bytes(range(200)) + b"PAR1", "not a readable parquet file"),
+    "truncated.parquet": (None, "not a readable parquet file"),
+    "empty.parquet": (b"", "not a readable parquet file"),
+    "bad.json": (b'[{"response": "r"}', r"not valid JSON \(.* at line 1\)"),
+    "latin1.json": (b'[{"question": "caf\xe9", "response": "r"}]', r"not UTF-8 text \(byte offset 18\)"),
+    "object.json": (b'{"rows": []}', "a .json data file must hold a list of rows"),
+    "deep.json": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "rows.csv": (b"question,response\nq,r\n", "unsupported data file type '.csv'"),
+    "empty.jsonl": (b"\n\n", "holds no rows"),
+}
+
+
+@pytest.mark.parametrize("name", DATA_FILE_FAULTS, ids=str)
+def test_an_unreadable_data_file_is_one_line(tmp_path, tokenizer, name):
+    content, reason = DATA_FILE_FAULTS[name]
+    path = tmp_path / name
+    if content is None:  # a real parquet file cut in half, as an interrupted copy leaves it
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(math_cot_rows(50)), path)
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(str(path)) + ": " + reason) as e:
+        load_tokenized(DataConfig(path=str(path)), tokenizer, "t")
+    assert "\n" not in str(e.value)
+
+
+def test_a_deeply_nested_jsonl_line_is_a_bad_row_not_a_crash(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(b"".join(good_lines(2)) + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    rows, _ = load_rows(DataConfig(path=str(data)))
+    prompts, _, skipped = adapt_rows(rows, DataConfig(path=str(data), on_bad_row="skip"))
+    assert len(prompts) == 2 and skipped == [{"row": 2, "reason": "line 3 is nested too deeply"}]
+
+
+def test_nothing_malformed_reaches_the_training_examples(tmp_path, tokenizer):
+    """Each bad row of the paper schema, mixed among good ones: only the good rows' responses are trained on."""
+    from test_data import BAD_ROWS
+
+    good = math_cot_rows(len(BAD_ROWS))
+    rows = [r for pair in zip(good, (bad for bad, _ in BAD_ROWS)) for r in pair]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    tok = load_tokenized(DataConfig(path=str(path), on_bad_row="skip"), tokenizer, "t")
+    train = apply_length_policy(tok, DataConfig(path=str(path), max_length=4096))
+    trained = [tokenizer.decode(e.input_ids[e.prompt_len:].tolist()) for e in train.examples]
+    assert trained == [r["response"] + tokenizer.eos_token for r in good]
+    assert train.stats["malformed_skipped"] == len(BAD_ROWS)
