@@ -85,14 +85,19 @@ def _read_local(path: Path) -> list:
 
 
 def _read_hub(cfg: DataConfig) -> tuple[list, str]:
+    from rsft.hub import offline_reason
+
+    offline = offline_reason()  # unreachable: datasets reads its caches only, at once, instead of retrying
     import datasets
 
     try:
         ds = datasets.load_dataset(cfg.path, revision=cfg.revision, split=cfg.split)
     except (ConnectionError, OSError) as e:
+        rev = f" --revision {cfg.revision}" if cfg.revision else ""
+        why = f"the Hub cannot be reached ({offline}) and it is not cached" if offline else type(e).__name__
         raise UserError(
-            f"could not load dataset '{cfg.path}' from the Hub ({type(e).__name__}); offline? "
-            "Download it once and set data.path to the local .parquet/.jsonl file"
+            f"could not load dataset '{cfg.path}': {why}; run `hf download {cfg.path} --repo-type dataset{rev}` "
+            "where the Hub can be reached, or set data.path to a local .parquet/.jsonl file"
         ) from None
     except ValueError as e:  # e.g. unknown split
         raise UserError(f"dataset '{cfg.path}': {e}") from None

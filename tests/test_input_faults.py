@@ -118,8 +118,8 @@ def test_invalid_utf8_lines_are_bad_rows_named_or_skipped_by_train_py(tmp_path, 
 
 def test_skipped_rows_are_reported_even_when_too_few_are_left(tmp_path, tiny_model_dir):
     data = write_jsonl(tmp_path / "d.jsonl", math_cot_rows(3) + [{"message": "hello", "response": "r"}] * 3)
-    res = train_py(data_recipe(tmp_path, tiny_model_dir, data, "  on_bad_row: skip\n"), "train.gradient_accumulation_steps=4",
-                   "--check")
+    recipe = data_recipe(tmp_path, tiny_model_dir, data, "  on_bad_row: skip\n")
+    res = train_py(recipe, "train.gradient_accumulation_steps=4", "--check")  # 3 rows left, 8 needed
     assert f"data: skipped 3 of 6 rows of {data}" in res.stdout
     one_line_error(res, "fewer than one optimizer step")
 
