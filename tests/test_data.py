@@ -210,7 +210,8 @@ def test_missing_file_and_bad_json_are_one_line_errors(tmp_path):
 def test_hub_id_while_offline_suggests_a_local_path(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(UserError, match="offline.*local"):
+    with pytest.raises(UserError, match=r"\(HF_HUB_OFFLINE=1\).*`hf download jasonrqh/Math-CoT-20k --repo-type "
+                                        "dataset`, or set data.path to a local"):
         load_rows(DataConfig(path="jasonrqh/Math-CoT-20k"))
 
 

@@ -173,3 +173,116 @@ def test_nothing_malformed_reaches_the_training_examples(tmp_path, tokenizer):
     trained = [tokenizer.decode(e.input_ids[e.prompt_len:].tolist()) for e in train.examples]
     assert trained == [r["response"] + tokenizer.eos_token for r in good]
     assert train.stats["malformed_skipped"] == len(BAD_ROWS)
+
+
+# ------------------------------------------------------------------------------------------------ offline
+
+
+def closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: a connection is refused at once
+    return port
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """HF_HUB_OFFLINE unset and the endpoint a closed local port: the probe, not the flag, must find it out."""
+    from huggingface_hub import constants
+
+    from rsft import hub
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(hub, "_switched_offline", None)
+    return url
+
+
+def hub_recipe(tmp_path, model="rsft-test/not-downloaded", extra=""):
+    data = write_jsonl(tmp_path / "d.jsonl", math_cot_rows(8))
+    p = tmp_path / "r.yaml"
+    p.write_text(f"model:\n  name_or_path: {model}\n  backend: hf\n  gradient_checkpointing: false\n"
+                 f"lora:\n  r: 4\n  lora_alpha: 8\n{extra}data:\n  path: {data}\n  max_length: 256\n"
+                 f"train:\n  output_dir: {tmp_path / 'run'}\n  per_device_train_batch_size: 2\n"
+                 "  gradient_accumulation_steps: 2\n  num_train_epochs: 1\ncheckpoints:\n  every: 0\n"
+                 "  doubling_from: 0\n")
+    return p
+
+
+def fails_before_any_hub_call(monkeypatch):
+    """Any request through huggingface_hub (what transformers, peft and datasets use) fails the test."""
+    import huggingface_hub.utils._http as http
+
+    def refuse(*a, **k):
+        raise AssertionError("a Hub request was made")
+
+    monkeypatch.setattr(http, "get_session", refuse)
+
+
+@pytest.mark.parametrize("args", [["--check"], []], ids=["check", "train"])
+def test_hf_hub_offline_and_not_cached_is_one_line_naming_the_download(tmp_path, monkeypatch, args):
+    import train
+
+    fails_before_any_hub_call(monkeypatch)
+    with pytest.raises(UserError) as e:
+        train.main([str(hub_recipe(tmp_path)), *args])
+    msg = str(e.value)
+    assert "model.name_or_path 'rsft-test/not-downloaded' is not in the local Hugging Face cache" in msg
+    assert "(HF_HUB_OFFLINE=1)" in msg and "`hf download rsft-test/not-downloaded`" in msg
+    assert "a local folder" in msg and "\n" not in msg
+
+
+def test_an_unreachable_endpoint_is_found_out_and_switches_offline_mode_on(tmp_path, monkeypatch, unreachable_hub):
+    import os
+
+    import train
+    from huggingface_hub import constants
+
+    fails_before_any_hub_call(monkeypatch)
+    with pytest.raises(UserError, match=rf"cannot be reached \({unreachable_hub}: no answer within 2 s .*refused"):
+        train.main([str(hub_recipe(tmp_path, extra=""))])
+    assert constants.HF_HUB_OFFLINE and os.environ["HF_HUB_OFFLINE"] == "1"  # workers inherit it
+
+
+def test_a_hub_dataset_offline_names_the_download(monkeypatch, unreachable_hub):
+    with pytest.raises(UserError, match=r"could not load dataset 'jasonrqh/Math-CoT-20k': the Hub cannot be reached "
+                                        r".*`hf download jasonrqh/Math-CoT-20k --repo-type dataset --revision abc`"):
+        load_rows(DataConfig(path="jasonrqh/Math-CoT-20k", revision="abc"))
+
+
+def test_a_path_that_is_neither_a_folder_nor_a_hub_id(tmp_path):
+    import train
+
+    with pytest.raises(UserError, match="'/no/such/model': no such local folder, and not a Hub id"):
+        train.main([str(hub_recipe(tmp_path, model="/no/such/model")), "--check"])
+
+
+def test_unknown_target_modules_fail_before_the_weights_load(tmp_path, tiny_model_dir, monkeypatch):
+    import train
+    from transformers import AutoModelForCausalLM
+
+    def refuse(*a, **k):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    recipe = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [q_proj, nonexistent_proj]\n")
+    with pytest.raises(UserError, match="lora.target_modules: nonexistent_proj names no layer of .*its layers LoRA "
+                                        "can adapt: down_proj, embed_tokens, gate_proj, k_proj, lm_head, o_proj"):
+        train.main([str(recipe)])
+
+
+def test_target_modules_by_name_or_dotted_tail_pass_and_are_checked(tmp_path, tiny_model_dir):
+    from rsft.config import load_recipe
+    from rsft.models import preflight
+
+    ok = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [self_attn.q_proj, mlp.down_proj]\n")
+    assert preflight(load_recipe(ok)) == tiny_model_dir
+    bad = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [mlp.q_proj]\n")
+    with pytest.raises(UserError, match="mlp.q_proj names no layer"):
+        preflight(load_recipe(bad))
