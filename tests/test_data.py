@@ -211,7 +211,7 @@ def test_hub_id_while_offline_suggests_a_local_path(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(UserError, match=r"\(HF_HUB_OFFLINE=1\).*`hf download jasonrqh/Math-CoT-20k --repo-type "
-                                        "dataset`, or set data.path to a local"):
+                                        "dataset` .*, or set data.path to a local"):
         load_rows(DataConfig(path="jasonrqh/Math-CoT-20k"))
 
 
