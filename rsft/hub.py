@@ -161,13 +161,19 @@ def find_checkpoint(path: Path) -> Path:
     return ckpts[-1]
 
 
-def _read_json(path: Path) -> dict:
+META_KEYS = ("step", "epoch", "tokens_seen", "loss", "base_model", "backend", "recipe_fingerprint")  # trainer.py's
+
+
+def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: unreadable ({type(e).__name__}); the checkpoint is incomplete") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: not a JSON object; the checkpoint is incomplete")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise UserError(f"{path}: no {', '.join(missing)}; the checkpoint is incomplete")
     return data
 
 
@@ -177,12 +183,12 @@ def shared_adapter_config(ckpt: Path, base: str | None = None) -> dict | None:
     if not (ckpt / "adapter_config.json").exists():
         return None
     config = _read_json(ckpt / "adapter_config.json")
-    trained_on = _read_json(ckpt / "meta.json")["base_model"]
+    trained_on = _read_json(ckpt / "meta.json", META_KEYS)["base_model"]
     base = base or hub_base(trained_on)
     if base is None:
         raise UserError(f"{ckpt}: its base is the local folder {trained_on}, which no one else can load; name "
                         "its Hub id with --base USER/NAME")
-    if base != config["base_model_name_or_path"]:  # the embedded model or a local copy: the Hub's main branch
+    if base != config.get("base_model_name_or_path"):  # the embedded model or a local copy: the Hub's main branch
         config["base_model_name_or_path"], config["revision"] = base, None
     return config
 
@@ -224,7 +230,7 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
     from rsft.config import load_recipe
     from rsft.models import EMBEDDED_SMOLLM2
 
-    meta = _read_json(ckpt / "meta.json")
+    meta = _read_json(ckpt / "meta.json", META_KEYS)
     run_dir = ckpt.parent.parent
     recipe = load_recipe(run_dir / "recipe.yaml")
     m, d, t = recipe.model, recipe.data, recipe.train

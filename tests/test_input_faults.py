@@ -286,3 +286,26 @@ def test_target_modules_by_name_or_dotted_tail_pass_and_are_checked(tmp_path, ti
     bad = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [mlp.q_proj]\n")
     with pytest.raises(UserError, match="mlp.q_proj names no layer"):
         preflight(load_recipe(bad))
+
+
+# ------------------------------------------------------------------------------------------------ python -m rsft.hub
+
+
+def hub_cli(*args):
+    return subprocess.run([sys.executable, "-m", "rsft.hub", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("meta", [b"", b"{", b"[1, 2]", b"\xff\xfe", b'{"step": 10}'],
+                         ids=["empty", "truncated", "a list", "binary", "keys missing"])
+def test_a_checkpoint_with_a_corrupt_meta_json_is_one_line(tmp_path, meta):
+    ckpt = tmp_path / "run/checkpoints/step00010"
+    ckpt.mkdir(parents=True)
+    (ckpt / "meta.json").write_bytes(meta)
+    (ckpt / "adapter_config.json").write_text("{}")
+    for args in (["push", ckpt, "me/x", "--dry-run"], ["card", ckpt]):
+        one_line_error(hub_cli(*args), re.escape(str(ckpt / "meta.json")), "the checkpoint is incomplete")
+
+
+def test_push_of_a_folder_that_holds_no_checkpoint_is_one_line(tmp_path):
+    one_line_error(hub_cli("push", tmp_path, "me/x", "--dry-run"), "neither a checkpoint")
