@@ -370,11 +370,11 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
                         f"not a {type(raw).__name__}")
     for item in overrides:
         _apply_override(raw, item)
+    recipe = _build(Recipe, raw, "", str(path))  # first: a mistyped section is named as such
     missing = [f"{sec}.{key}" for sec, key in REQUIRED_KEYS
                if not isinstance(raw.get(sec), dict) or raw[sec].get(key) in (None, "")]
     if missing:
         raise UserError(f"{path}: the recipe must name {' and '.join(missing)} (the model and data it trains)")
-    recipe = _build(Recipe, raw, "", str(path))
     recipe = dataclasses.replace(recipe, source=str(path))
     validate(recipe)
     return recipe

@@ -36,6 +36,7 @@ RECIPE_FAULTS = {
                             "data.max_length: a number of over 300 digits is out of range"),
     "a 5,000-digit integer": (NAMED.encode() + b"train:\n  seed: " + b"9" * 5000, "a number too long to read"),
     "no model": (b"data:\n  path: d.jsonl\n", "must name model.name_or_path"),
+    "a mistyped model": (b"modle:\n  name_or_path: m\ndata:\n  path: d.jsonl\n", "did you mean 'model'"),
     "no data": (b"model:\n  name_or_path: m\n", "must name data.path"),
     "an empty model": (b"model:\n  name_or_path: ''\ndata:\n  path: d.jsonl\n", "must name model.name_or_path"),
     "learning_rate .inf": (NAMED.encode() + b"train:\n  learning_rate: .inf\n", "expected a finite number, got inf"),
