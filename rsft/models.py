@@ -5,6 +5,7 @@ without a CUDA GPU, so it is imported only in `_load_unsloth`, first.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -143,7 +144,8 @@ def _require(path: str, recipe: Recipe) -> None:
             local=f"model.name_or_path: a local folder with the model (or {EMBEDDED_SMOLLM2}, offline)")
 
 
-def adaptable_layers(path: str, recipe: Recipe) -> list[str] | None:
+@functools.lru_cache(maxsize=4)  # train.py may check before it loads; the model is built once
+def adaptable_layers(path: str, revision: str | None, trust_remote_code: bool) -> tuple[str, ...] | None:
     """Full names of the layers LoRA can wrap, from the model's config on the meta device (no weight is read);
     None when the config cannot be read without the network or the model cannot be built from it."""
     import torch
@@ -151,21 +153,21 @@ def adaptable_layers(path: str, recipe: Recipe) -> list[str] | None:
     from transformers.pytorch_utils import Conv1D
 
     try:
-        config = AutoConfig.from_pretrained(path, revision=recipe.model.revision, local_files_only=True,
-                                            trust_remote_code=recipe.model.trust_remote_code)
+        config = AutoConfig.from_pretrained(path, revision=revision, local_files_only=True,
+                                            trust_remote_code=trust_remote_code)
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config, trust_remote_code=recipe.model.trust_remote_code)
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     except Exception:  # not cached, remote code refused, no causal-LM class: peft then says it at load time
         return None
     kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, Conv1D)
-    return [name for name, module in model.named_modules() if isinstance(module, kinds)]
+    return tuple(name for name, module in model.named_modules() if isinstance(module, kinds))
 
 
 def check_target_modules(path: str, recipe: Recipe) -> None:
     """Each lora.target_modules entry must match a layer, as peft matches a list: the name or its dotted tail."""
     if recipe.model.finetune == "full":
         return
-    layers = adaptable_layers(path, recipe)
+    layers = adaptable_layers(path, recipe.model.revision, recipe.model.trust_remote_code)
     if layers is None:
         return
     missing = [t for t in recipe.lora.target_modules if not any(n == t or n.endswith("." + t) for n in layers)]
