@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -172,6 +173,8 @@ def _construct_mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise UserError(f"{loader.name}: line {key_node.start_mark.line + 1}: a key must be a plain name")
         if key in seen:
             raise UserError(
                 f"{loader.name}: duplicate key '{key}' at line {key_node.start_mark.line + 1} "
@@ -181,18 +184,51 @@ def _construct_mapping(loader, node, deep=False):
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
+def _compose_node(loader, parent, index):
+    # An alias (*name) repeats a node by reference: nine nested aliases of ten make 10^9 values to check.
+    # No recipe needs one, so none is read.
+    if loader.check_event(yaml.AliasEvent):
+        event = loader.peek_event()
+        raise UserError(f"{loader.name}: line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                        "allowed in a recipe; write the value out")
+    return yaml.SafeLoader.compose_node(loader, parent, index)
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.compose_node = _compose_node
 
 
 def parse_yaml(text: str, name: str):
-    loader = _StrictLoader(text)
-    loader.name = name
+    loader = None
     try:
+        loader = _StrictLoader(text)  # reading starts here: a NUL or other control character fails already
+        loader.name = name
         return loader.get_single_data()
     except yaml.YAMLError as e:
         raise UserError(f"{name}: not valid YAML: {e}".replace("\n", " ")) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise UserError(f"{name}: holds a number too long to read (over 4,300 digits)") from None
+    except RecursionError:
+        raise UserError(f"{name}: nested too deeply to be a recipe (sections hold keys, keys hold values)") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def read_recipe_text(path: Path) -> str:
+    """The recipe file as text: a readable, UTF-8 text file, or a one-line error naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read recipe {path}: {e.strerror}") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise UserError(f"{path}: holds a NUL byte (byte offset {nul}); a recipe is a YAML text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte offset {e.start}: {data[e.start:e.start + 1]!r}); "
+                        "a recipe is a YAML text file") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -224,36 +260,60 @@ def _coerce(value, tp, where: str):
             return value.lower() == "true"
         raise UserError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
-            raise UserError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-                if f.is_integer():
-                    return int(f)
-            except ValueError:
-                pass
-        raise UserError(f"{where}: expected an integer, got {value!r}")
+        return _bounded(_to_int(value, where), where)
     if tp is float:
-        if isinstance(value, bool):
-            raise UserError(f"{where}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"{where}: expected a number, got {value!r}")
+        f = _to_float(value, where)
+        if not math.isfinite(f):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        return f
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise UserError(f"{where}: expected a string, got {value!r}")
     raise TypeError(f"unsupported config type {tp}")  # a bug in this file, not in the recipe
+
+
+# Every integer here counts steps, rows, tokens, ranks or is a seed; beyond int32 none is meaningful, and such
+# values overflow numpy's arithmetic later (max_length: 1e30) instead of failing here.
+_INT_LIMIT = 2**31 - 1
+
+
+def _to_int(value, where: str) -> int:
+    if isinstance(value, bool):
+        raise UserError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise UserError(f"{where}: expected an integer, got {value!r}")
+
+
+def _bounded(n: int, where: str) -> int:
+    if abs(n) > _INT_LIMIT:
+        shown = f"{n:.3g}" if n.bit_length() < 1000 else "a number of over 300 digits"
+        raise UserError(f"{where}: {shown} is out of range (at most {_INT_LIMIT:,})")
+    return n
+
+
+def _to_float(value, where: str) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            raise UserError(f"{where}: a number of over 300 digits is out of range") from None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise UserError(f"{where}: expected a number, got {value!r}")
 
 
 def _build(cls, raw: dict, where: str, source: str):
@@ -289,14 +349,30 @@ def _apply_override(raw: dict, item: str) -> None:
     node[keys[-1]] = parse_yaml(text, f"override {dotted}") if text.strip() else None
 
 
+# What a recipe must state itself: the defaults of these two would start the paper's full run on its own data.
+REQUIRED_KEYS = (("model", "name_or_path"), ("data", "path"))
+
+
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a recipe YAML file (see recipes/)")
     if not path.is_file():
         raise UserError(f"recipe file not found: {path}")
-    raw = parse_yaml(path.read_text(), str(path)) or {}
+    raw = parse_yaml(read_recipe_text(path), str(path))
+    if raw is None:
+        raise UserError(f"{path}: the recipe is empty; it must name at least model.name_or_path and data.path "
+                        "(see recipes/quickstart.yaml)")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a recipe is a mapping of sections (model:, data:, train:, ...), "
+                        f"not a {type(raw).__name__}")
     for item in overrides:
         _apply_override(raw, item)
-    recipe = _build(Recipe, raw, "", str(path))
+    recipe = _build(Recipe, raw, "", str(path))  # first: a mistyped section is named as such
+    missing = [f"{sec}.{key}" for sec, key in REQUIRED_KEYS
+               if not isinstance(raw.get(sec), dict) or raw[sec].get(key) in (None, "")]
+    if missing:
+        raise UserError(f"{path}: the recipe must name {' and '.join(missing)} (the model and data it trains)")
     recipe = dataclasses.replace(recipe, source=str(path))
     validate(recipe)
     return recipe
@@ -327,9 +403,37 @@ def validate(r: Recipe) -> None:
         raise UserError(f"{src}: train.learning_rate must be positive, got {r.train.learning_rate}")
     if not 0 <= r.lora.lora_dropout < 1:
         raise UserError(f"{src}: lora.lora_dropout must be in [0, 1), got {r.lora.lora_dropout}")
+    _check_degenerate(r)
     try:
         suite_tasks(r.eval.suite)
     except UserError as e:
         raise UserError(f"{src}: eval.suite: {e}") from None
     if r.checkpoints.every < 0 or r.checkpoints.doubling_from < 0 or any(s < 1 for s in r.checkpoints.steps):
         raise UserError(f"{src}: checkpoint steps must be positive (0 turns every/doubling_from off)")
+
+
+def _check_degenerate(r: Recipe) -> None:
+    """Values that load but would train nothing, or train on garbage, with no error later."""
+    src, t = r.source, r.train
+    if r.lora.lora_alpha <= 0:
+        raise UserError(f"{src}: lora.lora_alpha must be positive, got {r.lora.lora_alpha} (the adapter's output "
+                        "is scaled by lora_alpha / r, so the model would not change)")
+    if r.model.finetune != "full" and not r.lora.target_modules:
+        raise UserError(f"{src}: lora.target_modules is empty; name the layers to adapt (e.g. [q_proj, v_proj])")
+    if any(not m.strip() for m in r.lora.target_modules):
+        raise UserError(f"{src}: lora.target_modules holds an empty name")
+    if t.max_grad_norm <= 0:
+        raise UserError(f"{src}: train.max_grad_norm must be positive (every gradient is clipped to this norm, "
+                        f"so {t.max_grad_norm} would stop learning), got {t.max_grad_norm}")
+    for key, v in (("train.adam_beta1", t.adam_beta1), ("train.adam_beta2", t.adam_beta2)):
+        if not 0 <= v < 1:
+            raise UserError(f"{src}: {key} must be in [0, 1), got {v}")
+    if t.weight_decay < 0:
+        raise UserError(f"{src}: train.weight_decay must be at least 0, got {t.weight_decay}")
+    for key, v in (("train.seed", t.seed), ("data.seed", r.data.seed)):
+        if v < 0:
+            raise UserError(f"{src}: {key} must be at least 0, got {v}")
+    for key, v in (("model.name_or_path", r.model.name_or_path), ("data.path", r.data.path),
+                   ("data.split", r.data.split)):
+        if not v.strip():
+            raise UserError(f"{src}: {key} is empty")

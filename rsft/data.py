@@ -19,7 +19,7 @@ from rsft.config import DataConfig
 from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.errors import UserError
 
-CACHE_VERSION = 1  # bump when the tokenized layout or the prompt building changes
+CACHE_VERSION = 2  # bump when the tokenized layout or the prompt building changes
 EMBEDDED_COUNTDOWN = "embedded:countdown"
 
 
@@ -30,28 +30,55 @@ def cache_root() -> Path:
 # ------------------------------------------------------------------------------------------------ loading rows
 
 
+class BadLine:
+    """A .jsonl line that could not be read as a row: kept in its place so that it is reported like a bad row."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _read_jsonl(path: Path) -> list:
+    rows = []
+    with path.open("rb") as f:
+        for i, raw in enumerate(f):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                rows.append(BadLine(f"line {i + 1} is not UTF-8 (byte offset {e.start} in the line)"))
+                continue
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                rows.append(BadLine(f"line {i + 1} is not valid JSON ({e.msg})"))
+            except RecursionError:
+                rows.append(BadLine(f"line {i + 1} is nested too deeply"))
+    return rows
+
+
 def _read_local(path: Path) -> list:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"{path}: not a readable parquet file ({first})") from None
     if suffix == ".jsonl":
-        rows = []
-        with path.open() as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}: line {i + 1} is not valid JSON ({e.msg})") from None
-        return rows
+        return _read_jsonl(path)
     if suffix == ".json":
         try:
-            rows = json.loads(path.read_text())
+            rows = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not UTF-8 text (byte offset {e.start})") from None
         except json.JSONDecodeError as e:
             raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        except RecursionError:
+            raise UserError(f"{path}: nested too deeply to be a list of rows") from None
         if not isinstance(rows, list):
             raise UserError(f"{path}: a .json data file must hold a list of rows")
         return rows
@@ -59,14 +86,19 @@ def _read_local(path: Path) -> list:
 
 
 def _read_hub(cfg: DataConfig) -> tuple[list, str]:
+    from rsft.hub import offline_reason
+
+    offline = offline_reason()  # unreachable: datasets reads its caches only, at once, instead of retrying
     import datasets
 
     try:
         ds = datasets.load_dataset(cfg.path, revision=cfg.revision, split=cfg.split)
     except (ConnectionError, OSError) as e:
+        rev = f" --revision {cfg.revision}" if cfg.revision else ""
+        why = f"the Hub cannot be reached ({offline}) and it is not cached" if offline else type(e).__name__
         raise UserError(
-            f"could not load dataset '{cfg.path}' from the Hub ({type(e).__name__}); offline? "
-            "Download it once and set data.path to the local .parquet/.jsonl file"
+            f"could not load dataset '{cfg.path}': {why}; run `hf download {cfg.path} --repo-type dataset{rev}` "
+            "where the Hub can be reached, or set data.path to a local .parquet/.jsonl file"
         ) from None
     except ValueError as e:  # e.g. unknown split
         raise UserError(f"dataset '{cfg.path}': {e}") from None
@@ -98,26 +130,50 @@ def load_rows(cfg: DataConfig) -> tuple[list, str]:
 # ------------------------------------------------------------------------------------------------ schemas
 
 
-def _is_turn(m) -> bool:
-    return isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+ROLES = ("system", "user", "assistant")
+
+
+def _check_turns(turns, field: str) -> None:
+    """A chat: a list of {role, content} turns, roles known, contents strings."""
+    if not isinstance(turns, list) or not turns:
+        raise ValueError(f"field '{field}' must be a non-empty list of {{role, content}} turns, "
+                         f"got {type(turns).__name__}")
+    for j, m in enumerate(turns):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise ValueError(f"{field}[{j}] must be a {{role, content}} turn with string content")
+        if m.get("role") not in ROLES:
+            raise ValueError(f"{field}[{j}] has role {m.get('role')!r}, not one of {', '.join(ROLES)}")
+
+
+def _check_prompt(turns: list, field: str) -> None:
+    """The prompt ends with the user's turn: the template then opens the assistant's turn, the target."""
+    if turns[-1]["role"] != "user":
+        raise ValueError(f"the prompt in '{field}' must end with a user turn, not the {turns[-1]['role']}'s")
+    if not turns[-1]["content"].strip():
+        raise ValueError(f"the user turn in '{field}' is empty")
 
 
 def _paper_row(row: dict) -> tuple[list, str]:
-    """jasonrqh/*-20k rows: `message` (one user turn), else `prompt`, else `question` + the paper's suffix."""
+    """jasonrqh/*-20k rows: `message` (the chat: one user turn), else `prompt` (its text), else `question` + the
+    paper's instruction; the target is `response`."""
     if row.get("message") is not None:
-        prompt = row["message"]
+        field, prompt = "message", row["message"]
+        _check_turns(prompt, field)
     elif row.get("prompt") is not None:
-        prompt = row["prompt"]
+        field, prompt = "prompt", row["prompt"]
+        if not isinstance(prompt, str):
+            raise ValueError(f"field 'prompt' must be a string, got {type(prompt).__name__}")
+        prompt = [{"role": "user", "content": prompt}]
     elif row.get("question") is not None:
-        if not isinstance(row["question"], str) or not row["question"].strip():
-            raise ValueError("field 'question' must be a non-empty string")
-        prompt = row["question"] + MATH_PROMPT_SUFFIX
+        field, prompt = "question", row["question"]
+        if not isinstance(prompt, str):
+            raise ValueError(f"field 'question' must be a string, got {type(prompt).__name__}")
+        if not prompt.strip():
+            raise ValueError("field 'question' is empty")
+        prompt = [{"role": "user", "content": prompt + MATH_PROMPT_SUFFIX}]
     else:
         raise ValueError("missing field: one of 'message', 'prompt' or 'question' is needed")
-    if isinstance(prompt, str):
-        prompt = [{"role": "user", "content": prompt}]
-    if not isinstance(prompt, list) or not prompt or not all(_is_turn(m) for m in prompt):
-        raise ValueError("the prompt must be a string or a list of {role, content} turns")
+    _check_prompt(prompt, field)
     if "response" not in row:
         raise ValueError("missing field 'response'")
     response = row["response"]
@@ -127,39 +183,62 @@ def _paper_row(row: dict) -> tuple[list, str]:
 
 
 def _messages_row(row: dict) -> tuple[list, str]:
-    """Plain chat rows: `messages` = [..., {"role": "assistant", "content": target}]."""
-    msgs = row.get("messages")
-    if not isinstance(msgs, list) or len(msgs) < 2 or not all(_is_turn(m) for m in msgs):
-        raise ValueError("field 'messages' must be a list of at least two {role, content} turns")
+    """Plain chat rows: `messages` = [..., {"role": "user", ...}, {"role": "assistant", "content": target}]."""
+    if "messages" not in row:
+        raise ValueError("missing field 'messages'")
+    msgs = row["messages"]
+    _check_turns(msgs, "messages")
     if msgs[-1]["role"] != "assistant":
         raise ValueError("the last turn of 'messages' must be the assistant's (the training target)")
+    if len(msgs) < 2 or not any(m["role"] == "user" for m in msgs[:-1]):
+        raise ValueError("'messages' has no user turn before the assistant's")
+    _check_prompt(msgs[:-1], "messages")
     return msgs[:-1], msgs[-1]["content"]
 
 
+SHOWN_BAD_ROWS = 20  # bad rows named in an error or in data_stats.json; all are counted
+
+
+def _bad_rows_line(skipped: list[dict]) -> str:
+    shown = "; ".join(f"row {s['row']}: {s['reason']}" for s in skipped[:SHOWN_BAD_ROWS])
+    more = f"; ... and {len(skipped) - SHOWN_BAD_ROWS} more" if len(skipped) > SHOWN_BAD_ROWS else ""
+    return shown + more
+
+
 def adapt_rows(rows: list, cfg: DataConfig) -> tuple[list, list, list[dict]]:
-    """(prompts, responses, skipped) where skipped = [{row, reason}]; raises on the first bad row unless skip."""
+    """(prompts, responses, skipped), skipped = [{row, reason}], rows numbered from 0 in file order. Every row is
+    checked; under on_bad_row: error one error names them all (the first 20 and the count)."""
     schema = cfg.schema
     if schema == "auto":
-        schema = "messages" if rows and isinstance(rows[0], dict) and "messages" in rows[0] else "paper"
+        first = next((r for r in rows if isinstance(r, dict)), {})
+        schema = "messages" if "messages" in first else "paper"
     adapt = _messages_row if schema == "messages" else _paper_row
     prompts, responses, skipped = [], [], []
     for i, row in enumerate(rows):
         try:
+            if isinstance(row, BadLine):
+                raise ValueError(row.reason)
             if not isinstance(row, dict):
                 raise ValueError(f"a row must be an object, got {type(row).__name__}")
             prompt, response = adapt(row)
             if not response.strip():
                 raise ValueError("empty response")
         except ValueError as e:
-            if cfg.on_bad_row == "error":
-                raise UserError(
-                    f"{cfg.path}: row {i} is malformed ({e}); fix it or set data.on_bad_row: skip"
-                ) from None
             skipped.append({"row": i, "reason": str(e)})
             continue
         prompts.append(prompt)
         responses.append(response)
+    if skipped and cfg.on_bad_row == "error":
+        raise UserError(f"{cfg.path}: {len(skipped)} of {len(rows)} rows do not fit the {schema} schema (rows "
+                        f"numbered from 0): {_bad_rows_line(skipped)}; fix them or set data.on_bad_row: skip")
     return prompts, responses, skipped
+
+
+def report_skipped(cfg: DataConfig, rows: int, skipped: list[dict]) -> None:
+    """One line on what data.on_bad_row: skip left out, printed before anything can stop on too few rows."""
+    if skipped and os.environ.get("RANK", "0") == "0":
+        print(f"data: skipped {len(skipped)} of {rows} rows of {cfg.path} (data.on_bad_row: skip): "
+              f"{_bad_rows_line(skipped)}")
 
 
 # ------------------------------------------------------------------------------------------------ tokenizing
@@ -231,10 +310,14 @@ def load_tokenized(cfg: DataConfig, tokenizer, tokenizer_id: str) -> Tokenized:
     path = cache_root() / "tokens" / f"{key}.npz"
     if path.exists():
         z = np.load(path)
-        return Tokenized(z["ids"], z["offsets"], z["prompt_lens"], json.loads(str(z["skipped"])))
+        tok = Tokenized(z["ids"], z["offsets"], z["prompt_lens"], json.loads(str(z["skipped"])))
+        report_skipped(cfg, len(rows), tok.skipped)
+        return tok
     prompts, responses, skipped = adapt_rows(rows, cfg)
+    report_skipped(cfg, len(rows), skipped)
     if not prompts:
-        raise UserError(f"{cfg.path}: no usable rows ({len(skipped)} malformed)")
+        raise UserError(f"{cfg.path}: no usable rows: all {len(rows)} were skipped as malformed"
+                        if rows else f"{cfg.path}: holds no rows")
     tok = tokenize(prompts, responses, tokenizer, skipped)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -292,7 +375,7 @@ def apply_length_policy(tok: Tokenized, cfg: DataConfig) -> TrainSet:
     stats = {
         "rows": len(tok) + len(tok.skipped),
         "malformed_skipped": len(tok.skipped),
-        "skipped_rows": tok.skipped[:20],
+        "skipped_rows": tok.skipped[:SHOWN_BAD_ROWS],
         "tokens_p50": int(np.percentile(lengths, 50)),
         "tokens_p90": int(np.percentile(lengths, 90)),
         "tokens_p99": int(np.percentile(lengths, 99)),

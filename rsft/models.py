@@ -5,6 +5,7 @@ without a CUDA GPU, so it is imported only in `_load_unsloth`, first.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -136,9 +137,59 @@ class Loaded:
     base_path: str  # what from_pretrained was given (the embedded model's local folder, or the Hub id)
 
 
+def _require(path: str, recipe: Recipe) -> None:
+    from rsft.hub import require
+
+    require(path, recipe.model.revision, what="model.name_or_path",
+            local=f"model.name_or_path: a local folder with the model (or {EMBEDDED_SMOLLM2}, offline)")
+
+
+@functools.lru_cache(maxsize=4)  # train.py may check before it loads; the model is built once
+def adaptable_layers(path: str, revision: str | None, trust_remote_code: bool) -> tuple[str, ...] | None:
+    """Full names of the layers LoRA can wrap, from the model's config on the meta device (no weight is read);
+    None when the config cannot be read without the network or the model cannot be built from it."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
+
+    try:
+        config = AutoConfig.from_pretrained(path, revision=revision, local_files_only=True,
+                                            trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception:  # not cached, remote code refused, no causal-LM class: peft then says it at load time
+        return None
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, Conv1D)
+    return tuple(name for name, module in model.named_modules() if isinstance(module, kinds))
+
+
+def check_target_modules(path: str, recipe: Recipe) -> None:
+    """Each lora.target_modules entry must match a layer, as peft matches a list: the name or its dotted tail."""
+    if recipe.model.finetune == "full":
+        return
+    layers = adaptable_layers(path, recipe.model.revision, recipe.model.trust_remote_code)
+    if layers is None:
+        return
+    missing = [t for t in recipe.lora.target_modules if not any(n == t or n.endswith("." + t) for n in layers)]
+    if missing:
+        names = sorted({n.rsplit(".", 1)[-1] for n in layers})
+        raise UserError(f"{recipe.source}: lora.target_modules: {', '.join(missing)} names no layer of "
+                        f"{recipe.model.name_or_path}; its layers LoRA can adapt: {', '.join(names)}")
+
+
+def preflight(recipe: Recipe) -> str:
+    """Before any weight loads: the model's local path (the embedded model converted), the Hub reachable or the
+    model cached (else a one-line error within seconds), and the LoRA target modules present in it."""
+    path = resolve_model_path(recipe.model.name_or_path)
+    _require(path, recipe)
+    check_target_modules(path, recipe)
+    return path
+
+
 def load_tokenizer(path: str, recipe: Recipe):
     from transformers import AutoTokenizer
 
+    _require(path, recipe)
     try:
         tok = AutoTokenizer.from_pretrained(
             path, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
@@ -152,7 +203,7 @@ def load_tokenizer(path: str, recipe: Recipe):
 
 def load_for_training(recipe: Recipe) -> Loaded:
     backend, why = pick_training_backend(recipe)
-    path = resolve_model_path(recipe.model.name_or_path)
+    path = preflight(recipe)
     if recipe.model.finetune == "qlora" and not cuda_available():
         raise UserError("model.finetune: qlora loads the base in 4 bits with bitsandbytes, which needs a CUDA GPU; "
                         "use model.finetune: lora on CPU")
@@ -161,10 +212,19 @@ def load_for_training(recipe: Recipe) -> Loaded:
     else:
         model, tok = _load_hf(recipe, path)
     if recipe.model.finetune != "full":
-        # The adapter names the base exactly as the recipe did (no pre-quantized mirror, no cache folder).
-        model.peft_config["default"].base_model_name_or_path = recipe.model.name_or_path
-        model.peft_config["default"].revision = recipe.model.revision
+        config = model.peft_config["default"]
+        config.base_model_name_or_path, config.revision = adapter_base(recipe, path, model)
     return Loaded(model, tok, backend, why, path)
+
+
+def adapter_base(recipe: Recipe, path: str, model) -> tuple[str, str | None]:
+    """(base_model_name_or_path, revision) for adapter_config.json, so that AutoPeftModelForCausalLM loads the
+    checkpoint as it is: a Hub base by the id the recipe gave (never a pre-quantized mirror) at the commit that
+    was loaded; a local base, the embedded model's converted folder included, by its real absolute path."""
+    if Path(path).expanduser().exists():
+        return os.path.realpath(Path(path).expanduser()), None
+    commit = getattr(model.get_base_model().config, "_commit_hash", None)
+    return recipe.model.name_or_path, recipe.model.revision or commit
 
 
 def _lora_kwargs(recipe: Recipe) -> dict:

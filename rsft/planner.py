@@ -232,7 +232,7 @@ def workload(recipe, examples: list, plan, backend: str | None = None) -> Worklo
 
 
 def auto_backend(asked: str) -> tuple[str, str]:
-    """The backend training would use on a GPU machine with this environment, and why (as models.pick_backend)."""
+    """The backend training would use on a GPU machine with this environment, and why (as models.pick_training_backend)."""
     import importlib.util
 
     if asked != "auto":

@@ -7,8 +7,15 @@ from rsft.schedule import checkpoint_steps, make_plan
 from rsft.config import TrainConfig
 
 
-def recipe(tmp_path, text):
+BASE = "model:\n  name_or_path: m\ndata:\n  path: d.jsonl\n"  # what every recipe must name
+
+
+def recipe(tmp_path, text, base=True):
+    """A recipe file: `text` after the model and data lines (merged into their sections when it has them)."""
     p = tmp_path / "r.yaml"
+    if base:
+        for sec, line in (("model:\n", "  name_or_path: m\n"), ("data:\n", "  path: d.jsonl\n")):
+            text = text.replace(sec, sec + line, 1) if sec in text else sec + line + text
     p.write_text(text)
     return p
 
@@ -27,7 +34,7 @@ def test_unknown_section_is_named(tmp_path):
 
 
 def test_duplicate_key_fails_with_both_lines(tmp_path):
-    with pytest.raises(UserError, match=r"duplicate key 'r' at line 3 \(first at line 2\)"):
+    with pytest.raises(UserError, match=r"duplicate key 'r' at line 7 \(first at line 6\)"):
         load_recipe(recipe(tmp_path, "lora:\n  r: 8\n  r: 16\n"))
 
 

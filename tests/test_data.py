@@ -56,11 +56,33 @@ def test_messages_schema_uses_the_last_assistant_turn_as_target():
     assert prompts == [rows[0]["messages"][:2]] and responses == ["a"]
 
 
-BAD_ROWS = [
-    ({"message": [{"role": "user", "content": "q"}]}, "missing field 'response'"),
-    ({"message": [{"role": "user", "content": "q"}], "response": 5}, "field 'response' must be a string, got int"),
-    ({"message": [{"role": "user", "content": "q"}], "response": "  "}, "empty response"),
+USER = [{"role": "user", "content": "q"}]
+BAD_ROWS = [  # paper schema: (row, reason)
+    ({"message": USER}, "missing field 'response'"),
+    ({"message": USER, "response": 5}, "field 'response' must be a string, got int"),
+    ({"message": USER, "response": None}, "field 'response' must be a string, got NoneType"),
+    ({"message": USER, "response": "  "}, "empty response"),
     ({"response": "r"}, "missing field: one of 'message', 'prompt' or 'question'"),
+    ({"message": "hello", "response": "r"}, "field 'message' must be a non-empty list of {role, content} turns, "
+                                            "got str"),
+    ({"message": [], "response": "r"}, "field 'message' must be a non-empty list"),
+    ({"message": [{"role": "assistant", "content": "a"}], "response": "r"},
+     "the prompt in 'message' must end with a user turn, not the assistant's"),
+    ({"message": [{"role": "robot", "content": "q"}], "response": "r"}, "message[0] has role 'robot'"),
+    ({"message": [{"role": "user", "content": ["q"]}], "response": "r"}, "message[0] must be a {role, content} turn"),
+    ({"message": [{"role": "user", "content": " "}], "response": "r"}, "the user turn in 'message' is empty"),
+    ({"prompt": ["q"], "response": "r"}, "field 'prompt' must be a string, got list"),
+    ({"question": 7, "response": "r"}, "field 'question' must be a string, got int"),
+    ({"question": "", "response": "r"}, "field 'question' is empty"),
+    (["q", "r"], "a row must be an object, got list"),
+]
+BAD_CHATS = [  # messages schema
+    ({"messages": [{"role": "assistant", "content": "a"}]}, "'messages' has no user turn before the assistant's"),
+    ({"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]},
+     "'messages' has no user turn"),
+    ({"messages": [{"role": "user", "content": "u"}]}, "the last turn of 'messages' must be the assistant's"),
+    ({"messages": "u: hi"}, "field 'messages' must be a non-empty list"),
+    ({"prompt": "u", "response": "a"}, "missing field 'messages'"),
 ]
 
 
@@ -68,19 +90,52 @@ BAD_ROWS = [
 def test_malformed_row_is_an_error_naming_the_row(row, reason):
     rows = math_cot_rows(3)
     rows.insert(2, row)
-    with pytest.raises(UserError, match=rf"row 2 is malformed \({re.escape(reason)}.*on_bad_row: skip"):
+    with pytest.raises(UserError, match=rf"1 of 4 rows .*row 2: {re.escape(reason)}.*on_bad_row: skip"):
         adapt_rows(rows, DataConfig())
 
 
-def test_malformed_rows_are_counted_when_skipping_is_allowed(tmp_path, tokenizer):
+@pytest.mark.parametrize("row,reason", BAD_CHATS)
+def test_a_chat_without_user_turn_or_target_is_refused(row, reason):
+    good = {"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    with pytest.raises(UserError, match=rf"messages schema.*row 1: {re.escape(reason)}"):
+        adapt_rows([good, row], DataConfig(schema="messages"))
+    _, responses, skipped = adapt_rows([good, row], DataConfig(schema="messages", on_bad_row="skip"))
+    assert responses == ["a"] and skipped == [{"row": 1, "reason": skipped[0]["reason"]}]
+
+
+def test_every_bad_row_is_named_at_once_first_20_and_a_count():
+    rows = math_cot_rows(50) + [{"response": "r"}]
+    for i in range(0, 50, 2):
+        rows[i] = {"message": "hello", "response": "r"}
+    rows[1] = {"message": USER}
+    with pytest.raises(UserError) as e:
+        adapt_rows(rows, DataConfig())  # 27 bad rows: 0, 1, 2, 4, ..., 48, 50
+    msg = str(e.value)
+    assert "27 of 51 rows do not fit the paper schema" in msg and msg.count("; row ") == 19
+    assert "row 0: field 'message'" in msg and "row 1: missing field 'response'" in msg and "row 36:" in msg
+    assert "row 38:" not in msg and "; ... and 7 more; fix them or set data.on_bad_row: skip" in msg
+
+
+def test_malformed_rows_are_counted_when_skipping_is_allowed(tmp_path, tokenizer, capsys):
     rows = math_cot_rows(4)
     rows[1] = BAD_ROWS[0][0]
-    rows[3] = BAD_ROWS[2][0]
+    rows[3] = BAD_ROWS[5][0]  # a message that is a string: once kept and trained on
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     tok = load_tokenized(cfg(path, on_bad_row="skip"), tokenizer, "t")
     stats = apply_length_policy(tok, cfg(path)).stats
     assert stats["rows"] == 4 and stats["malformed_skipped"] == 2 and stats["kept"] == 2
     assert [s["row"] for s in stats["skipped_rows"]] == [1, 3]
+    line = f"data: skipped 2 of 4 rows of {path} (data.on_bad_row: skip): row 1: missing field 'response'; row 3:"
+    assert line in capsys.readouterr().out
+    load_tokenized(cfg(path, on_bad_row="skip"), tokenizer, "t")  # from the token cache: said again
+    assert line in capsys.readouterr().out
+
+
+def test_skipping_everything_says_how_many_were_skipped(tmp_path, tokenizer, capsys):
+    path = write_jsonl(tmp_path / "d.jsonl", [BAD_ROWS[5][0]] * 3)
+    with pytest.raises(UserError, match="no usable rows: all 3 were skipped as malformed"):
+        load_tokenized(cfg(path, on_bad_row="skip"), tokenizer, "t")
+    assert "data: skipped 3 of 3 rows" in capsys.readouterr().out
 
 
 def _lengths_fixture(tokenizer):
@@ -148,14 +203,16 @@ def test_missing_file_and_bad_json_are_one_line_errors(tmp_path):
         load_rows(cfg(tmp_path / "nope.jsonl"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"response": "x"}\n{not json\n')
-    with pytest.raises(UserError, match="line 2 is not valid JSON"):
-        load_rows(cfg(bad))
+    rows, _ = load_rows(cfg(bad))
+    with pytest.raises(UserError, match="row 0: missing field: .*row 1: line 2 is not valid JSON"):
+        adapt_rows(rows, DataConfig())
 
 
 def test_hub_id_while_offline_suggests_a_local_path(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(UserError, match="offline.*local"):
+    with pytest.raises(UserError, match=r"\(HF_HUB_OFFLINE=1\).*`hf download jasonrqh/Math-CoT-20k --repo-type "
+                                        "dataset` .*, or set data.path to a local"):
         load_rows(DataConfig(path="jasonrqh/Math-CoT-20k"))
 
 

