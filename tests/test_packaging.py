@@ -48,9 +48,9 @@ def test_installed_rsft_imports_from_anywhere_with_its_data(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)
-    code = ("import rsft, rsft.planner, rsft.results, rsft.judges, rsft.tasks;"
+    code = ("import rsft, rsft.planner, rsft.results, rsft.judges.rubrics, rsft.tasks;"
             "print(rsft.__file__); print(len(rsft.planner.data()['gpus']) > 0, len(rsft.results.paper_data()['blocks']));"
-            "print(sorted(p.name for p in rsft.judges.PROMPTS_DIR.iterdir()));"
+            "print(sorted(p.name for p in rsft.judges.rubrics.PROMPTS_DIR.iterdir()));"
             "print(len(list(rsft.tasks.TASKS_DIR.rglob('*.yaml'))));"
             "import importlib.util; print(getattr(importlib.util.find_spec('evaluate'), 'origin', None))")
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
