@@ -254,6 +254,9 @@ def main(argv=None) -> int:
         revision, trust = recipe.model.revision, recipe.model.trust_remote_code
         out_root = run_dir / "eval" / preset_name
     tasks, p = suite_tasks(suite), preset(preset_name)
+    from rsft.hub import require
+
+    require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
     ensure_local(data_dir, tasks)
     no_data = missing(data_dir, tasks)
     for task, why in no_data.items():
