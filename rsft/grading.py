@@ -9,7 +9,7 @@ truncated, never graded on its thinking. A response with no `<think>` at all (a 
 whose thinking never closed can still score: math-verify over the whole response (math_eval_budget.py), MMLU-Pro's
 first regex match (its lm-eval template), GPQA's last box (evalchemy testing_utils.py), HaluEval's and IFEval's
 think-stripping regexes (their lm-eval utils.py), LiveCodeBench's last python block (evalchemy eval_instruct.py).
-For tasks the paper did not run (Countdown, reasoning-gym), `paper` reads the whole response as its math did.
+Tasks the paper did not run (Countdown, reasoning-gym, HumanEval) have the strict scoring only.
 
 Every grader returns within GRADE_TIMEOUT_S on any input: answers are length-capped and scanned in linear time;
 math-verify (sympy) runs in a worker process (`python -m rsft._verify_worker`) with a memory cap, killed and
@@ -342,18 +342,16 @@ def grade_gpqa_paper(response: str, gold: str) -> bool:
 # ------------------------------------------------------------------------------------------------ countdown
 
 
-def extract_countdown(response: str, mode: str = "strict") -> str | None:
-    """The boxed expression's left side: the last box after thinking (strict), or anywhere (paper)."""
-    _check_mode(mode)
-    boxed = last_boxed(response) if mode == "paper" else parse(response).boxed
-    if boxed is None:
+def extract_countdown(response: str) -> str | None:
+    p = parse(response)
+    if p.truncated or p.boxed is None:
         return None
-    return boxed.split("=")[0].strip()  # "(1 + 2) * 3 = 9" -> the left side
+    return p.boxed.split("=")[0].strip()  # "(1 + 2) * 3 = 9" -> the left side
 
 
-def grade_countdown(response: str, numbers: list[int], target: int, mode: str = "strict") -> bool:
+def grade_countdown(response: str, numbers: list[int], target: int) -> bool:
     """The boxed expression uses every number exactly once and equals the target (parsed, never executed)."""
-    expr = extract_countdown(response, mode)
+    expr = extract_countdown(response)
     return expr is not None and is_solution(expr, list(numbers), int(target))
 
 
@@ -396,14 +394,15 @@ def grade_yes_no(response: str, gold: str, mode: str = "strict") -> bool:
 LCB_PAPER_TEST_S = 6  # the paper's per-test timeout, which only enters its budget for the whole run below
 
 
-def livecodebench_paper_code(response: str) -> str:
+def livecodebench_paper_code(response: str) -> str | None:
     """The code the paper ran: the last ```python block anywhere in the reply (thinking included), through its
-    post_process_code. With no block its code takes the reply itself and runs its last character (a string's [-1]),
-    which scores 0 like no code; "" for an empty reply (no code component)."""
+    post_process_code; None when there is none. (With no block the paper's code takes the reply itself and runs its
+    last character, a string's [-1], which prints nothing and so passes no test: the same 0 as no code.)"""
     blocks = re.findall(r"```python\n(.*?)```", response, re.DOTALL)
-    code = blocks[-1] if blocks else response[-1:]
-    code = code.split("</code>")[0].replace("```python", "").replace("# YOUR CODE HERE", "")
-    return code.split("```")[0].replace("<code>", "").strip()
+    if not blocks:
+        return None
+    code = blocks[-1].split("</code>")[0].replace("```python", "").replace("# YOUR CODE HERE", "")
+    return code.split("```")[0].replace("<code>", "").strip() or None
 
 
 def livecodebench_paper_budget_s(n_tests: int) -> float:
@@ -438,19 +437,17 @@ def _rg_scorer(dataset: str):
     return get_score_answer_fn(dataset)
 
 
-def grade_reasoning_gym(response: str, doc: dict, mode: str = "strict") -> bool:
+def grade_reasoning_gym(response: str, doc: dict) -> bool:
     """reasoning-gym's own score_answer for doc's dataset (string and set comparisons; nothing is executed) on the
-    last \\boxed{}, stripped: after thinking (strict) or anywhere (paper). Only its full score counts: partial credit
-    (some roles right, the gold inside a longer answer) is not a correct answer. doc: a row of
-    rsft.evaluation.reasoning_gym_rows."""
-    _check_mode(mode)
-    boxed = last_boxed(response) if mode == "paper" else parse(response).boxed
-    if boxed is None or not boxed.strip():
+    last \\boxed{} after thinking, stripped. Only its full score counts: partial credit (some roles right, the gold
+    inside a longer answer) is not a correct answer. doc: a row of rsft.evaluation.reasoning_gym_rows."""
+    p = parse(response)
+    if p.truncated or p.boxed is None or not p.boxed.strip():
         return False
     entry = {"question": doc["question"], "answer": doc["answer"], "metadata": json.loads(doc["metadata"])}
     score = _rg_scorer(doc["dataset"])  # an unread dataset raises here, before any answer is scored
     try:
-        return score(boxed.strip(), entry) == 1.0
+        return score(p.boxed.strip(), entry) == 1.0
     except Exception:  # noqa: BLE001  (a scorer that chokes on an odd answer: not a right answer)
         return False
 

@@ -1,7 +1,10 @@
 """math500: MATH500 (in-domain), avg@3, math-verify against the gold answer. Data: HuggingFaceH4/MATH-500 (problem, answer)."""
-from rsft.config import MATH_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
+
+# The paper's math prompt (math_eval_budget.py build_prompt), a space after the newline; its training data has none
+# (rsft.config.MATH_PROMPT_SUFFIX), so evaluation keeps its own.
+PAPER_MATH_SUFFIX = "\n Please reason step by step, and put your final answer within \\boxed{}."
 
 
 def load(**kwargs):
@@ -9,7 +12,7 @@ def load(**kwargs):
 
 
 def doc_to_text(doc):
-    return doc["problem"] + MATH_PROMPT_SUFFIX
+    return doc["problem"] + PAPER_MATH_SUFFIX
 
 
 def doc_to_target(doc):
@@ -17,4 +20,8 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    return score_samples(results, lambda r: grade_math(r, doc["answer"]))
+    """acc: the paper's scoring (math-verify over the whole response); acc_strict: after a closed </think> only."""
+    out = score_samples(results, lambda r: grade_math(r, doc["answer"]))
+    out["acc_strict"] = out["acc"]
+    out["acc"] = score_samples(results, lambda r: grade_math(r, doc["answer"], mode="paper"))["acc"]
+    return out
