@@ -1,16 +1,20 @@
 """The math-verify worker: `python -m rsft._verify_worker`, driven by rsft.grading.MathVerifier over its pipes.
 
-A separate interpreter started by path of module, never by re-importing the caller's `__main__`, so grading works
+A separate interpreter started as a module, never by re-importing the caller's `__main__`, so grading works
 from any script, thread or notebook. One JSON line in per request, `[gold, answer, config]`, one line out, `true`
 or `false`; "ready" once math-verify has imported. Exits when its stdin closes (the grading process ended).
 """
 import json
+import os
 import sys
 
 
 def main() -> None:
     import resource
 
+    out = os.fdopen(os.dup(1), "w")  # the protocol's own copy of stdout; anything else printed goes to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # 2 GiB: a runaway sympy dies, not the caller
     except (ValueError, OSError):
@@ -23,7 +27,6 @@ def main() -> None:
         "anchored": [LatexExtractionConfig(try_extract_without_anchor=False),
                      ExprExtractionConfig(try_extract_without_anchor=False)],
     }
-    out = sys.stdout
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
