@@ -113,6 +113,22 @@ def paper_strip_thinking(response: str) -> str:
     return response
 
 
+# the text each judged task's paper code handed its judge; every reply is judged and counted, unclosed ones whole
+_PAPER_JUDGED = {
+    "truthfulqa_gen": paper_strip_thinking,  # its lm-eval tasks/truthfulqa/utils.py process_results_gen
+    "hexphi": lambda r: r.strip().split(THINK_CLOSE)[-1],  # HarmBench generate (.strip()), judge --remove_think
+    "alpacaeval": lambda r: r.split(THINK_CLOSE)[-1].strip(),  # alpaca_eval/code/evaluate_reward.py extract_answer
+}
+
+
+def paper_judged_text(task: str, response: str) -> str:
+    """What the paper's code showed the judge of `task` (truthfulqa_gen, hexphi, alpacaeval): the reply after its
+    thinking as that code removed it, or the whole reply when thinking never closed (which it judged and counted)."""
+    if task not in _PAPER_JUDGED:
+        raise ValueError(f"{task}: the paper judged no such task; judged by the paper: {', '.join(_PAPER_JUDGED)}")
+    return _PAPER_JUDGED[task](response)
+
+
 # ------------------------------------------------------------------------------------------------ math
 
 

@@ -8,7 +8,7 @@ from rsft.config import MATH_PROMPT_SUFFIX
 from rsft.grading import (extract_choice, gpqa_paper_answer, grade_choice, grade_gpqa_paper, grade_ifeval, grade_math,
                           grade_mmlu_pro_paper, grade_yes_no, halueval_paper_answer, livecodebench_paper_budget_s,
                           livecodebench_paper_code, livecodebench_paper_stdout_ok, mmlu_pro_paper_answer,
-                          paper_strip_thinking)
+                          paper_judged_text, paper_strip_thinking)
 from rsft.tasks.aime24 import utils as aime24
 from rsft.tasks.gpqa_diamond import utils as gpqa
 from rsft.tasks.halueval import utils as halueval
@@ -168,6 +168,15 @@ def test_paper_think_stripping_keeps_an_unclosed_reply_whole():
     assert paper_strip_thinking("x</think> y</think> z") == "z"
     assert paper_strip_thinking("<think>never closed") == "<think>never closed"
     assert paper_strip_thinking("<think>a<|/think|> b") == "b"
+
+
+def test_judged_tasks_see_the_text_the_papers_judges_saw():
+    closed, cut = "<think>\nhmm\n</think>\n\n Sure. ", "<think>\nI should refuse, but"
+    assert [paper_judged_text(t, closed) for t in ("truthfulqa_gen", "hexphi", "alpacaeval")] == [
+        "Sure.", "\n\n Sure.", "Sure."]  # HarmBench strips before splitting, not after
+    assert all(paper_judged_text(t, cut) == cut for t in ("truthfulqa_gen", "hexphi", "alpacaeval"))  # whole
+    with pytest.raises(ValueError, match="the paper judged no such task"):
+        paper_judged_text("xstest", closed)
 
 
 def test_ifeval_paper_checks_an_unclosed_reply_whole():
