@@ -4,11 +4,11 @@ its answer extraction where it differs from the kit's strict one, and its MMLU-P
 import pytest
 
 from rsft.code_grading import same_stdout
-from rsft.config import MATH_PROMPT_SUFFIX
 from rsft.grading import (extract_choice, gpqa_paper_answer, grade_choice, grade_gpqa_paper, grade_ifeval, grade_math,
                           grade_mmlu_pro_paper, grade_yes_no, halueval_paper_answer, livecodebench_paper_budget_s,
                           livecodebench_paper_code, livecodebench_paper_stdout_ok, mmlu_pro_paper_answer,
                           paper_judged_text, paper_strip_thinking)
+from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.tasks.aime24 import utils as aime24
 from rsft.tasks.gpqa_diamond import utils as gpqa
 from rsft.tasks.halueval import utils as halueval

@@ -1,7 +1,7 @@
 """aime24: AIME24 (in-domain), avg@10, math-verify. Data: HuggingFaceH4/aime_2024 (problem, answer)."""
+from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
-from rsft.tasks.math500.utils import PAPER_MATH_SUFFIX
 
 
 def load(**kwargs):
@@ -9,7 +9,7 @@ def load(**kwargs):
 
 
 def doc_to_text(doc):
-    return doc["problem"] + PAPER_MATH_SUFFIX
+    return doc["problem"] + MATH_EVAL_PROMPT_SUFFIX
 
 
 def doc_to_target(doc):

@@ -2,6 +2,8 @@
 from rsft.grading import grade_yes_no
 from rsft.tasks.common import load_local, score_samples
 
+ANSWER = "yes_no"  # what counts as the answer (the last Yes/No after thinking); rsft.tasks.common.extract
+
 # The paper's instructions (its lm-eval task, after RUCAIBox/HaluEval's evaluate.py, without the few-shot examples),
 # kept verbatim, stray quote included: the prompt is part of the protocol.
 _TAIL = ("contains non-factual or hallucinated information. You SHOULD give your judgement based on the following "
@@ -40,7 +42,7 @@ def doc_to_target(doc):
 def process_results(doc, results):
     """acc: the paper's reading (its think-stripping, the last Yes/No, else the first line); acc_strict: the last
     Yes/No after a closed </think>. acc_<subset>: the paper's, only this subset's docs counting in its mean."""
-    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]), answer="yes_no")
+    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]), answer=ANSWER)
     out["acc_strict"] = out["acc"]
     out["acc"] = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"], mode="paper"))["acc"]
     out[f"acc_{doc['subset']}"] = out["acc"]

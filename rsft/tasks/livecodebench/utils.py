@@ -1,4 +1,4 @@
-"""livecodebench: code generation, graded by running the code in a sandbox (rsft.code_grading.grade_code)."""
+"""livecodebench: code generation, graded by running the code in a sandbox (rsft.code_grading.run_code_tests)."""
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -7,6 +7,8 @@ from rsft.errors import UserError
 from rsft.code_grading import extract_code, run_code_tests
 from rsft.grading import livecodebench_paper_code
 from rsft.tasks.common import load_local, score_samples
+
+ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
 
 # The paper's prompt (its evalchemy LiveCodeBench/eval_instruct.py @ 4a20109): intro, question, format, joined with
 # no separator, and no starter code
@@ -51,7 +53,7 @@ def process_results(doc, results):
     with ThreadPoolExecutor(max_workers=max(1, len(programs))) as pool:  # one sandbox per program, side by side
         passed = dict(zip(programs, pool.map(lambda c: run_code_tests(c, spec["tests"], spec["fn_name"])[0],
                                              programs)))
-    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"]], answer="code")
+    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"]], answer=ANSWER)
     out["acc_strict"] = out["acc"]
     out["acc"] = score_samples(results, lambda r: code[r, "paper"] is not None and passed[code[r, "paper"]])["acc"]
     return out

@@ -1,10 +1,7 @@
 """math500: MATH500 (in-domain), avg@3, math-verify against the gold answer. Data: HuggingFaceH4/MATH-500 (problem, answer)."""
+from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
-
-# The paper's math prompt (math_eval_budget.py build_prompt), a space after the newline; its training data has none
-# (rsft.config.MATH_PROMPT_SUFFIX), so evaluation keeps its own.
-PAPER_MATH_SUFFIX = "\n Please reason step by step, and put your final answer within \\boxed{}."
 
 
 def load(**kwargs):
@@ -12,7 +9,7 @@ def load(**kwargs):
 
 
 def doc_to_text(doc):
-    return doc["problem"] + PAPER_MATH_SUFFIX
+    return doc["problem"] + MATH_EVAL_PROMPT_SUFFIX
 
 
 def doc_to_target(doc):
