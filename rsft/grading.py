@@ -11,7 +11,8 @@ first regex match (its lm-eval template), GPQA's last box (evalchemy testing_uti
 think-stripping regexes (their lm-eval utils.py), LiveCodeBench's last python block (evalchemy eval_instruct.py).
 Tasks the paper did not run (Countdown, reasoning-gym, HumanEval) have the strict scoring only.
 
-Every grader returns within GRADE_TIMEOUT_S on any input: answers are length-capped and scanned in linear time;
+Every grader returns within GRADE_TIMEOUT_S on any input (plus WORKER_START_S when the math worker must start):
+answers are length-capped and scanned in linear time;
 math-verify (sympy) runs in a worker process (`python -m rsft._verify_worker`) with a memory cap, killed and
 restarted when a call overruns (math-verify's own `signal.alarm` timeouts work only on a main thread, and
 `9^{9^{9^9}}` can hang sympy). The worker is started by module, so grading works from any script, thread or
@@ -98,19 +99,33 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown scoring mode {mode!r}; modes: {', '.join(MODES)}")
 
 
-_STRIP_THINK = [(re.compile(r"<think>.*?</think>\s*", re.DOTALL), str.strip),
-                (re.compile(r"^.*</think>", re.DOTALL), str.lstrip),
-                (re.compile(r"<think>.*?<\|/think\|>\s*", re.DOTALL), str.strip),
-                (re.compile(r"^.*<\|/think\|>", re.DOTALL), str.lstrip)]
+def _drop_closed_pairs(text: str, opening: str, closing: str) -> str:
+    r"""re.sub(opening + r".*?" + closing + r"\s*", "", text, flags=re.DOTALL), in linear time (the regex retries
+    every later opening tag when one has no closing tag after it: quadratic on a reply of many `<think>`)."""
+    out, pos = [], 0
+    while (i := text.find(opening, pos)) >= 0 and (j := text.find(closing, i + len(opening))) >= 0:
+        out.append(text[pos:i])
+        pos = j + len(closing)
+        while pos < len(text) and text[pos].isspace():  # \s*: what str.isspace() calls whitespace
+            pos += 1
+    return "".join(out) + text[pos:]
+
+
+def _drop_through_last(text: str, closing: str) -> str:
+    """re.sub(r"^.*" + closing, "", text, flags=re.DOTALL): everything up to and including the last closing tag."""
+    k = text.rfind(closing)
+    return text if k < 0 else text[k + len(closing):]
 
 
 def paper_strip_thinking(response: str) -> str:
-    """The paper's lm-eval tasks (IFEval, HaluEval, TruthfulQA) remove thinking with these four substitutions: closed
-    `<think>...</think>` pairs, then everything up to the last `</think>` (and the same for `<|/think|>`). A reply
-    whose thinking never closed is kept whole, `<think>` included."""
-    for pattern, trim in _STRIP_THINK:
-        response = trim(pattern.sub("", response))
-    return response
+    """The paper's lm-eval tasks (IFEval, HaluEval, TruthfulQA) remove thinking with four regex substitutions:
+    closed `<think>...</think>` pairs (then strip), everything up to the last `</think>` (then lstrip), and the same
+    two for `<|/think|>`. A reply whose thinking never closed is kept whole, `<think>` included. Computed here
+    without the regexes, to the same result (tests/test_paper_protocol.py checks it against them)."""
+    r = _drop_closed_pairs(response, "<think>", "</think>").strip()
+    r = _drop_through_last(r, "</think>").lstrip()
+    r = _drop_closed_pairs(r, "<think>", "<|/think|>").strip()
+    return _drop_through_last(r, "<|/think|>").lstrip()
 
 
 # the text each judged task's paper code handed its judge; every reply is judged and counted, unclosed ones whole

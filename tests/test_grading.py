@@ -10,8 +10,9 @@ import pytest
 
 from rsft.code_grading import extract_code
 from rsft.errors import UserError
-from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, extract_choice, grade_choice, grade_countdown, grade_ifeval,
-                          grade_math, grade_yes_no, last_boxed, parse, split_thinking)
+from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, extract_choice, grade_choice, grade_countdown, grade_gpqa_paper,
+                          grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed, parse,
+                          split_thinking)
 from rsft.tasks.common import extract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +140,7 @@ HOSTILE = [
     "\\boxed{" + "1+" * 50_000 + "1}",
     "\\boxed{10^{10^{10^{10}}}!}",
     "</think>" * 10_000 + "\\boxed{" + "(" * 1000 + "}",
+    "<think>" * 20_000 + "Yes",  # quadratic for the paper's own think-stripping regexes
 ]
 
 
@@ -150,6 +152,12 @@ def test_hostile_outputs_return_within_the_bound(response):
     assert grade_choice(response, "A") is False
     assert grade_countdown(response, [1, 2], 3) is False
     assert time.perf_counter() - t < GRADE_TIMEOUT_S + 2  # the bound is 10 s
+    grade_math("\\boxed{1}", "2", mode="paper")  # restarted, if the strict call had to kill it
+    t = time.perf_counter()
+    assert grade_math(response, "3", mode="paper") is False
+    assert not (grade_mmlu_pro_paper(response, "A") or grade_gpqa_paper(response, "A") or
+                grade_yes_no(response, "no", mode="paper"))
+    assert time.perf_counter() - t < GRADE_TIMEOUT_S + 2
 
 
 def test_parse_reports_truncation():

@@ -163,6 +163,24 @@ def test_halueval_paper_reading_and_strict_yes_no(reply, paper, strict):
     assert grade_yes_no(reply, "no") == (strict == "no") and grade_yes_no(reply, "yes") == (strict == "yes")
 
 
+def test_paper_think_stripping_equals_the_papers_four_regexes():
+    """The paper's substitutions, verbatim, against the kit's linear-time version on random tag soup."""
+    import random
+    import re
+
+    def paper(r):  # its lm-eval tasks/{ifeval,halueval,truthfulqa}/utils.py
+        r = re.sub(r"<think>.*?</think>\s*", "", r, flags=re.DOTALL).strip()
+        r = re.sub(r"^.*</think>", "", r, flags=re.DOTALL).lstrip()
+        r = re.sub(r"<think>.*?<\|/think\|>\s*", "", r, flags=re.DOTALL).strip()
+        return re.sub(r"^.*<\|/think\|>", "", r, flags=re.DOTALL).lstrip()
+
+    rng = random.Random(0)
+    pieces = ["<think>", "</think>", "<|/think|>", " ", "\n", "\u00a0", "a", "Yes"]
+    for _ in range(3000):
+        reply = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert paper_strip_thinking(reply) == paper(reply), repr(reply)
+
+
 def test_paper_think_stripping_keeps_an_unclosed_reply_whole():
     assert paper_strip_thinking("<think>a</think>\n\n b ") == "b"
     assert paper_strip_thinking("x</think> y</think> z") == "z"
