@@ -79,6 +79,15 @@ def test_grade_math_works_from_a_plain_script(tmp_path):
     assert out.stdout.split() == ["True", "False"]
 
 
+def test_grade_math_works_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(THINK + f"\\boxed{{\\frac{{{i}}}{{2}}}}", str(i / 2 if i % 3 else i)) for i in range(1, 13)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda c: grade_math(*c), cases))
+    assert got == [bool(i % 3) for i in range(1, 13)]  # i/2 right; i (for i divisible by 3) wrong
+
+
 def test_a_worker_that_cannot_start_raises_instead_of_scoring_zero():
     broken = MathVerifier()
     broken.command = [sys.executable, "-c", "import sys; sys.exit('ModuleNotFoundError: no math_verify here')"]
