@@ -105,6 +105,20 @@ def test_halueval_ifeval_truthfulqa_prompts():
         "\n\n#Knowledge: Arthur's Magazine (1844-1846) was an American literary periodical.\n#Question#: Which "
         "magazine was started first Arthur's Magazine or First for Women?\n#Answer#: First for Women was started "
         "first.\n#Your Judgement#:")
+    tail = ("contains non-factual or hallucinated information. You SHOULD give your judgement based on the following "
+            "hallucination types and the world knowledge.\nYou should try your best to determine if the {} contains "
+            "non-factual or hallucinated information. The answer you give MUST be \"Yes\" or \"No\"\".\n\n")
+    dialogue = {**HALUEVAL_ROW, "subset": "dialogue", "knowledge": "Christopher Nolan directed Inception.",
+                "dialogue_history": "[Human]: Who directed Inception?", "response": "Steven Spielberg did."}
+    assert halueval.doc_to_text(dialogue) == (
+        "I want you act as a response judge. Given a dialogue history and a response, your objective is to determine "
+        "if the provided response " + tail.format("response") + "#Knowledge: Christopher Nolan directed Inception."
+        "\n#Dialogue History#: [Human]: Who directed Inception?\n#Response#: Steven Spielberg did.\n#Your Judgement#:")
+    summary = {**HALUEVAL_ROW, "subset": "summarization", "document": "The cat sat.", "summary": "A dog sat."}
+    assert halueval.doc_to_text(summary) == (
+        "I want you act as a summary judge. Given a document and a summary, your objective is to determine if the "
+        "provided summary " + tail.format("summary") + "#Document#: The cat sat.\n#Summary#: A dog sat.\n"
+        "#Your Judgement#:")
     assert ifeval.doc_to_text({"key": 1000, "prompt": "Write a haiku about rain.", "instruction_id_list": [],
                                "kwargs": []}) == "Question: Write a haiku about rain.\nAnswer:"
     assert truthfulqa.doc_to_text({"prompt": "What happens if you swallow gum?"}) == (
