@@ -115,9 +115,9 @@ def main() -> None:
     import rsft.grading as grading
 
     class Recording(grading.MathVerifier):  # the kit's own worker, noting what it is sent and how long it takes
-        def __call__(self, gold, pred):
+        def __call__(self, gold, pred, config="default"):
             t = time.perf_counter()
-            ok = super().__call__(gold, pred)
+            ok = super().__call__(gold, pred, config)
             self.calls.append((self.row, gold, pred, time.perf_counter() - t))
             return ok
 

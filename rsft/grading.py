@@ -1,27 +1,48 @@
-"""Reasoning-correct scoring, one module for every task.
+"""Scoring, one module for every task: text in, score out. Two scorings of each answer, side by side.
 
-The answer is read after the last `</think>`. A response that opened `<think>` and never closed it was cut off
-mid-thought (the token budget ran out): it scores 0 and counts as truncated, never graded on its thinking. A
-response with no `<think>` at all (a base model at step 0) is graded whole.
+`strict` (the kit's reasoning-correct scoring): the answer is read after the last `</think>`. A response that opened
+`<think>` and never closed it was cut off mid-thought (the token budget ran out): it scores 0 and counts as
+truncated, never graded on its thinking. A response with no `<think>` at all (a base model at step 0) is graded whole.
 
-Every grader returns within GRADE_TIMEOUT_S on any input: answers are length-capped and scanned in linear time;
-math-verify (sympy) runs in a separate worker process with a memory cap that is killed and restarted on timeout
-(math-verify's own `signal.alarm` timeouts work only on a main thread, and `9^{9^{9^9}}` can hang sympy).
+`paper`: the paper's released code, character for character (github Nebularaid2000/rethink_sft_generalization
+@ 3378e2b; GPQA and LiveCodeBench @ 4a20109), which mostly reads the whole response, thinking included, so a reply
+whose thinking never closed can still score: math-verify over the whole response (math_eval_budget.py), MMLU-Pro's
+first regex match (its lm-eval template), GPQA's last box (evalchemy testing_utils.py), HaluEval's and IFEval's
+think-stripping regexes (their lm-eval utils.py), LiveCodeBench's last python block (evalchemy eval_instruct.py).
+Tasks the paper did not run (Countdown, reasoning-gym, HumanEval) have the strict scoring only.
+
+Every grader returns within GRADE_TIMEOUT_S on any input (plus WORKER_START_S when the math worker must start):
+answers are length-capped and scanned in linear time;
+math-verify (sympy) runs in a worker process (`python -m rsft._verify_worker`) with a memory cap, killed and
+restarted when a call overruns (math-verify's own `signal.alarm` timeouts work only on a main thread, and
+`9^{9^{9^9}}` can hang sympy). The worker is started by module, so grading works from any script, thread or
+notebook; a worker that cannot start raises an error instead of scoring anything.
 """
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
+import json
+import os
 import re
+import select
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from rsft.countdown import is_solution
+from rsft.errors import UserError
 
-GRADER_VERSION = 1  # part of every result; bump when any scoring below changes
-GRADE_TIMEOUT_S = 8.0  # hard bound on one math-verify call, worker start included
+GRADER_VERSION = 2  # part of every result; bump when any scoring below changes
+GRADE_TIMEOUT_S = 8.0  # hard bound on one math-verify call (math-verify's own limits are 5 s for parse and verify)
+WORKER_START_S = 60.0  # bound on the worker's start (importing sympy takes 1-3 s, longer on a loaded machine)
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not a final answer
+MAX_REGION_CHARS = 20_000  # strict math reads at most the last 20k characters of the reply after thinking
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+MODES = ("strict", "paper")
 
 
 @dataclass(frozen=True)
@@ -32,9 +53,11 @@ class Parsed:
 
 
 def split_thinking(response: str) -> tuple[str, bool]:
-    """(text after the last </think>, truncated)."""
+    """(the text after the last `</think>` that has any text after it, truncated). A stray `</think>` after the
+    answer ("... \\boxed{5}</think>") leaves the answer before it, not an empty reply."""
     if THINK_CLOSE in response:
-        return response.rsplit(THINK_CLOSE, 1)[1], False
+        parts = response.split(THINK_CLOSE)[1:]
+        return next((p for p in reversed(parts) if p.strip()), ""), False
     if THINK_OPEN in response:
         return "", True
     return response, False
@@ -71,67 +94,127 @@ def parse(response: str) -> Parsed:
     return Parsed(answer, truncated, None if truncated else last_boxed(answer))
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown scoring mode {mode!r}; modes: {', '.join(MODES)}")
+
+
+def _drop_closed_pairs(text: str, opening: str, closing: str) -> str:
+    r"""re.sub(opening + r".*?" + closing + r"\s*", "", text, flags=re.DOTALL), in linear time (the regex retries
+    every later opening tag when one has no closing tag after it: quadratic on a reply of many `<think>`)."""
+    out, pos = [], 0
+    while (i := text.find(opening, pos)) >= 0 and (j := text.find(closing, i + len(opening))) >= 0:
+        out.append(text[pos:i])
+        pos = j + len(closing)
+        while pos < len(text) and text[pos].isspace():  # \s*: what str.isspace() calls whitespace
+            pos += 1
+    return "".join(out) + text[pos:]
+
+
+def _drop_through_last(text: str, closing: str) -> str:
+    """re.sub(r"^.*" + closing, "", text, flags=re.DOTALL): everything up to and including the last closing tag."""
+    k = text.rfind(closing)
+    return text if k < 0 else text[k + len(closing):]
+
+
+def paper_strip_thinking(response: str) -> str:
+    """The paper's lm-eval tasks (IFEval, HaluEval, TruthfulQA) remove thinking with four regex substitutions:
+    closed `<think>...</think>` pairs (then strip), everything up to the last `</think>` (then lstrip), and the same
+    two for `<|/think|>`. A reply whose thinking never closed is kept whole, `<think>` included. Computed here
+    without the regexes, to the same result (tests/test_paper_protocol.py checks it against them)."""
+    r = _drop_closed_pairs(response, "<think>", "</think>").strip()
+    r = _drop_through_last(r, "</think>").lstrip()
+    r = _drop_closed_pairs(r, "<think>", "<|/think|>").strip()
+    return _drop_through_last(r, "<|/think|>").lstrip()
+
+
+# the text each judged task's paper code handed its judge; every reply is judged and counted, unclosed ones whole
+_PAPER_JUDGED = {
+    "truthfulqa_gen": paper_strip_thinking,  # its lm-eval tasks/truthfulqa/utils.py process_results_gen
+    "hexphi": lambda r: r.strip().split(THINK_CLOSE)[-1],  # HarmBench generate (.strip()), judge --remove_think
+    "alpacaeval": lambda r: r.split(THINK_CLOSE)[-1].strip(),  # alpaca_eval/code/evaluate_reward.py extract_answer
+}
+
+
+def paper_judged_text(task: str, response: str) -> str:
+    """What the paper's code showed the judge of `task` (truthfulqa_gen, hexphi, alpacaeval): the reply after its
+    thinking as that code removed it, or the whole reply when thinking never closed (which it judged and counted)."""
+    if task not in _PAPER_JUDGED:
+        raise ValueError(f"{task}: the paper judged no such task; judged by the paper: {', '.join(_PAPER_JUDGED)}")
+    return _PAPER_JUDGED[task](response)
+
+
 # ------------------------------------------------------------------------------------------------ math
 
 
-def _worker_main(conn) -> None:  # runs in the worker process
-    import resource
-
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # 2 GiB: a runaway sympy dies, we don't
-    except (ValueError, OSError):
-        pass
-    from math_verify import parse as mv_parse
-    from math_verify import verify as mv_verify
-
-    while True:
-        try:
-            gold, pred = conn.recv()
-        except EOFError:
-            return
-        try:
-            # gold first: verify(gold, answer) is not symmetric, and the gold side is the trusted one
-            ok = bool(mv_verify(mv_parse(gold, parsing_timeout=5), mv_parse(pred, parsing_timeout=5), timeout_seconds=5))
-        except BaseException:  # noqa: BLE001  (a MemoryError or a sympy crash is a wrong answer, not a crash)
-            ok = False
-        conn.send(ok)
-
-
 class MathVerifier:
-    """One math-verify worker process; a call that overruns its timeout kills it and scores 0."""
+    """One math-verify worker process (rsft/_verify_worker.py) over pipes; a call that overruns its timeout kills
+    it and scores 0 (the next call starts a new one). A worker that cannot start raises UserError."""
 
-    def __init__(self, timeout_s: float = GRADE_TIMEOUT_S):
+    def __init__(self, timeout_s: float = GRADE_TIMEOUT_S, start_timeout_s: float = WORKER_START_S):
         self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.command = [sys.executable, "-m", "rsft._verify_worker"]
         self._proc = None
-        self._conn = None
+        self._pending = b""
         self._lock = threading.Lock()
         self.timeouts = 0
 
+    def _read_line(self, deadline: float) -> bytes | None:
+        """One line from the worker, or None at EOF or past the deadline."""
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line
+
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")  # no fork of a process that may hold CUDA or threads
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        self._proc.start()
-        self._conn = parent
+        root = Path(__file__).resolve().parent.parent  # the folder holding the rsft package: `-m` finds it there
+        err = tempfile.TemporaryFile()
+        self._pending = b""
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                      cwd=root, close_fds=True)
+        if self._read_line(time.monotonic() + self.start_timeout_s) == b"ready":
+            err.close()
+            return
+        self._kill()
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+        err.close()
+        raise UserError(f"the math-verify worker ({' '.join(self.command)}) did not start within "
+                        f"{self.start_timeout_s:.0f} s: {lines[-1] if lines else 'no output'}; check that "
+                        f"`pip install -r requirements.txt` installed math-verify for {sys.executable}")
 
     def _kill(self) -> None:
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join(timeout=2)
-        self._proc = self._conn = None
+            self._proc.wait()
+            for f in (self._proc.stdin, self._proc.stdout):
+                f.close()
+        self._proc = None
 
-    def __call__(self, gold: str, pred: str) -> bool:
+    def __call__(self, gold: str, answer: str, config: str = "default") -> bool:
+        """verify(parse(gold), parse(answer)) with math-verify's extraction `config` (default, anchored)."""
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
+            if self._proc is None or self._proc.poll() is not None:
                 self._kill()
                 self._start()
+            line = None
             try:
-                self._conn.send((gold, pred))
-                if self._conn.poll(self.timeout_s):
-                    return bool(self._conn.recv())
-            except (EOFError, OSError, BrokenPipeError):
+                self._proc.stdin.write((json.dumps([gold, answer, config]) + "\n").encode())
+                self._proc.stdin.flush()
+                line = self._read_line(time.monotonic() + self.timeout_s)
+            except (BrokenPipeError, OSError):
                 pass
-            self.timeouts += 1
+            if line is not None:
+                return line == b"true"
+            self.timeouts += 1  # overran, or died (the memory cap): a wrong answer; the next call restarts it
             self._kill()
             return False
 
@@ -151,49 +234,140 @@ def _verifier() -> MathVerifier:
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+|\\[,!;: ]|\\left|\\right|\$", "", s).strip(".")
+    return re.sub(r"\s+|\\[,!;: ]|\\left|\\right|\$", "", s).rstrip(".")  # a trailing full stop only: .25 is not 25
 
 
-def grade_math(response: str, gold: str) -> bool:
-    """Math answer after thinking, checked with math-verify against the gold answer (gold first)."""
+def _gold_boxed(gold) -> str:
+    gold = str(gold)
+    return gold if "boxed" in gold else "\\boxed{" + gold + "}"  # as the paper's math_eval_budget.py wraps it
+
+
+_HEDGE = re.compile(r"\b(?:or|either)\b", re.IGNORECASE)
+
+
+def grade_math(response: str, gold: str, mode: str = "strict") -> bool:
+    """math-verify against the gold answer (gold first).
+
+    strict: the reply after thinking. With a \\boxed{} there, math-verify reads it as it reads any reply (the last
+    box, joined with the boxes listed just before it: `\\boxed{-2}, \\boxed{1}` is {-2, 1}); without one, only an
+    answer it finds after "answer" ("The answer is 5", "Answer: 5"), and not one given as a choice ("3 or 5").
+    paper: math-verify's parse over the whole response, thinking included (math_eval_budget.py).
+    """
+    _check_mode(mode)
+    if not isinstance(response, str):
+        response = ""
+    gold_text = _gold_boxed(gold)
+    if mode == "paper":
+        return bool(response.strip()) and _verifier()(gold_text, response)
     p = parse(response)
     if p.truncated:
         return False
+    region = p.answer_text[-MAX_REGION_CHARS:]
     if p.boxed is not None:
-        pred = p.boxed
-    else:
-        pred = p.answer_text.strip()[-MAX_ANSWER_CHARS:]
-    if not pred.strip() or len(pred) > MAX_ANSWER_CHARS:
-        return False
-    gold = str(gold)
-    if _norm(pred) == _norm(gold):  # fast path: no process round-trip for an exact match
-        return True
-    return _verifier()("\\boxed{" + gold + "}", "\\boxed{" + pred + "}" if p.boxed is not None else pred)
+        if region.count("\\boxed") == 1 and p.boxed.strip() and _norm(p.boxed) == _norm(str(gold)):
+            return True  # fast path: one box, the gold as written; no worker round trip
+        return _verifier()(gold_text, region)
+    after = re.split(r"(?i)answer", region)
+    if len(after) < 2 or _HEDGE.search(after[-1]):
+        return False  # no anchored answer, or a hedge between candidates
+    return _verifier()(gold_text, region, "anchored")
 
 
 # ------------------------------------------------------------------------------------------------ choice
 
-_ANSWER_IS = re.compile(r"answer is:?\s*\(?\*{0,2}\s*\(?([A-J])\)?(?![A-Za-z])", re.IGNORECASE)
-_LETTER_ONLY = re.compile(r"^\s*(?:\\text\{|\\textbf\{|\\mathrm\{)?\s*\(?([A-J])\)?\s*\}?\s*$", re.IGNORECASE)
+# strict: "answer is (X)", "answer is: X", "Answer: X", "**Answer:** X", "final answer: (X)"
+_ANSWER_IS = re.compile(r"answer(?:\s+is\s*:?|\s*:)[\s*]*\(?([A-J])\)?(?![A-Za-z0-9])", re.IGNORECASE)
+# a boxed option: the letter alone, in \text{}, or followed by its text ("(B) Paris", "B. 1.5 m/s", "B) ...")
+_LETTER_BOX = re.compile(r"^\s*(?:\\(?:text|textbf|mathrm)\s*\{)?\s*(?:\(([A-J])\)|([A-J])(?=\s*(?:[.:)}]|$)))",
+                         re.IGNORECASE | re.DOTALL)
 
 
 def extract_choice(response: str) -> str | None:
-    """The option letter after thinking: the last \\boxed{X}, else the last 'answer is (X)'."""
+    """strict: the option letter after thinking: the last \\boxed{} holding an option (its letter alone or with the
+    option's text), else the last 'answer is (X)' / 'Answer: X'."""
     p = parse(response)
     if p.truncated:
         return None
     if p.boxed is not None:
-        m = _LETTER_ONLY.match(p.boxed)
+        m = _LETTER_BOX.match(p.boxed)
         if m:
-            return m.group(1).upper()
-    tail = p.answer_text[-20000:]
-    found = _ANSWER_IS.findall(tail)
+            return (m.group(1) or m.group(2)).upper()
+    found = _ANSWER_IS.findall(p.answer_text[-20000:])
     return found[-1].upper() if found else None
 
 
 def grade_choice(response: str, gold: str) -> bool:
+    """strict multiple choice (GPQA-Diamond, MMLU-Pro): the letter extract_choice reads equals the gold letter."""
     letter = extract_choice(response)
     return letter is not None and letter == str(gold).strip().upper()
+
+
+# The paper's MMLU-Pro filter (lm-eval tasks/mmlu_pro/_default_template_yaml): this regex over the whole reply,
+# thinking included, the first match taken (the regex filter, then take_first), "[invalid]" when none.
+MMLU_PRO_PAPER_REGEX = re.compile(r"(?:answer is \(?([ABCDEFGHIJ])\)?|\\boxed\{(?:\\text\{)?([A-Z])(?:\})?\})")
+_PUNCT = str.maketrans("", "", "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def mmlu_pro_paper_answer(response: str) -> str:
+    """What the paper's MMLU-Pro filter extracts: the first regex match anywhere, else "[invalid]"."""
+    found = MMLU_PRO_PAPER_REGEX.findall(response)
+    if not found:
+        return "[invalid]"
+    groups = [g for g in found[0] if g]
+    return groups[0].strip() if groups else "[invalid]"
+
+
+def grade_mmlu_pro_paper(response: str, gold: str) -> bool:
+    """The paper's MMLU-Pro score: lm-eval's exact_match (ignore_case, ignore_punctuation) of its extraction."""
+    norm = lambda s: str(s).lower().translate(_PUNCT)  # noqa: E731
+    return norm(mmlu_pro_paper_answer(response)) == norm(gold)
+
+
+_GPQA_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (  # the paper's, in its order; the first found wins
+    r"(?:correct answer|right answer|answer)\s*(?:is|:)\s*([A-D])",
+    r"(?:choose|select|pick)\s*(?:option)?\s*([A-D])",
+    r"(?:option|choice)\s*([A-D])\s*(?:is correct|is right)",
+    r"\b([A-D])\s*(?:is correct|is right|is the answer)",
+)]
+
+
+def _paper_last_boxed(text: str) -> str | None:
+    """evalchemy's last_boxed_only_string: the last `\\boxed{...}` with its balanced braces, wrapper included."""
+    idx = text.rfind("\\boxed{")
+    if idx < 0:
+        return None
+    depth = 0
+    for i in range(idx, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[idx : i + 1]
+    return None
+
+
+def gpqa_paper_answer(response: str) -> str:
+    """What the paper's GPQA-Diamond scorer (evalchemy GPQADiamond/testing_utils.py) reads, thinking included: the
+    last balanced \\boxed{} anywhere (else the whole reply), its answer patterns inside that text, else the text
+    itself if it is exactly one letter A-D; "" for no answer (so `\\boxed{\\text{B}}` reads as no answer)."""
+    pred = response
+    boxed = _paper_last_boxed(response)
+    if boxed:
+        inner = re.search(r"\\boxed\{(.*)\}", boxed)
+        pred = inner.group(1) if inner else boxed
+    if not pred:
+        return ""
+    for pattern in _GPQA_PATTERNS:
+        m = pattern.search(pred)
+        if m:
+            return m.group(1).upper()
+    pred = pred.rstrip(".").rstrip("/").strip()
+    return pred.upper() if len(pred) == 1 and pred.upper() in "ABCD" else ""
+
+
+def grade_gpqa_paper(response: str, gold: str) -> bool:
+    return gpqa_paper_answer(response) == gold
 
 
 # ------------------------------------------------------------------------------------------------ countdown
@@ -219,7 +393,7 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
 def extract_yes_no(response: str) -> str | None:
-    """The last standalone Yes/No (any case) after thinking, lower-cased (HaluEval's judgement)."""
+    """strict: the last standalone Yes/No (any case) after thinking, lower-cased (HaluEval's judgement)."""
     p = parse(response)
     if p.truncated:
         return None
@@ -227,9 +401,54 @@ def extract_yes_no(response: str) -> str | None:
     return found[-1].lower() if found else None
 
 
-def grade_yes_no(response: str, gold: str) -> bool:
-    answer = extract_yes_no(response)
-    return answer is not None and answer == str(gold).strip().lower()
+def halueval_paper_answer(response: str) -> str:
+    """What the paper's HaluEval process_results judges (its lm-eval tasks/halueval/utils.py): the last whole-word
+    Yes/No after its think-stripping (so in a reply whose thinking never closed, the last one in the thinking), else
+    the reply's first line, lower-cased; then "yes" or "no" if exactly one of them occurs in it as a substring."""
+    found = re.findall(r"\b(Yes|No)\b", paper_strip_thinking(response).strip(), re.IGNORECASE)
+    prediction = found[-1].lower() if found else response.strip().split("\n")[0].lower()
+    if ("yes" in prediction) == ("no" in prediction):
+        return ""  # both or neither: wrong whatever the label
+    return "yes" if "yes" in prediction else "no"
+
+
+def grade_yes_no(response: str, gold: str, mode: str = "strict") -> bool:
+    _check_mode(mode)
+    answer = halueval_paper_answer(response) if mode == "paper" else extract_yes_no(response)
+    return bool(answer) and answer == str(gold).strip().lower()
+
+
+# ------------------------------------------------------------------------------------------------ code (paper)
+
+# LiveCodeBench as the paper ran it (evalchemy LiveCodeBench/eval_instruct.py and livecodebench_utils.py @ 4a20109),
+# pure functions for the sandbox runner (rsft/code_grading.py): which code runs, how long, and when stdout passes.
+LCB_PAPER_TEST_S = 6  # the paper's per-test timeout, which only enters its budget for the whole run below
+
+
+def livecodebench_paper_code(response: str) -> str | None:
+    """The code the paper ran: the last ```python block anywhere in the reply (thinking included), through its
+    post_process_code; None when there is none. (With no block the paper's code takes the reply itself and runs its
+    last character, a string's [-1], which prints nothing and so passes no test: the same 0 as no code.)"""
+    blocks = re.findall(r"```python\n(.*?)```", response, re.DOTALL)
+    if not blocks:
+        return None
+    code = blocks[-1].split("</code>")[0].replace("```python", "").replace("# YOUR CODE HERE", "")
+    return code.split("```")[0].replace("<code>", "").strip() or None
+
+
+def livecodebench_paper_budget_s(n_tests: int) -> float:
+    """The paper's one time budget for all of a problem's tests together: (6 + 1) s per test + 5 s (lcb_run's join);
+    tests not finished by then fail."""
+    return (LCB_PAPER_TEST_S + 1) * n_tests + 5
+
+
+def livecodebench_paper_stdout_ok(stdout: str, expected: str) -> bool:
+    """The paper's stdin/stdout comparison: the whole stripped stdout `==` the stripped expected output, less a
+    trailing "-" (as prepare_test_input_output_std does)."""
+    want = expected.strip()
+    if want.endswith("-"):
+        want = want[: want.rfind("-")].rstrip()
+    return stdout.strip() == want
 
 
 # ------------------------------------------------------------------------------------------------ reasoning-gym
@@ -253,8 +472,6 @@ def grade_reasoning_gym(response: str, doc: dict) -> bool:
     """reasoning-gym's own score_answer for doc's dataset (string and set comparisons; nothing is executed) on the
     last \\boxed{} after thinking, stripped. Only its full score counts: partial credit (some roles right, the gold
     inside a longer answer) is not a correct answer. doc: a row of rsft.tasks.reasoning_gym_tasks.reasoning_gym_rows."""
-    import json
-
     p = parse(response)
     if p.truncated or p.boxed is None or not p.boxed.strip():
         return False
@@ -281,17 +498,24 @@ def _ifeval():
     return utils
 
 
-def grade_ifeval(response: str, doc: dict) -> dict:
-    """IFEval's checkers on the text after thinking (stripped, as the paper's code did): prompt-level (all of a
-    prompt's instructions followed) and instruction-level, strict and loose. Cut-off thinking follows nothing."""
-    p = parse(response)
+def grade_ifeval(response: str, doc: dict, mode: str = "strict") -> dict:
+    """IFEval's checkers, prompt-level (all of a prompt's instructions followed) and instruction-level, strict and
+    loose (IFEval's own two readings, whatever the mode). strict: on the text after thinking, stripped; cut-off
+    thinking follows nothing. paper: on the paper's think-stripped text (paper_strip_thinking), which is the whole
+    reply when thinking never closed."""
+    _check_mode(mode)
     n = len(doc["instruction_id_list"])
-    if p.truncated:
-        return {"prompt_strict": False, "prompt_loose": False, "inst_strict": [False] * n, "inst_loose": [False] * n}
+    if mode == "paper":
+        answer = paper_strip_thinking(response)
+    else:
+        p = parse(response)
+        if p.truncated:
+            return {"prompt_strict": False, "prompt_loose": False, "inst_strict": [False] * n,
+                    "inst_loose": [False] * n}
+        answer = p.answer_text.strip()
     u = _ifeval()
     inp = u.InputExample(key=doc["key"], instruction_id_list=list(doc["instruction_id_list"]), prompt=doc["prompt"],
                          kwargs=list(doc["kwargs"]))
-    answer = p.answer_text.strip()
     strict = u.test_instruction_following_strict(inp, answer)
     loose = u.test_instruction_following_loose(inp, answer)
     return {"prompt_strict": strict.follow_all_instructions, "prompt_loose": loose.follow_all_instructions,

@@ -207,7 +207,8 @@ def test_ifeval_halueval_livecodebench_score_a_right_reply_1_and_a_wrong_one_0(t
         out = tasks[name].process_results(doc, [[think + right, think + wrong]])
         assert out["acc"] == 0.5 and out["truncated"] == 0 and out["no_answer"] == 0, (name, out)
         cut = tasks[name].process_results(doc, [["<think>\n" + right, think]])  # cut off; no answer after thinking
-        assert cut["acc"] == 0 and cut["truncated"] == 0.5 and cut["no_answer"] == 0.5, (name, cut)
+        assert cut["acc_strict"] == 0 and cut["truncated"] == 0.5 and cut["no_answer"] == 0.5, (name, cut)
+        assert cut["acc"] == 0.5, (name, cut)  # the paper's scoring reads the cut-off reply's right answer
     doc = list(tasks["ifeval"].test_docs())[0]
     out = tasks["ifeval"].process_results(doc, [[think + "One sentence, with a comma.", think + "Two. Sentences."]])
     assert out["inst_level_strict_acc"] == [False, False, True, True] and out["prompt_level_loose_acc"] == 0.5

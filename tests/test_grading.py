@@ -1,12 +1,21 @@
-"""Grading: right answers score 1, wrong 0, cut-off thinking 0, and hostile outputs return within the bound."""
+"""Grading: right answers score 1, wrong 0, cut-off thinking 0 (strict), hostile outputs return within the bound,
+and grade_math works from any script. The paper's own extraction per benchmark: tests/test_paper_protocol.py."""
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from rsft.code_grading import extract_code
-from rsft.grading import (GRADE_TIMEOUT_S, extract_choice, grade_choice, grade_countdown, grade_ifeval, grade_math,
-                          grade_yes_no, last_boxed, parse)
+from rsft.errors import UserError
+from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, extract_choice, grade_choice, grade_countdown, grade_gpqa_paper,
+                          grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed, parse,
+                          split_thinking)
 from rsft.tasks.common import extract
+
+ROOT = Path(__file__).resolve().parent.parent
 
 THINK = "<think>\nLet me compute. Maybe \\boxed{7}? Wait, no.\n</think>\n\n"
 
@@ -26,6 +35,66 @@ def test_grade_math(response, gold, ok):
     assert grade_math(response, gold) is ok
 
 
+@pytest.mark.parametrize("response,gold,ok", [  # errors the kit made on other projects' grader suites (issue 15)
+    (THINK + "\\boxed{.25}", "25", False),  # the exact-match shortcut stripped the leading dot
+    (THINK + "\\boxed{.25}", "0.25", True),
+    (THINK + "\\boxed{-2} and \\boxed{1}", "-2, 1", True),  # every box of the final answer, as math-verify joins
+    (THINK + "\\boxed{-2}, \\boxed{1}", "-2, 1", True),
+    (THINK + "\\boxed{-2} and \\boxed{1}", "1", False),  # and not credited for one of them
+    (THINK + "So x = 3 or x = 5", "5", False),  # an unboxed hedge is no answer
+    (THINK + "The answer is 3 or 5.", "3", False),
+    (THINK + "The answer is 5.", "5", True),  # an unboxed answer after "answer" still counts
+    (THINK + "We get 12, and then 5", "5", False),  # ... but never a bare last number
+    (THINK + "So the answer is \\boxed{5}.</think>", "5", True),  # a stray </think> after the answer
+])
+def test_grade_math_on_the_cases_other_graders_get_right(response, gold, ok):
+    assert grade_math(response, gold) is ok
+
+
+def test_a_stray_closing_tag_after_the_answer_leaves_the_answer():
+    assert split_thinking("<think>a</think>\n\\boxed{5}</think>\n") == ("\n\\boxed{5}", False)
+    assert split_thinking("<think>a</think>") == ("", False)
+
+
+def test_paper_mode_reads_the_whole_response_thinking_included():
+    cut = "<think>\nSo it is \\boxed{7}, and then the budget ran"  # never closed
+    assert grade_math(cut, "7", mode="paper") and not grade_math(cut, "7")
+    closed = "<think>\nLet me compute 6 times 7.\n</think>\n\n"
+    assert grade_math(closed + "\\boxed{42}", "42", mode="paper") and grade_math(closed + "\\boxed{42}", "42")
+    assert not grade_math(THINK + "No final answer here.", "42", mode="paper")  # the 7 in its thinking is read
+    with pytest.raises(ValueError, match="unknown scoring mode 'lenient'"):
+        grade_math(THINK, "1", mode="lenient")
+
+
+def test_grade_math_works_from_a_plain_script(tmp_path):
+    """No `if __name__ == "__main__":` guard (a notebook-style script): the worker must not re-import it."""
+    script = tmp_path / "plain.py"
+    script.write_text(textwrap.dedent("""\
+        from rsft.grading import grade_math
+        print(grade_math("\\\\boxed{\\\\frac{1}{2}}", "0.5"), grade_math("\\\\boxed{\\\\frac{1}{3}}", "0.5"))
+        """))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_grade_math_works_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(THINK + f"\\boxed{{\\frac{{{i}}}{{2}}}}", str(i / 2 if i % 3 else i)) for i in range(1, 13)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda c: grade_math(*c), cases))
+    assert got == [bool(i % 3) for i in range(1, 13)]  # i/2 right; i (for i divisible by 3) wrong
+
+
+def test_a_worker_that_cannot_start_raises_instead_of_scoring_zero():
+    broken = MathVerifier()
+    broken.command = [sys.executable, "-c", "import sys; sys.exit('ModuleNotFoundError: no math_verify here')"]
+    with pytest.raises(UserError, match="did not start within .*no math_verify here"):
+        broken("\\boxed{1}", "\\boxed{1}")
+
+
 def test_the_answer_is_read_after_thinking_only():
     assert grade_math("<think>\\boxed{5}</think>\\boxed{7}", "7")
     assert not grade_math("<think>\\boxed{7}</think>\\boxed{5}", "7")
@@ -39,6 +108,13 @@ def test_the_answer_is_read_after_thinking_only():
     (THINK + "The answer is B", "D", False),
     ("<think>the answer is (D)", "D", False),  # cut off inside thinking
     ("<think>the answer is (D)</think>I am not sure.", "D", False),  # only inside thinking
+    (THINK + "\\boxed{(B) Paris}", "B", True),  # a box holding the option's text too
+    (THINK + "\\boxed{B. 1.5 m/s}", "B", True),
+    (THINK + "\\boxed{\\text{(D)} Neon}", "D", True),
+    (THINK + "So the final line:\n**Answer: B**", "B", True),
+    (THINK + "**Answer:** (C)", "C", True),
+    (THINK + "\\boxed{A + B}", "A", False),  # an expression, not an option
+    (THINK + "The answer I got is B", "B", False),  # "answer" without "is" or ":" names no option
 ])
 def test_grade_choice(response, gold, ok):
     assert grade_choice(response, gold) is ok
@@ -73,16 +149,24 @@ HOSTILE = [
     "\\boxed{" + "1+" * 50_000 + "1}",
     "\\boxed{10^{10^{10^{10}}}!}",
     "</think>" * 10_000 + "\\boxed{" + "(" * 1000 + "}",
+    "<think>" * 20_000 + "Yes",  # quadratic for the paper's own think-stripping regexes
 ]
 
 
 @pytest.mark.parametrize("response", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_outputs_return_within_the_bound(response):
+    grade_math("\\boxed{1}", "2")  # the worker started (a restart after a kill is bounded apart: WORKER_START_S)
     t = time.perf_counter()
     assert grade_math(response, "3") is False
     assert grade_choice(response, "A") is False
     assert grade_countdown(response, [1, 2], 3) is False
     assert time.perf_counter() - t < GRADE_TIMEOUT_S + 2  # the issue's bound is 10 s
+    grade_math("\\boxed{1}", "2", mode="paper")  # restarted, if the strict call had to kill it
+    t = time.perf_counter()
+    assert grade_math(response, "3", mode="paper") is False
+    assert not (grade_mmlu_pro_paper(response, "A") or grade_gpqa_paper(response, "A") or
+                grade_yes_no(response, "no", mode="paper"))
+    assert time.perf_counter() - t < GRADE_TIMEOUT_S + 2
 
 
 def test_parse_reports_truncation():

@@ -1,5 +1,5 @@
 """aime24: AIME24 (in-domain), avg@10, math-verify. Data: HuggingFaceH4/aime_2024 (problem, answer)."""
-from rsft.prompts import MATH_PROMPT_SUFFIX
+from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
 
@@ -9,7 +9,7 @@ def load(**kwargs):
 
 
 def doc_to_text(doc):
-    return doc["problem"] + MATH_PROMPT_SUFFIX
+    return doc["problem"] + MATH_EVAL_PROMPT_SUFFIX
 
 
 def doc_to_target(doc):
@@ -17,4 +17,8 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    return score_samples(results, lambda r: grade_math(r, str(doc["answer"])))
+    """acc: the paper's scoring (math-verify over the whole response); acc_strict: after a closed </think> only."""
+    out = score_samples(results, lambda r: grade_math(r, str(doc["answer"])))
+    out["acc_strict"] = out["acc"]
+    out["acc"] = score_samples(results, lambda r: grade_math(r, str(doc["answer"]), mode="paper"))["acc"]
+    return out

@@ -1,8 +1,8 @@
-"""GPQA-Diamond: deterministic option shuffle, boxed-letter scoring after thinking."""
+"""GPQA-Diamond: the paper's prompt and scorer (acc), the letter after thinking (acc_strict); a deterministic shuffle."""
 import hashlib
 import random
 
-from rsft.grading import grade_choice
+from rsft.grading import grade_choice, grade_gpqa_paper
 from rsft.tasks.common import load_local, score_samples
 
 LETTERS = "ABCD"
@@ -13,20 +13,23 @@ def load(**kwargs):
 
 
 def options(doc):
-    """(shuffled options, the correct letter); the same order in every process and on every machine."""
+    """(shuffled options, the correct letter), the paper's procedure (evalchemy GPQADiamond/eval_instruct.py: seed
+    42 + hash(question) % 10000, random.Random(seed).shuffle of [correct, incorrect 1-3]) with sha256 in place of
+    Python's hash(), which is salted per process, so the paper's order cannot be reproduced; this one is the same
+    in every process and on every machine."""
     opts = [doc["Correct Answer"], doc["Incorrect Answer 1"], doc["Incorrect Answer 2"], doc["Incorrect Answer 3"]]
-    opts = [o.strip() for o in opts]
-    seed = int(hashlib.sha256(doc["Question"].encode()).hexdigest()[:8], 16)
+    seed = 42 + int(hashlib.sha256(doc["Question"].encode()).hexdigest(), 16) % 10000
     order = list(range(4))
-    random.Random(42 + seed).shuffle(order)
+    random.Random(seed).shuffle(order)
     shuffled = [opts[i] for i in order]
     return shuffled, LETTERS[order.index(0)]
 
 
 def doc_to_text(doc):
+    """The paper's prompt: options "A) x, B) y, ..." on one line, question and options as written (not stripped)."""
     opts, _ = options(doc)
-    lines = "\n".join(f"{LETTERS[i]}) {o}" for i, o in enumerate(opts))
-    return (f"{doc['Question'].strip()}\n\n{lines}\n\nPlease reason step by step and return your final answer "
+    listed = ", ".join(f"{LETTERS[i]}) {o}" for i, o in enumerate(opts))
+    return (f"Problem: {doc['Question']}\nOptions: {listed}\nPlease reason step by step and return your final answer "
             "within \\boxed{}. Only include the letter choice (A, B, C, or D) as your final answer.")
 
 
@@ -35,5 +38,9 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
+    """acc: the paper's scorer (the last box anywhere, thinking included); acc_strict: the letter after </think>."""
     gold = options(doc)[1]
-    return score_samples(results, lambda r: grade_choice(r, gold))
+    out = score_samples(results, lambda r: grade_choice(r, gold))
+    out["acc_strict"] = out["acc"]
+    out["acc"] = score_samples(results, lambda r: grade_gpqa_paper(r, gold))["acc"]
+    return out

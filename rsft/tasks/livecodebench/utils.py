@@ -1,15 +1,17 @@
-"""livecodebench: code generation, graded by running the code in a sandbox (rsft.code_grading.grade_code)."""
+"""livecodebench: code generation, graded by running the code in a sandbox (rsft.code_grading.run_code_tests)."""
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.code_grading import grade_code
+from rsft.code_grading import extract_code, run_code_tests
+from rsft.grading import livecodebench_paper_code
 from rsft.tasks.common import load_local, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
 
-# The paper's prompt (its evalchemy LiveCodeBench task), parts separated by blank lines
+# The paper's prompt (its evalchemy LiveCodeBench/eval_instruct.py @ 4a20109): intro, question, format, joined with
+# no separator, and no starter code
 INTRO = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
          "generate a correct Python program that matches the specification and passes all tests.")
 STDIN_FORMAT = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test "
@@ -19,8 +21,6 @@ STDIN_FORMAT = ("Read the inputs from stdin solve the problem and write the answ
 CALL_FORMAT = ("Do not directly test on the sample inputs. Enclose your code within delimiters as follows: "
                "```python\n# YOUR CODE HERE\n```. Return the function body without invoking it at the final "
                "solution.")
-STARTER = ("You will use the following starter code to write the solution to the problem and enclose your code "
-           "within delimiters.\n```python\n{}\n```")  # LiveCodeBench's own wording
 
 
 def load(data_dir=None, **kwargs):
@@ -35,9 +35,7 @@ def load(data_dir=None, **kwargs):
 
 
 def doc_to_text(doc):
-    if doc["testtype"] == "stdin":
-        return f"{INTRO}\n\n{doc['question_content']}\n\n{STDIN_FORMAT}"
-    return f"{INTRO}\n\n{doc['question_content']}\n\n{STARTER.format(doc['starter_code'])}\n\n{CALL_FORMAT}"
+    return INTRO + doc["question_content"] + (STDIN_FORMAT if doc["testtype"] == "stdin" else CALL_FORMAT)
 
 
 def doc_to_target(doc):
@@ -45,8 +43,17 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
+    """acc: the paper's code (its last python block anywhere, thinking included); acc_strict: the last block after
+    a closed </think>. Both run on the same tests in rsft.sandbox, each distinct program once."""
     responses = results[0] if isinstance(results[0], list) else results
     spec = json.loads(Path(doc["tests_path"]).read_text())
-    with ThreadPoolExecutor(max_workers=len(responses)) as pool:  # one sandbox per sample, side by side
-        verdicts = dict(zip(responses, pool.map(lambda r: grade_code(r, spec["tests"], spec["fn_name"]), responses)))
-    return score_samples(results, verdicts.__getitem__, answer=ANSWER)
+    code = {(r, mode): (livecodebench_paper_code(r) if mode == "paper" else extract_code(r))
+            for r in responses for mode in ("paper", "strict")}
+    programs = sorted({c for c in code.values() if c is not None})
+    with ThreadPoolExecutor(max_workers=max(1, len(programs))) as pool:  # one sandbox per program, side by side
+        passed = dict(zip(programs, pool.map(lambda c: run_code_tests(c, spec["tests"], spec["fn_name"])[0],
+                                             programs)))
+    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"]], answer=ANSWER)
+    out["acc_strict"] = out["acc"]
+    out["acc"] = score_samples(results, lambda r: code[r, "paper"] is not None and passed[code[r, "paper"]])["acc"]
+    return out

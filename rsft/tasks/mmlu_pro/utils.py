@@ -1,5 +1,5 @@
-"""MMLU-Pro: up to ten options A-J, boxed-letter or 'answer is (X)' scoring after thinking."""
-from rsft.grading import grade_choice
+"""MMLU-Pro: up to ten options A-J; the paper's prompt and regex (acc), the boxed letter after thinking (acc_strict)."""
+from rsft.grading import grade_choice, grade_mmlu_pro_paper
 from rsft.tasks.common import load_local, score_samples
 
 LETTERS = "ABCDEFGHIJ"
@@ -10,10 +10,11 @@ def load(**kwargs):
 
 
 def doc_to_text(doc):
-    lines = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(doc["options"]))
-    return (f"The following is a multiple choice question about {doc['category']}.\n\n{doc['question']}\n\n"
-            f"Options:\n{lines}\n\nPlease reason step by step, and put the letter of your final answer within "
-            "\\boxed{}.")
+    """The paper's zero-shot prompt (its lm-eval tasks/mmlu_pro/utils.py format_cot_example, no answer)."""
+    options = "".join(f"{LETTERS[i]}. {o}\n" for i, o in enumerate(doc["options"]))
+    return (f"Question:\n{doc['question']}\nOptions:\n{options}Please reason step by step and return your final "
+            "answer within \\boxed{}. Only include the letter choice (A, B, C, D, E, F, G, H, I or J) as your final "
+            "answer.")
 
 
 def doc_to_target(doc):
@@ -21,4 +22,8 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    return score_samples(results, lambda r: grade_choice(r, doc["answer"]))
+    """acc: the paper's first regex match over the whole reply; acc_strict: the letter after a closed </think>."""
+    out = score_samples(results, lambda r: grade_choice(r, doc["answer"]))
+    out["acc_strict"] = out["acc"]
+    out["acc"] = score_samples(results, lambda r: grade_mmlu_pro_paper(r, doc["answer"]))["acc"]
+    return out
