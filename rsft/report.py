@@ -219,6 +219,53 @@ def section_dips(page: Page, series: list[Series], out: Path) -> None:
                                  "verdict"], csv_rows)
 
 
+def scoring_gap_lines(s: Series, task: str) -> list[str]:
+    """Where the two scorings part: the strict score's worst dip after the base, and how many of its points are
+    answers the preset's reading still credits (replies whose thinking never closed, read whole by the paper)."""
+    value, strict = s.curve(task), s.strict_curve(task)
+    if 0 not in strict or 0 not in value or not s.higher_is_better(task):
+        return []
+    d = find_dip({step: v for step, (v, _) in strict.items()}, True)
+    if d.worst_step is None or d.base - d.worst <= 0 or d.worst_step not in value:
+        return []
+    gap = lambda step: value[step][0] - strict[step][0]  # noqa: E731  points the preset's reading adds
+    cut = gap(d.worst_step) - gap(0)
+    return [f"{task}: of the {d.base - d.worst:.1f}-point dip in the strict score at step {d.worst_step}, "
+            f"{cut:.1f} points are answers the {s.preset_name} preset's reading still credits (thinking that never "
+            f"closed, read whole), so its own dip there is {value[0][0] - value[d.worst_step][0]:.1f} points."]
+
+
+def section_scorings(page: Page, series: list[Series], out: Path) -> None:
+    page.heading("Two scorings")
+    page.text("Every result carries two scores: value, the preset's scoring (the paper's reading of each benchmark: "
+              "for math the whole response, thinking included, so a reply cut off mid-thought can still score), and "
+              "strict, this kit's reasoning-correct scoring (an answer only after a closed </think>; cut-off = 0). "
+              "The gap is what the paper's reading credits to replies that never finished thinking; it is largest "
+              "where training makes replies long, so it can hide or deepen a dip.")
+    csv_rows = []
+    for s in series:
+        rows, notes = [], []
+        for task in s.tasks:
+            strict = s.strict_curve(task)
+            for step, (v, se) in s.curve(task).items():
+                if step not in strict:
+                    continue
+                sv, sse = strict[step]
+                rows.append([task, step_label(step), num(v, se), num(sv, sse), f"{v - sv:+.1f}"])
+                csv_rows.append([s.label, task, step, _r(v), _r(se), _r(sv), _r(sse), _r(v - sv)])
+            notes += scoring_gap_lines(s, task)
+        if not rows:
+            continue
+        page.heading(s.label, 3)
+        for line in notes:
+            page.text(line)
+        page.table(["benchmark", "step", "value (preset's scoring)", "strict", "value − strict (points)"], rows)
+    if not csv_rows:
+        page.text("No result here carries a strict score (judge-scored tasks, or results written before it existed).")
+    write_csv(out / "scorings.csv", ["series", "task", "step", "value", "stderr", "strict", "strict_stderr",
+                                     "value_minus_strict"], csv_rows)
+
+
 def _behaviour_by_step(s: Series) -> dict[int, Behaviour]:
     """The responses of all of a step's tasks, pooled; results without a samples file are left out."""
     out: dict[int, Behaviour] = {}
@@ -301,7 +348,8 @@ def section_paper(page: Page, series: list[Series], out: Path) -> None:
             rows.append([task, step_label(step), f"{value:.1f}", num(v, se), f"{v - value:+.1f}", source])
             csv_rows.append([s.label, task, step, value, _r(v), _r(se), _r(v - value), source])
         if rows:
-            page.table(["benchmark", "step", "paper", "this run", "run − paper (points)", "paper source"], rows)
+            page.table(["benchmark", "step", "paper", "this run (value: the paper's reading)", "run − paper (points)",
+                        "paper source"], rows)
         else:
             page.text("The paper has this setting, but this run has no result at the paper's steps and tasks.")
     if not matched:
@@ -366,11 +414,13 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     section_runs(page, series)
     section_scores(page, series, out)
     section_dips(page, series, out)
+    section_scorings(page, series, out)
     section_behaviour(page, series, out)
     section_paper(page, series, out)
     section_significance(page, series, out)
     page.heading("Files")
-    page.text("Tables as CSV: scores.csv, dips.csv, behaviour.csv, paper.csv, significance.csv; figures as PNG; "
+    page.text("Tables as CSV: scores.csv, dips.csv, scorings.csv, behaviour.csv, paper.csv, significance.csv; "
+              "figures as PNG; "
               "this page as report.md and report.html (self-contained).")
     (out / "report.md").write_text(page.markdown())
     (out / "report.html").write_text(page.html())

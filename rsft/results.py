@@ -124,6 +124,13 @@ class Series:
         rs = sorted((s, r) for (t, s), r in self.results.items() if t == task)
         return {s: (r.scale * r.value, None if r.stderr is None else r.scale * r.stderr) for s, r in rs}
 
+    def strict_curve(self, task: str) -> dict[int, Point]:
+        """{step: (strict, stderr)}: the kit's reasoning-correct score (an answer only after a closed </think>), for
+        results that carry one (not judged tasks, not results written before it existed)."""
+        rs = sorted((s, r) for (t, s), r in self.results.items() if t == task and r.raw.get("strict") is not None)
+        return {s: (r.scale * r.raw["strict"], None if r.raw.get("strict_stderr") is None else
+                    r.scale * r.raw["strict_stderr"]) for s, r in rs}
+
     def first(self, task: str) -> Result:
         return next(r for (t, _), r in self.results.items() if t == task)
 

@@ -390,3 +390,17 @@ def test_a_judge_whose_verdicts_cannot_be_read_is_warned_about(cot4b, tmp_path):
         "judging_complete": True, "unjudged": 4, "unjudged_by_status": {"unparseable": 4}, "worst_case_value": 0.3}))
     _, warnings = write_report([cot4b], tmp_path / "rep")
     assert any("hexphi at step 640: the judge's verdict could not be read for 4 samples" in w for w in warnings)
+
+
+def test_the_report_splits_a_strict_dip_into_cut_off_answers_and_the_rest(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k\n")
+    for step, value, strict in ((0, 0.5, 0.5), (20, 0.45, 0.30), (640, 0.6, 0.58)):
+        plant(run, step, "math500", value, strict=strict, strict_stderr=0.01)
+    write_report([run], tmp_path / "rep")
+    md = (tmp_path / "rep/report.md").read_text()
+    assert ("math500: of the 20.0-point dip in the strict score at step 20, 15.0 points are answers the tiny "
+            "preset's reading still credits") in md and "its own dip there is 5.0 points" in md
+    rows = read_csv(tmp_path / "rep/scorings.csv")
+    assert [(int(r["step"]), float(r["value_minus_strict"])) for r in rows] == [(0, 0.0), (20, 15.0), (640, 2.0)]
