@@ -2,6 +2,7 @@
 named and counted while the rest is judged; no traceback, no finished judgment lost."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -73,8 +74,12 @@ def test_bad_output_files_are_named_and_skipped_while_the_rest_is_judged_and_not
     bad = ("gen_cut", "gen_kind", "samples_cut", "samples_gone", "row_bad")
     assert proc.stderr.splitlines()[-1] == ("error: judging incomplete: " + "; ".join(
         f"{name}/hexphi: unreadable files" for name in bad) + "; finished judgments are kept, rerun to continue")
-    assert "samples.jsonl line 2: missing or mistyped response" in proc.stderr
+    assert "hexphi.samples.jsonl line 2: missing or mistyped response; delete hexphi.gen.json and evaluate.py " \
+           "generates hexphi again" in proc.stderr
+    assert f"{dirs['gen_cut'] / 'hexphi.gen.json'} is missing or unreadable (cut short?)" in proc.stderr
+    assert f"{dirs['gen_kind'] / 'hexphi.gen.json'} names no judge kind (harm, refusal" in proc.stderr
     assert f"warning: 5 unreadable line(s) in {judgments} skipped" in proc.stderr
+    assert re.search(r"rubric judge: 100%.* 3/3 \[\d\d:\d\d<\d\d:\d\d", proc.stderr)  # progress, elapsed<ETA
     for name in bad:  # left as they were, no TASK.json
         assert not (dirs[name] / "hexphi.json").exists()
         assert {p: b for p, b in before.items() if p.parent == dirs[name]} == {

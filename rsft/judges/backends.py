@@ -186,7 +186,7 @@ class ApiJudge:
                 max_tokens=API_MAX_TOKENS)
             answer = reply.choices[0].message.content or ""
         except self.errors as e:
-            why = f"{type(e).__name__}: {str(e)[:300]}"
+            why = f"{type(e).__name__}: {e}"  # cut short by the phase, after the key is scrubbed from it
             with self.lock:
                 self.failures_in_a_row += 1
                 if self.failures_in_a_row >= API_STOP_AFTER and not self.failing:

@@ -42,6 +42,7 @@ DEFAULT_JUDGES = {
     "info": "allenai/truthfulqa-info-judge-llama2-7B",  # TruthfulQA: "...\nHelpful:" -> yes/no
 }
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+REASON_CHARS = 500  # an unjudged sample's reason is cut to this (an endpoint's error may carry a whole HTML page)
 
 
 def resolve_judges(overrides: list[str] | None) -> dict[str, str]:
@@ -98,21 +99,21 @@ SAMPLE_FIELDS = {"doc_id": (int, str), "sample": int, "truncated": bool, "respon
 
 
 def load_generated(out_dir: Path, task: str) -> tuple[dict, list[dict]]:
-    """(TASK.gen.json, samples) of a generated task, each sample checked for what judging reads; Unreadable says why not."""
+    """(TASK.gen.json, samples), each sample checked for what judging reads; Unreadable says why not."""
     gen, samples = read_json(gen_path(out_dir, task)), read_jsonl(samples_path(out_dir, task))
-    if gen is None or gen.get("judge") not in KINDS:
-        raise Unreadable(f"{gen_path(out_dir, task)} is unreadable or names no judge kind ({', '.join(KINDS)}); "
-                         f"evaluate.py generates {task} again")
-    if samples is None:
-        raise Unreadable(f"{samples_path(out_dir, task)} is missing or unreadable (cut short?); delete "
-                         f"{gen_path(out_dir, task).name} and evaluate.py generates {task} again")
+    again = f"evaluate.py generates {task} again"  # rsft.rundir.generated: an unreadable file is redone
+    if gen is None or samples is None:
+        bad = gen_path(out_dir, task) if gen is None else samples_path(out_dir, task)
+        raise Unreadable(f"{bad} is missing or unreadable (cut short?); {again}")
+    again = f"delete {gen_path(out_dir, task).name} and {again}"  # readable, so evaluate.py takes it as done
+    if gen.get("judge") not in KINDS:
+        raise Unreadable(f"{gen_path(out_dir, task)} names no judge kind ({', '.join(KINDS)}); {again}")
     for n, s in enumerate(samples, 1):
         bad = [k for k, t in SAMPLE_FIELDS.items() if not isinstance(s, dict) or not isinstance(s.get(k), t)]
         if not bad and not isinstance(s["doc"].get("prompt"), str):
             bad = ["doc.prompt"]
         if bad:
-            raise Unreadable(f"{samples_path(out_dir, task)} line {n}: missing or mistyped {', '.join(bad)}; delete "
-                             f"{gen_path(out_dir, task).name} and evaluate.py generates {task} again")
+            raise Unreadable(f"{samples_path(out_dir, task)} line {n}: missing or mistyped {', '.join(bad)}; {again}")
     return gen, samples
 
 
@@ -323,7 +324,7 @@ def run_judges(spec: JudgeSpec) -> list[str]:
             bar.update(1)
             d, t, prompt, key, _ = items[i]
             if error is not None:
-                errors[(d, t, key)] = error
+                errors[(d, t, key)] = clean(error)[:REASON_CHARS]
                 return
             score, problem = parse_judgment(prompt, raw)
             appenders[(d, t)].write({"doc_id": key[0], "sample": key[1], "role": key[2], "id": key[3],
