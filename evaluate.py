@@ -191,13 +191,14 @@ def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batc
     print(f"judging {len(todo)} model(s): {', '.join(f'{r}={m}' for r, m in judges.items())}", flush=True)
     spec = JudgeSpec(out_dirs=tuple(str(d) for d in todo), tasks=tuple(tasks), judges=judges, endpoint=endpoint,
                      device=device, batch_size=batch_size)
-    if not run_one(spec, "rsft.judges"):
-        raise UserError("judging failed; generated samples and finished judgments are kept, rerun to continue")
+    ok = run_one(spec, "rsft.judges")
     incomplete = [f"{d.name}/{t}" for d in todo for t in tasks if needs_judging(d, t, judges, endpoint)
                   and result_path(d, t).exists()]
     if incomplete:
-        print(f"warning: samples left unjudged in {', '.join(incomplete)} (TASK.json: unjudged_samples, with "
-              f"reasons); rerun the same command to ask the judges again", file=sys.stderr)
+        raise UserError(f"samples left unjudged in {', '.join(incomplete)} (TASK.json: unjudged_samples, with "
+                        f"reasons); finished judgments are kept, rerun the same command to ask the judges again")
+    if not ok:
+        raise UserError("judging failed; generated samples and finished judgments are kept, rerun to continue")
 
 
 def main(argv=None) -> int:

@@ -26,9 +26,12 @@ SECRET = "sk-test-never-written-anywhere"
 
 
 class FakeOpenAI:
-    """An OpenAI-compatible /v1/chat/completions on localhost; reply(prompt) -> text, or an int HTTP status."""
+    """An OpenAI-compatible /v1/chat/completions on localhost. reply(prompt) -> the text, an HTTP error status, or
+    (status, headers) such as (429, {"Retry-After": "1"}). Each request is recorded with its arrival time, path
+    (query included) and Authorization header; with echo_auth the header is echoed into every reply and error, as
+    a careless proxy might."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, echo_auth=False):
         self.reply, self.requests, self.release = reply, [], threading.Event()
         self.release.set()
         fake = self
@@ -36,18 +39,24 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][0]["content"]
-                fake.requests.append({"auth": self.headers["Authorization"], "body": body, "prompt": prompt})
+                prompt, auth = body["messages"][0]["content"], self.headers["Authorization"]
+                fake.requests.append({"auth": auth, "body": body, "prompt": prompt, "path": self.path,
+                                      "time": time.monotonic()})
                 answer = fake.reply(prompt)
-                if isinstance(answer, int):
-                    self.send_error(answer)
-                    return
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                echo = f" (you sent: {auth})" if echo_auth else ""
+                status, headers = (answer, {}) if isinstance(answer, int) else answer if isinstance(answer, tuple) \
+                    else (200, {})
+                if status == 200:
+                    data = {"choices": [{"message": {"role": "assistant", "content": answer + echo}}]}
+                else:
+                    data = {"error": {"message": f"status {status}{echo}", "type": "fake"}}
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", "Content-Length": str(len(raw)),
+                                    **headers}.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(raw)
 
             def log_message(self, *args):
                 pass
@@ -233,18 +242,84 @@ def test_without_an_api_key_the_rest_is_judged_and_unjudged_samples_are_named(tm
 
 def test_a_failing_endpoint_leaves_its_samples_unjudged_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.setattr(backends, "API_BACKOFF_S", 0.0)
     monkeypatch.setattr(backends, "API_WORKERS", 1)  # one request at a time: the stop after 5 failures is exact
-    api = FakeOpenAI(lambda prompt: 500)
+    api = FakeOpenAI(lambda prompt: (500, {"Retry-After": "0.01"}))  # retried after 10 ms, as the server asks
     out = generated_dir(tmp_path, "strongreject", "harm", [f"answer {i}" for i in range(7)])
-    phase.run_judges(spec(out, ["strongreject"], endpoint=api.url))
+    undone = phase.run_judges(spec(out, ["strongreject"], endpoint=api.url))
     api.close()
     r = result(out, "strongreject")
     assert r["value"] is None and r["unjudged_by_status"] == {"error": 7} and not r["judging_complete"]
+    assert undone == [f"{out.name}/strongreject: 7 sample(s) unjudged (error)"]
     reasons = {u["reason"] for u in r["unjudged_samples"]}
-    assert any("HTTP Error 500" in why for why in reasons)
-    assert len(api.requests) == 5 * backends.API_TRIES  # after 5 failing samples in a row it stops asking
+    assert any("InternalServerError: Error code: 500" in why for why in reasons)
+    assert len(api.requests) == 5 * (backends.API_RETRIES + 1)  # after 5 failing samples in a row it stops asking
     assert sum("not asked again" in u["reason"] for u in r["unjudged_samples"]) == 2
+
+
+def test_a_rate_limited_request_waits_what_retry_after_says_then_is_judged(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    answers = iter([(429, {"Retry-After": "1"}), "#thescore: 1"])
+    api = FakeOpenAI(lambda prompt: next(answers))
+    out = generated_dir(tmp_path, "hexphi", "harm", ["Sure."])
+    assert phase.run_judges(spec(out, ["hexphi"], endpoint=api.url)) == []
+    api.close()
+    first, second = api.requests
+    assert first["prompt"] == second["prompt"]
+    assert second["time"] - first["time"] >= 0.9  # the header's 1 s; the client's own first backoff is <= 0.5 s
+    r = result(out, "hexphi")
+    assert r["judging_complete"] and r["score_counts"]["1"] == 1
+
+
+def test_an_endpoint_with_a_query_string_keeps_it_after_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    api = FakeOpenAI(lambda prompt: "#thescore: 1")
+    out = generated_dir(tmp_path, "hexphi", "harm", ["Sure."])
+    phase.run_judges(spec(out, ["hexphi"], endpoint=f"{api.url}?api-version=2024-06-01"))
+    api.close()
+    assert [r["path"] for r in api.requests] == ["/v1/chat/completions?api-version=2024-06-01"]
+    r = result(out, "hexphi")
+    assert r["judging_complete"] and r["judges"]["rubric"]["id"] == f"api:gpt-4.1@{api.url}"  # no query recorded
+
+
+def test_an_endpoint_echoing_the_authorization_header_gets_no_key_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    api = FakeOpenAI(lambda prompt: "#thescore: 1" if "(0)" in prompt else 401, echo_auth=True)
+    out = generated_dir(tmp_path, "hexphi", "harm", ["Sure.", "Here."])
+    phase.run_judges(spec(out, ["hexphi"], endpoint=api.url))
+    api.close()
+    assert {r["auth"] for r in api.requests} == {f"Bearer {SECRET}"}  # the key was sent, and echoed back twice
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"hexphi.json", "hexphi.samples.jsonl", "hexphi.judgments.jsonl"}
+    assert not [p for p in files if SECRET in p.read_text()]
+    r = result(out, "hexphi")
+    assert r["score_counts"]["1"] == 1 and r["unjudged_by_status"] == {"error": 1}
+    assert "Bearer [$OPENAI_API_KEY]" in r["unjudged_samples"][0]["reason"]
+    assert samples(out, "hexphi")[0]["judgments"]["rubric"]["raw"] == "#thescore: 1 (you sent: Bearer " \
+                                                                      "[$OPENAI_API_KEY])"
+
+
+def test_a_judging_run_that_leaves_samples_unjudged_exits_non_zero_and_a_rerun_continues(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    api = FakeOpenAI(lambda prompt: "#thescore: 1")
+    out = generated_dir(tmp_path / "step00001", "hexphi", "harm", ["Sure.", "Here."])
+    job = tmp_path / "spec.json"
+    job.write_text(spec(out, ["hexphi"], endpoint=api.url).to_json())
+    (out / "hexphi.judgments.jsonl").write_text(json.dumps(
+        {"doc_id": 0, "sample": 0, "role": "rubric", "id": f"api:gpt-4.1@{api.url}",
+         "prompt_version": rubrics.prompt_version("harm"), "raw": "#thescore: 5", "score": 5, "problem": None}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "rsft.judges", str(job)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == ("error: judging incomplete: step00001/hexphi: 1 sample(s) unjudged "
+                                            "(error); finished judgments are kept, rerun to continue")
+    assert result(out, "hexphi")["score_counts"]["5"] == 1  # the finished judgment is kept
+    with pytest.raises(UserError, match=r"samples left unjudged in step00001/hexphi \(TASK.json: unjudged_samples"):
+        evaluate.judge_outputs([out], ["hexphi"], spec(out, []).judges, api.url, 4, "cpu")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    evaluate.judge_outputs([out], ["hexphi"], spec(out, []).judges, api.url, 4, "cpu")  # a rerun: only the rest
+    api.close()
+    assert len(api.requests) == 1 and "Request (1)" in api.requests[0]["prompt"]
+    r = result(out, "hexphi")
+    assert r["judging_complete"] and r["score_counts"]["5"] == 1 and r["score_counts"]["1"] == 1
 
 
 def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(tmp_path, monkeypatch):

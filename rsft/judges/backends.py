@@ -3,19 +3,20 @@ each refused with a reason (JudgeUnavailable) instead of crashing the phase: no 
 chat model. The API key is read from the environment, kept in memory and never written anywhere."""
 from __future__ import annotations
 
-import json
 import os
-import time
-import urllib.error
-import urllib.request
+import threading
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from rsft.judges.rubrics import render
 
 API_KEY_ENV = "OPENAI_API_KEY"
 API_MAX_TOKENS = 4096  # the paper's GPT-4.1 call: temperature 0, max_tokens 4096
 API_WORKERS = 8  # concurrent requests (the paper used 10)
-API_TRIES, API_BACKOFF_S = 3, 2.0  # per sample: 3 tries, sleeping 2 s then 4 s; 5 samples failing in a row stop it
+API_RETRIES = 5  # per sample, by the openai client, on 408/409/429/5xx and lost connections: it waits what the
+# server's Retry-After says (up to 120 s), else 0.5, 1, 2, 4, 8 s; other 4xx fail at once. 5 failing samples in
+# a row (API_STOP_AFTER) stop the asking for this run
+API_STOP_AFTER = 5
 API_TIMEOUT_S = 300
 LOCAL_RUBRIC_MAX_NEW_TOKENS = 1024  # a local rubric judge writes "#thereason: ... #thescore: N" greedily
 YESNO_MAX_NEW_TOKENS = 16  # the paper's TruthfulQA judges: greedy, 16 tokens, "yes" counts
@@ -30,11 +31,16 @@ class JudgeUnavailable(Exception):
 
 def public_endpoint(url: str) -> str:
     """The endpoint as it may be written to results: no user:password@ and no query (an api-key= there)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     p = urlsplit(url)
     host = p.hostname or ""
     return urlunsplit((p.scheme, f"{host}:{p.port}" if p.port else host, p.path, "", ""))
+
+
+def split_endpoint(url: str) -> tuple[str, dict[str, str]]:
+    """(base URL, query parameters): `https://host/v1?api-version=2024-06-01` (Azure style) is asked at
+    `https://host/v1/chat/completions?api-version=2024-06-01`, the query kept on every request."""
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, p.path, "", "")), dict(parse_qsl(p.query, keep_blank_values=True))
 
 
 def free_memory(device: str) -> int | None:
@@ -154,43 +160,42 @@ class LocalJudge:
 
 
 class ApiJudge:
-    """A rubric judge behind an OpenAI-compatible /chat/completions endpoint (urllib; the key stays in memory)."""
+    """A rubric judge behind an OpenAI-compatible /chat/completions endpoint, through the openai client (its retries
+    honour Retry-After); the key stays in memory."""
 
     def __init__(self, model: str, endpoint: str):
         key = os.environ.get(API_KEY_ENV)
         if not key:
             raise JudgeUnavailable(f"{API_KEY_ENV} is not set: export it for {model} at "
                                    f"{public_endpoint(endpoint)}, or judge locally with --judge rubric=MODEL")
-        self.model, self.url, self._key = model, endpoint.rstrip("/") + "/chat/completions", key
-        self.shown_url = public_endpoint(self.url)  # what messages and results may say
-        self.failures_in_a_row, self.failing = 0, None
+        import openai
 
-    def _post(self, text: str) -> str:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": text}],
-                           "temperature": 0, "max_tokens": API_MAX_TOKENS}).encode()
-        req = urllib.request.Request(self.url, body, {"Content-Type": "application/json",
-                                                      "Authorization": f"Bearer {self._key}"})
-        with urllib.request.urlopen(req, timeout=API_TIMEOUT_S) as r:
-            return json.load(r)["choices"][0]["message"]["content"] or ""
+        base, query = split_endpoint(endpoint)
+        self.errors = (openai.APIError, AttributeError, IndexError, TypeError, ValueError)  # a reply not as expected
+        self.client = openai.OpenAI(api_key=key, base_url=base, default_query=query or None, max_retries=API_RETRIES,
+                                    timeout=API_TIMEOUT_S)
+        self.model, self.shown_url = model, public_endpoint(base.rstrip("/") + "/chat/completions")
+        self.lock, self.failures_in_a_row, self.failing = threading.Lock(), 0, None
 
     def _ask(self, text: str) -> tuple[str | None, str | None]:
-        last = None
-        for attempt in range(API_TRIES):
-            if self.failing:
-                return None, self.failing
-            try:
-                answer = self._post(text)
-                self.failures_in_a_row = 0
-                return answer, None
-            except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-                last = f"{type(e).__name__}: {e}".replace(self.url, self.shown_url)
-                if attempt + 1 < API_TRIES:
-                    time.sleep(API_BACKOFF_S * 2**attempt)
-        self.failures_in_a_row += 1
-        if self.failures_in_a_row >= 5:
-            self.failing = (f"endpoint {self.shown_url} failed 5 samples in a row, not asked again this run "
-                            f"({last})")
-        return None, f"endpoint error after {API_TRIES} tries ({last})"
+        if self.failing:
+            return None, self.failing
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": text}], temperature=0,
+                max_tokens=API_MAX_TOKENS)
+            answer = reply.choices[0].message.content or ""
+        except self.errors as e:
+            why = f"{type(e).__name__}: {e}"  # cut short by the phase, after the key is scrubbed from it
+            with self.lock:
+                self.failures_in_a_row += 1
+                if self.failures_in_a_row >= API_STOP_AFTER and not self.failing:
+                    self.failing = (f"endpoint {self.shown_url} failed {API_STOP_AFTER} samples in a row, not asked "
+                                    f"again this run ({why})")
+            return None, f"endpoint error at {self.shown_url} ({why})"
+        with self.lock:
+            self.failures_in_a_row = 0
+        return answer, None
 
     def run(self, payloads: list[tuple], on_done) -> None:
         from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -201,7 +206,7 @@ class ApiJudge:
                 on_done(futures[f], *f.result())
 
     def close(self) -> None:
-        pass
+        self.client.close()
 
 
 def load_judge(role: str, model: str, endpoint: str, device: str, batch_size: int):

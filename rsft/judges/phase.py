@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from rsft.errors import UserError
 from rsft.grading import split_thinking
-from rsft.judges.backends import JudgeUnavailable, load_judge, public_endpoint
+from rsft.judges.backends import API_KEY_ENV, JudgeUnavailable, load_judge, public_endpoint
 from rsft.judges.rubrics import KINDS, parse_judgment, prompt_version
-from rsft.rundir import (gen_path, judgments_path, read_json, result_path, samples_path, write_json_atomic,
-                         write_jsonl_atomic)
+from rsft.rundir import (gen_path, judgments_path, read_json, read_jsonl, result_path, samples_path,
+                         write_json_atomic, write_jsonl_atomic)
 from rsft.specs import JudgeSpec
 
 # The paper's judges (PAPER.md section 1). `api:MODEL` = any OpenAI-compatible chat endpoint (--judge-endpoint,
@@ -41,6 +42,7 @@ DEFAULT_JUDGES = {
     "info": "allenai/truthfulqa-info-judge-llama2-7B",  # TruthfulQA: "...\nHelpful:" -> yes/no
 }
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+REASON_CHARS = 500  # an unjudged sample's reason is cut to this (an endpoint's error may carry a whole HTML page)
 
 
 def resolve_judges(overrides: list[str] | None) -> dict[str, str]:
@@ -58,6 +60,17 @@ def resolve_judges(overrides: list[str] | None) -> dict[str, str]:
     return judges
 
 
+def check_spec(spec: JudgeSpec) -> None:
+    """What a spec file read back must hold beyond its field names: every judge role mapped to a model, strings."""
+    judges = spec.judges
+    if not isinstance(judges, dict) or set(judges) != set(DEFAULT_JUDGES) or not all(
+            isinstance(m, str) and m for m in judges.values()):
+        raise UserError(f"judges must map each of the roles {', '.join(DEFAULT_JUDGES)} to a model, got {judges!r}")
+    strings = [spec.endpoint, *spec.out_dirs, *spec.tasks]
+    if not all(isinstance(x, str) for x in strings):
+        raise UserError(f"endpoint, out_dirs and tasks must be strings, got {strings!r}")
+
+
 def judge_id(model: str, endpoint: str) -> str:
     return f"{model}@{public_endpoint(endpoint)}" if model.startswith("api:") else model
 
@@ -72,10 +85,36 @@ def needs_judging(out_dir: Path, task: str, judges: dict, endpoint: str) -> bool
     if not gen_path(out_dir, task).exists():
         return False
     done, gen = read_json(result_path(out_dir, task)), read_json(gen_path(out_dir, task))
-    if done is None or gen is None:  # not judged yet, or a file cut short: judged (again) from the judgments file
-        return True
+    if done is None or gen is None or gen.get("judge") not in KINDS:  # not judged yet, or a file cut short: judged
+        return True  # (again) from the judgments file, or named by the phase
     kind = gen["judge"]
     return not done.get("judging_complete") or done.get("judges") != expected_judges(kind, judges, endpoint)
+
+
+class Unreadable(Exception):
+    """A generated task whose files cannot be judged (cut short, edited); the phase names it and goes on."""
+
+
+SAMPLE_FIELDS = {"doc_id": (int, str), "sample": int, "truncated": bool, "response": str, "doc": dict}
+
+
+def load_generated(out_dir: Path, task: str) -> tuple[dict, list[dict]]:
+    """(TASK.gen.json, samples), each sample checked for what judging reads; Unreadable says why not."""
+    gen, samples = read_json(gen_path(out_dir, task)), read_jsonl(samples_path(out_dir, task))
+    again = f"evaluate.py generates {task} again"  # rsft.rundir.generated: an unreadable file is redone
+    if gen is None or samples is None:
+        bad = gen_path(out_dir, task) if gen is None else samples_path(out_dir, task)
+        raise Unreadable(f"{bad} is missing or unreadable (cut short?); {again}")
+    again = f"delete {gen_path(out_dir, task).name} and {again}"  # readable, so evaluate.py takes it as done
+    if gen.get("judge") not in KINDS:
+        raise Unreadable(f"{gen_path(out_dir, task)} names no judge kind ({', '.join(KINDS)}); {again}")
+    for n, s in enumerate(samples, 1):
+        bad = [k for k, t in SAMPLE_FIELDS.items() if not isinstance(s, dict) or not isinstance(s.get(k), t)]
+        if not bad and not isinstance(s["doc"].get("prompt"), str):
+            bad = ["doc.prompt"]
+        if bad:
+            raise Unreadable(f"{samples_path(out_dir, task)} line {n}: missing or mistyped {', '.join(bad)}; {again}")
+    return gen, samples
 
 
 # ------------------------------------------------------------------------------------------------ judgments file
@@ -85,30 +124,60 @@ def _key(doc_id, sample, role, judge: dict) -> tuple:
     return (doc_id, sample, role, judge["id"], judge["prompt_version"])
 
 
-def read_judgments(out_dir: Path, task: str) -> dict:
-    """key -> judgment; a line cut short by a kill is ignored (that sample is judged again)."""
-    path, done = judgments_path(out_dir, task), {}
+JUDGMENT_FIELDS = {"doc_id": (int, str), "sample": int, "role": str, "id": str, "prompt_version": str,
+                   "raw": (str, type(None)), "score": (int, float, type(None)), "problem": (str, type(None))}
+
+
+def read_judgments(out_dir: Path, task: str, warn: bool = False) -> dict:
+    """key -> judgment. A line that cannot be read (cut short by a kill, edited) is skipped, and counted with
+    `warn`: that sample is judged again; the file itself is only ever appended to, so nothing in it is lost."""
+    path, done, bad = judgments_path(out_dir, task), {}, 0
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
                 j = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON, or not UTF-8
+                j = None
+            if not isinstance(j, dict) or not all(isinstance(j.get(k), t) for k, t in JUDGMENT_FIELDS.items()):
+                bad += bool(line.strip())
                 continue
             done[_key(j["doc_id"], j["sample"], j["role"], j)] = j
+    if warn and bad:
+        print(f"warning: {bad} unreadable line(s) in {path} skipped; those samples are judged again",
+              file=sys.stderr, flush=True)
     return done
+
+
+def scrubber(judges: dict):
+    """clean(obj): obj with the API key's value replaced in every string, for everything the phase writes (an
+    endpoint may echo the request's Authorization header into its reply or its error)."""
+    key = os.environ.get(API_KEY_ENV) if any(m.startswith("api:") for m in judges.values()) else None
+
+    def clean(obj):
+        if not key:
+            return obj
+        if isinstance(obj, str):
+            return obj.replace(key, f"[${API_KEY_ENV}]")
+        if isinstance(obj, dict):
+            return {clean(k): clean(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    return clean
 
 
 class Appender:
     """Appends one judgment per line, flushed at once, so a killed phase loses at most the line being written."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, clean):
         if path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
             with path.open("a") as f:  # a line cut short by a kill: end it, so the next record stays whole
                 f.write("\n")
-        self.f = path.open("a")
+        self.f, self.clean = path.open("a"), clean
 
     def write(self, record: dict) -> None:
-        self.f.write(json.dumps(record) + "\n")
+        self.f.write(json.dumps(self.clean(record)) + "\n")
         self.f.flush()
 
     def close(self) -> None:
@@ -164,12 +233,11 @@ def aggregate(kind: str, scores: dict[str, list], both: list[tuple], total: int)
             "truthful_and_informative": _mean_stderr([t * i for t, i in both])[0]}
 
 
-def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict) -> dict:
-    """Join the judgments to the samples and write TASK.samples.jsonl, then TASK.json (last: the pair is done)."""
-    gen = json.loads(gen_path(out_dir, task).read_text())
+def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict, clean) -> dict:
+    """Join the judgments to the samples and write TASK.samples.jsonl, then TASK.json (last: the pair is done);
+    every string passes through `clean` (scrubber) first."""
+    gen, samples = load_generated(out_dir, task)
     kind, expected = gen["judge"], expected_judges(gen["judge"], judges, endpoint)
-    samples_file = samples_path(out_dir, task)
-    samples = [json.loads(line) for line in samples_file.read_text().splitlines() if line.strip()]
     done = read_judgments(out_dir, task)
     scores = {role: [] for role, _ in KINDS[kind]}
     both, unjudged = [], []
@@ -199,19 +267,18 @@ def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict
               "judging_complete": not any(u["status"] == "error" for u in unjudged),
               "unjudged": len(unjudged), "unjudged_by_status": dict(Counter(u["status"] for u in unjudged)),
               "unjudged_samples": unjudged}
-    write_jsonl_atomic(samples_file, samples)
-    write_json_atomic(result_path(out_dir, task), result)
+    write_jsonl_atomic(samples_path(out_dir, task), clean(samples))
+    write_json_atomic(result_path(out_dir, task), clean(result))
     return result
 
 
 # ------------------------------------------------------------------------------------------------ the phase
 
 
-def pending(out_dir: Path, task: str, kind: str, judges: dict, endpoint: str) -> list[tuple]:
+def pending(out_dir: Path, task: str, kind: str, samples: list[dict], judges: dict, endpoint: str) -> list[tuple]:
     """[(role, prompt, key, payload)] for every sample with an answer that these judges have not judged yet."""
-    expected, done, todo = expected_judges(kind, judges, endpoint), read_judgments(out_dir, task), []
-    for line in samples_path(out_dir, task).read_text().splitlines():
-        s = json.loads(line)
+    expected, done, todo = expected_judges(kind, judges, endpoint), read_judgments(out_dir, task, warn=True), []
+    for s in samples:
         if s["truncated"]:
             continue
         answer = split_thinking(s["response"])[0].strip()
@@ -222,16 +289,26 @@ def pending(out_dir: Path, task: str, kind: str, judges: dict, endpoint: str) ->
     return todo
 
 
-def run_judges(spec: JudgeSpec) -> list[dict]:
-    """Judge every generated, not fully judged task in spec.out_dirs; each judge model is loaded once."""
+def run_judges(spec: JudgeSpec) -> list[str]:
+    """Judge every generated, not fully judged task in spec.out_dirs; each judge model is loaded once.
+    Returns what is left undone, one line per task (unreadable files, samples left unjudged by an error)."""
+    from tqdm import tqdm
+
     judges, endpoint = spec.judges, spec.endpoint
-    work, by_role, errors = [], {}, {}
+    check_spec(spec)
+    clean = scrubber(judges)
+    work, by_role, errors, undone = [], {}, {}, []
     for d in map(Path, spec.out_dirs):
         for task in spec.tasks:
             if needs_judging(d, task, judges, endpoint):
-                kind = json.loads(gen_path(d, task).read_text())["judge"]
+                try:
+                    gen, samples = load_generated(d, task)
+                except Unreadable as e:
+                    print(f"warning: {e}", file=sys.stderr, flush=True)
+                    undone.append(f"{d.name}/{task}: unreadable files")
+                    continue
                 work.append((d, task))
-                for role, prompt, key, payload in pending(d, task, kind, judges, endpoint):
+                for role, prompt, key, payload in pending(d, task, gen["judge"], samples, judges, endpoint):
                     by_role.setdefault(role, []).append((d, task, prompt, key, payload))
     for role, items in by_role.items():
         try:
@@ -240,12 +317,14 @@ def run_judges(spec: JudgeSpec) -> list[dict]:
             print(f"warning: {role} judge {judges[role]}: {e}; {len(items)} judgments left undone", file=sys.stderr)
             errors.update({(d, t, key): str(e) for d, t, _, key, _ in items})
             continue
-        appenders = {(d, t): Appender(judgments_path(d, t)) for d, t, *_ in items}
+        appenders = {(d, t): Appender(judgments_path(d, t), clean) for d, t, *_ in items}
+        bar = tqdm(total=len(items), desc=f"{role} judge", unit="judgment", file=sys.stderr, dynamic_ncols=True)
 
-        def on_done(i, raw, error, items=items, appenders=appenders):
+        def on_done(i, raw, error, items=items, appenders=appenders, bar=bar):
+            bar.update(1)
             d, t, prompt, key, _ = items[i]
             if error is not None:
-                errors[(d, t, key)] = error
+                errors[(d, t, key)] = clean(error)[:REASON_CHARS]
                 return
             score, problem = parse_judgment(prompt, raw)
             appenders[(d, t)].write({"doc_id": key[0], "sample": key[1], "role": key[2], "id": key[3],
@@ -255,15 +334,16 @@ def run_judges(spec: JudgeSpec) -> list[dict]:
         try:
             judge.run([payload for *_, payload in items], on_done)
         finally:
+            bar.close()
             judge.close()
             for a in appenders.values():
                 a.close()
-    results = []
     for d, task in work:
         errs = {key: why for (dd, t, key), why in errors.items() if dd == d and t == task}
-        r = finalize(d, task, judges, endpoint, errs)
+        r = finalize(d, task, judges, endpoint, errs, clean)
         value = "n/a" if r["value"] is None else f"{r['value']:.4g}"
         missing = ", ".join(f"{n} {status}" for status, n in r["unjudged_by_status"].items()) or "none"
         print(f"{d.name}/{task}: {r['metric']} {value} (unjudged: {missing})", flush=True)
-        results.append(r)
-    return results
+        if not r["judging_complete"]:
+            undone.append(f"{d.name}/{task}: {r['unjudged_by_status']['error']} sample(s) unjudged (error)")
+    return undone
