@@ -136,6 +136,9 @@ _PAPER_JUDGED = {
 }
 
 
+PAPER_JUDGED = frozenset(_PAPER_JUDGED)  # the judge-scored tasks the paper ran (the others are the kit's additions)
+
+
 def paper_judged_text(task: str, response: str) -> str:
     """What the paper's code showed the judge of `task` (truthfulqa_gen, hexphi, alpacaeval): the reply after its
     thinking as that code removed it, or the whole reply when thinking never closed (which it judged and counted)."""

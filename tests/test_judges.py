@@ -234,10 +234,24 @@ def test_without_an_api_key_the_rest_is_judged_and_unjudged_samples_are_named(tm
     hexphi, alpaca = result(out, "hexphi"), result(out, "alpacaeval")
     assert alpaca["judging_complete"] and alpaca["unjudged"] == 0 and alpaca["value"] is not None
     assert hexphi["value"] is None and not hexphi["judging_complete"] and hexphi["worst_case_value"] == 1.0
-    assert hexphi["unjudged_by_status"] == {"error": 1, "truncated": 1}
+    # the paper's reading judges the cut-off reply too (both wait for the key); the strict scoring has no answer
+    assert hexphi["unjudged_by_status"] == {"error": 2}
+    assert hexphi["strict_unjudged_by_status"] == {"error": 1, "truncated": 1}
     error = [u for u in hexphi["unjudged_samples"] if u["status"] == "error"][0]
     assert error["doc_id"] == 0 and "OPENAI_API_KEY is not set" in error["reason"]
     assert phase.needs_judging(out, "hexphi", spec(out, []).judges, phase.DEFAULT_ENDPOINT)  # retried next run
+
+
+def test_a_reply_cut_off_mid_thought_counts_under_the_papers_reading_only(tmp_path, judge_models):
+    out = generated_dir(tmp_path, "alpacaeval", "reward", ["<think>ok</think>A haiku.", "<think>never closed"])
+    phase.run_judges(spec(out, ["alpacaeval"], reward=judge_models["reward"]))
+    r, (done, cut) = result(out, "alpacaeval"), samples(out, "alpacaeval")
+    assert r["judging_complete"] and r["value"] is not None and r["strict"] == done["judgments"]["reward"]["score"]
+    assert cut["judgments"]["reward"]["status"] == "truncated"  # strict: no answer to judge
+    assert cut["paper_judgments"]["reward"]["status"] == "ok" and "paper_judgments" not in done  # one text, one ask
+    assert r["value"] == (done["judgments"]["reward"]["score"] + cut["paper_judgments"]["reward"]["score"]) / 2
+    lines = [json.loads(line) for line in judgments_path(out, "alpacaeval").read_text().splitlines()]
+    assert sorted(j["view"] for j in lines) == ["paper", "strict"]
 
 
 def test_a_failing_endpoint_leaves_its_samples_unjudged_with_the_reason(tmp_path, monkeypatch):

@@ -92,6 +92,13 @@ class LocalJudge:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+        from rsft.errors import UserError
+        from rsft.hub import require
+
+        try:  # offline and not cached: refused in seconds, not after the Hub's retry loop
+            require(model, what=f"the {role} judge", local="--judge ROLE=LOCAL_FOLDER")
+        except UserError as e:
+            raise JudgeUnavailable(str(e)) from None
         try:
             config = AutoConfig.from_pretrained(model)
         except (OSError, ValueError) as e:

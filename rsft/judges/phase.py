@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.grading import split_thinking
+from rsft.grading import PAPER_JUDGED, paper_judged_text, split_thinking
 from rsft.judges.backends import API_KEY_ENV, JudgeUnavailable, load_judge, public_endpoint
 from rsft.judges.rubrics import KINDS, parse_judgment, prompt_version
 from rsft.rundir import (gen_path, judgments_path, read_json, read_jsonl, result_path, samples_path,
@@ -120,8 +120,16 @@ def load_generated(out_dir: Path, task: str) -> tuple[dict, list[dict]]:
 # ------------------------------------------------------------------------------------------------ judgments file
 
 
-def _key(doc_id, sample, role, judge: dict) -> tuple:
-    return (doc_id, sample, role, judge["id"], judge["prompt_version"])
+def _key(doc_id, sample, role, judge: dict, view: str = "strict") -> tuple:
+    return (doc_id, sample, role, judge["id"], judge["prompt_version"], view)
+
+
+def answer_texts(task: str, sample: dict) -> dict[str, str | None]:
+    """What each scoring shows the judges: strict, the reply after a closed </think> (None when thinking never
+    closed: no answer, not judged); paper, what the paper's code showed them (the whole reply when thinking never
+    closed, judged and counted), for the tasks the paper judged; for the others, the strict text."""
+    strict = None if sample["truncated"] else split_thinking(sample["response"])[0].strip()
+    return {"strict": strict, "paper": paper_judged_text(task, sample["response"]) if task in PAPER_JUDGED else strict}
 
 
 JUDGMENT_FIELDS = {"doc_id": (int, str), "sample": int, "role": str, "id": str, "prompt_version": str,
@@ -141,7 +149,7 @@ def read_judgments(out_dir: Path, task: str, warn: bool = False) -> dict:
             if not isinstance(j, dict) or not all(isinstance(j.get(k), t) for k, t in JUDGMENT_FIELDS.items()):
                 bad += bool(line.strip())
                 continue
-            done[_key(j["doc_id"], j["sample"], j["role"], j)] = j
+            done[_key(j["doc_id"], j["sample"], j["role"], j, j.get("view", "strict"))] = j
     if warn and bad:
         print(f"warning: {bad} unreadable line(s) in {path} skipped; those samples are judged again",
               file=sys.stderr, flush=True)
@@ -233,21 +241,21 @@ def aggregate(kind: str, scores: dict[str, list], both: list[tuple], total: int)
             "truthful_and_informative": _mean_stderr([t * i for t, i in both])[0]}
 
 
-def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict, clean) -> dict:
-    """Join the judgments to the samples and write TASK.samples.jsonl, then TASK.json (last: the pair is done);
-    every string passes through `clean` (scrubber) first."""
-    gen, samples = load_generated(out_dir, task)
-    kind, expected = gen["judge"], expected_judges(gen["judge"], judges, endpoint)
-    done = read_judgments(out_dir, task)
+def _join(task: str, kind: str, samples: list[dict], expected: dict, done: dict, errors: dict, view: str):
+    """The judgments of one scoring joined to the samples (s["judgments"] for strict, s["paper_judgments"] for the
+    paper's reading where it showed the judge another text): (scores per role, both roles' scores, unjudged)."""
     scores = {role: [] for role, _ in KINDS[kind]}
     both, unjudged = [], []
     for s in samples:
-        s["judgments"] = {}
+        texts = answer_texts(task, s)
+        own = view == "paper" and texts["paper"] != texts["strict"]  # else the strict judgment serves both
+        field = "paper_judgments" if own else "judgments"
+        js = {}
         for role, _ in KINDS[kind]:
             judge = expected[role]
-            key = _key(s["doc_id"], s["sample"], role, judge)
+            key = _key(s["doc_id"], s["sample"], role, judge, "paper" if own else "strict")
             j = {"judge": judge["id"], "prompt_version": judge["prompt_version"]}
-            if s["truncated"]:
+            if texts[view] is None:
                 j.update(status="truncated", reason="thinking never closed: no answer to judge")
             elif key in done:
                 rec = done[key]
@@ -255,18 +263,37 @@ def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict
                          "unparseable", reason=rec["problem"])
             else:
                 j.update(status="error", reason=errors.get(key, "not judged yet; rerun to judge it"))
-            s["judgments"][role] = j
+            js[role] = j
             if j["status"] == "ok":
                 scores[role].append(j["score"])
             else:
                 unjudged.append({"doc_id": s["doc_id"], "sample": s["sample"], "role": role,
                                  "status": j["status"], "reason": j["reason"]})
-        if all(j["status"] == "ok" for j in s["judgments"].values()):
-            both.append(tuple(j["score"] for j in s["judgments"].values()))
-    result = {**gen, **aggregate(kind, scores, both, len(samples)), "judges": expected,
-              "judging_complete": not any(u["status"] == "error" for u in unjudged),
+        if view == "strict" or own:
+            s[field] = js
+        if all(j["status"] == "ok" for j in js.values()):
+            both.append(tuple(j["score"] for j in js.values()))
+    return scores, both, unjudged
+
+
+def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict, clean) -> dict:
+    """Join the judgments to the samples and write TASK.samples.jsonl, then TASK.json (last: the pair is done);
+    every string passes through `clean` (scrubber) first."""
+    gen, samples = load_generated(out_dir, task)
+    kind, expected = gen["judge"], expected_judges(gen["judge"], judges, endpoint)
+    done = read_judgments(out_dir, task)
+    views = {}
+    for view in ("paper", "strict"):  # value: the paper's reading; strict: the kit's (see answer_texts)
+        scores, both, unjudged = _join(task, kind, samples, expected, done, errors, view)
+        views[view] = {**aggregate(kind, scores, both, len(samples)), "unjudged_samples": unjudged}
+    paper, strict = views["paper"], views["strict"]
+    unjudged = paper.pop("unjudged_samples")
+    result = {**gen, **paper, "strict": strict["value"], "strict_stderr": strict["stderr"],
+              "strict_worst_case_value": strict["worst_case_value"], "judges": expected,
+              "judging_complete": not any(u["status"] == "error" for u in unjudged + strict["unjudged_samples"]),
               "unjudged": len(unjudged), "unjudged_by_status": dict(Counter(u["status"] for u in unjudged)),
-              "unjudged_samples": unjudged}
+              "unjudged_samples": unjudged,
+              "strict_unjudged_by_status": dict(Counter(u["status"] for u in strict["unjudged_samples"]))}
     write_jsonl_atomic(samples_path(out_dir, task), clean(samples))
     write_json_atomic(result_path(out_dir, task), clean(result))
     return result
@@ -279,13 +306,14 @@ def pending(out_dir: Path, task: str, kind: str, samples: list[dict], judges: di
     """[(role, prompt, key, payload)] for every sample with an answer that these judges have not judged yet."""
     expected, done, todo = expected_judges(kind, judges, endpoint), read_judgments(out_dir, task, warn=True), []
     for s in samples:
-        if s["truncated"]:
-            continue
-        answer = split_thinking(s["response"])[0].strip()
-        for role, prompt in KINDS[kind]:
-            key = _key(s["doc_id"], s["sample"], role, expected[role])
-            if key not in done:
-                todo.append((role, prompt, key, (prompt, s["doc"]["prompt"], answer)))
+        texts = answer_texts(task, s)
+        for view, answer in texts.items():
+            if answer is None or (view == "paper" and answer == texts["strict"]):
+                continue
+            for role, prompt in KINDS[kind]:
+                key = _key(s["doc_id"], s["sample"], role, expected[role], view)
+                if key not in done:
+                    todo.append((role, prompt, key, (prompt, s["doc"]["prompt"], answer)))
     return todo
 
 
@@ -328,7 +356,8 @@ def run_judges(spec: JudgeSpec) -> list[str]:
                 return
             score, problem = parse_judgment(prompt, raw)
             appenders[(d, t)].write({"doc_id": key[0], "sample": key[1], "role": key[2], "id": key[3],
-                                     "prompt_version": key[4], "raw": raw, "score": score, "problem": problem})
+                                     "prompt_version": key[4], "view": key[5], "raw": raw, "score": score,
+                                     "problem": problem})
 
         print(f"{role} judge {judges[role]}: {len(items)} judgments", flush=True)
         try:
