@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rsft.rundir import write_text_atomic
 from rsft.tasks.datafile import save
 
 LCB_RELEASES = {"release_v1": ("test.jsonl",), "release_v2": ("test.jsonl", "test2.jsonl")}  # cumulative files
 
 
 def download(data_dir: Path, release: str = "release_v2") -> None:
-    """LiveCodeBench problems in test.jsonl, each problem's public + private tests in tests/ID.json."""
+    """LiveCodeBench problems in test.jsonl; each problem's tests in tests/ID.json: `tests` (public + private) and
+    `private` (what the paper's runner used)."""
     import re
 
     from huggingface_hub import hf_hub_download
@@ -23,11 +25,11 @@ def download(data_dir: Path, release: str = "release_v2") -> None:
                 r = json.loads(line)
                 public = json.loads(r["public_test_cases"])
                 qid = re.sub(r"[^\w.-]", "_", r["question_id"])
-                spec = {"fn_name": json.loads(r["metadata"] or "{}").get("func_name"),
-                        "tests": public + decode_private_tests(r["private_test_cases"])}
-                path = data_dir / "livecodebench" / "tests" / f"{qid}.json"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(spec))
+                private = decode_private_tests(r["private_test_cases"])
+                # tests: public + private (LiveCodeBench's, the kit's strict score); private: the paper's runner's
+                spec = {"fn_name": json.loads(r["metadata"] or "{}").get("func_name"), "tests": public + private,
+                        "private": private}
+                write_text_atomic(data_dir / "livecodebench" / "tests" / f"{qid}.json", json.dumps(spec))
                 rows.append({k: r[k] for k in ("question_id", "question_title", "question_content", "starter_code",
                                                "platform", "difficulty", "contest_date")}
                             | {"testtype": "stdin" if any(t["testtype"] == "stdin" for t in public) else "functional",
