@@ -4,7 +4,8 @@
     python train.py recipes/qwen3-4b-base_math-cot-20k_lora.yaml --check   # validate, plan, print; no training
     python train.py RECIPE.yaml --check --gpu l4          # will it fit a 24 GB L4, and how many hours?
     python train.py RECIPE.yaml train.learning_rate=2e-4 data.limit=2560   # section.key=value overrides
-    accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs (fsdp.yaml: full)
+    torchrun --nproc_per_node 2 train.py RECIPE.yaml      # several processes on CPU (gloo)
 
 Rerunning the same command resumes from the newest checkpoint (weights, optimizer, scheduler, RNG, data
 position). Ctrl-C or SIGTERM saves a resumable state after the current step. The run folder is the record:
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -78,7 +80,11 @@ def _run_record(recipe: Recipe, loaded) -> dict:
 def _check_run_folder(recipe: Recipe, run_dir: Path) -> None:
     record = run_dir / "run.json"
     if record.exists():
-        old = json.loads(record.read_text())["fingerprint"]
+        try:
+            old = json.loads(record.read_text())["fingerprint"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{record} is damaged (no readable recipe fingerprint); restore it, or set "
+                            "train.output_dir to a new folder") from None
         if old != recipe.fingerprint():
             raise UserError(
                 f"{run_dir} holds a run of a different recipe (fingerprint {old}, now {recipe.fingerprint()}); "
@@ -135,19 +141,18 @@ def main(argv=None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
-        if not (run_dir / "run.json").exists():
-            (run_dir / "run.json").write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
+        if not (run_dir / "run.json").exists():  # written whole, then renamed: a kill leaves no torn record
+            tmp = run_dir / "run.json.tmp"
+            tmp.write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
+            os.replace(tmp, run_dir / "run.json")
     if log_with:
         flat = {f"{sec}.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
                 for sec, d in recipe.to_dict().items() for k, v in d.items()}  # trackers take flat scalars
         acc.init_trackers(run_dir.name, config=flat)
 
-    from rsft.trainer import Trainer, find_resume_point
+    from rsft.trainer import Trainer
 
-    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)
-    resume = find_resume_point(run_dir)
-    if resume is not None:
-        trainer.resume_from(resume)
+    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)  # resumes from the newest complete checkpoint
     if trainer.progress.step >= plan.total_steps:
         acc.print(f"{run_dir} is already complete ({plan.total_steps} steps); nothing to do")
         return 0
