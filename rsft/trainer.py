@@ -158,6 +158,11 @@ class Progress:
     skips_in_a_row: int = 0
 
 
+def _progress(meta: dict) -> Progress:
+    return Progress(meta["step"], meta["tokens_seen"], meta["wall_time_s"], meta["loss"], meta["learning_rate"],
+                    meta.get("skipped_steps", 0), meta.get("skips_in_a_row", 0))
+
+
 @dataclass
 class MicroBatch:
     rows: list
@@ -253,8 +258,10 @@ class Trainer:
                       f"{', '.join(str(x.relative_to(run_dir)) for x in left)}")
         self.acc.wait_for_everyone()
         resume = find_resume_point(run_dir)
+        meta = read_meta(resume) if resume is not None else None
+        if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
+            self.progress, resume = _progress(meta), None
         if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
-            meta = read_meta(resume)
             if meta.get("world_size", 1) != self.acc.num_processes:
                 raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
                                 f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
@@ -275,8 +282,7 @@ class Trainer:
         self.optimizer.load_state_dict(mine["optimizer"] if self.sharded else state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(mine["rng"])
-        self.progress = Progress(meta["step"], meta["tokens_seen"], meta["wall_time_s"], meta["loss"],
-                                 meta["learning_rate"], meta.get("skipped_steps", 0), meta.get("skips_in_a_row", 0))
+        self.progress = _progress(meta)
         self.acc.print(f"resuming from {ckpt} (step {meta['step']} of {self.plan.total_steps})")
 
     def _truncate_metrics(self, step: int) -> None:
@@ -424,38 +430,44 @@ class Trainer:
         flag = torch.tensor(float(stop.requested), device=self.acc.device)
         return self.acc.reduce(flag, reduction="sum").item() > 0
 
+    def _advance(self, loss: float, grad_norm: float, tokens: int, skipped: bool, lr: float, dt: float) -> dict:
+        """Count a finished step into the progress; returns its metrics.jsonl record."""
+        import torch
+
+        p = self.progress
+        p.step += 1
+        p.tokens_seen += tokens
+        p.wall_time_s += dt
+        p.learning_rate = lr
+        p.loss = p.loss if skipped else loss
+        p.skipped_steps += skipped
+        p.skips_in_a_row = p.skips_in_a_row + 1 if skipped else 0
+        rec = {"step": p.step, "epoch": round(p.step / self.plan.steps_per_epoch, 4), "loss": _finite(loss),
+               "grad_norm": _finite(grad_norm), "learning_rate": lr, "tokens": tokens, "tokens_seen": p.tokens_seen,
+               "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(p.wall_time_s, 2),
+               "skipped_steps": p.skipped_steps}
+        if skipped:
+            rec["skipped"] = True
+        if torch.cuda.is_available():  # what the allocator held at its peak: the number that must fit the card
+            rec["peak_memory_gb"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+        return rec
+
     def train(self) -> None:
         import torch
         from tqdm.auto import tqdm
 
         plan, p = self.plan, self.progress
         saves = set(plan.save_steps)
-        bar = tqdm(total=plan.total_steps, initial=p.step, desc="train", unit="step",
-                   disable=not self.acc.is_main_process)
-        cuda = torch.cuda.is_available()
-        if cuda:
+        if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()  # peak_memory_gb: this loop's, not the model loading's
-        with _StopFlag() as stop:
+        with _StopFlag() as stop, tqdm(total=plan.total_steps, initial=p.step, desc="train", unit="step",
+                                       disable=not self.acc.is_main_process) as bar:
             while p.step < plan.total_steps:
                 t0 = time.perf_counter()
                 lr = self.scheduler.get_last_lr()[0]
                 loss, grad_norm, tokens, skipped = self._one_step(p.step)
                 dt = time.perf_counter() - t0
-                p.step += 1
-                p.tokens_seen += tokens
-                p.wall_time_s += dt
-                p.learning_rate = lr
-                p.loss = _finite(loss) if not skipped else p.loss
-                p.skipped_steps += skipped
-                p.skips_in_a_row = p.skips_in_a_row + 1 if skipped else 0
-                rec = {"step": p.step, "epoch": round(p.step / plan.steps_per_epoch, 4), "loss": _finite(loss),
-                       "grad_norm": _finite(grad_norm), "learning_rate": lr, "tokens": tokens,
-                       "tokens_seen": p.tokens_seen, "tokens_per_s": round(tokens / dt, 1),
-                       "elapsed_s": round(p.wall_time_s, 2), "skipped_steps": p.skipped_steps}
-                if skipped:
-                    rec["skipped"] = True
-                if cuda:  # what the allocator held at its peak: the number that must fit the card
-                    rec["peak_memory_gb"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+                rec = self._advance(loss, grad_norm, tokens, skipped, lr, dt)
                 if p.step % self.r.train.logging_steps == 0 or p.step in saves or skipped:
                     self._log(rec)
                 if skipped:
@@ -475,7 +487,6 @@ class Trainer:
                     bar.close()
                     self.acc.print(f"stopped at step {p.step}; run the same command again to resume")
                     return
-        bar.close()
 
     def _log(self, rec: dict) -> None:
         if self.acc.is_main_process:
