@@ -125,14 +125,15 @@ def main(argv=None) -> int:
         if importlib.util.find_spec("wandb") is None:
             raise UserError("train.report_to: wandb needs the wandb package: pip install wandb")
     log_with = None if recipe.train.report_to == "none" else recipe.train.report_to
-    acc = Accelerator(log_with=log_with, project_dir=str(run_dir))
+    import torch
+
+    # cpu=True on a machine without CUDA lets torchrun's processes join one gloo group (else each trains alone)
+    acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=not torch.cuda.is_available())
     loaded = load_for_training(recipe)
     acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
     data = prepare_data(recipe, loaded.tokenizer)
     plan = make_plan(recipe.train, recipe.checkpoints, len(data), world_size=acc.num_processes)
     acc.print(describe(recipe, plan, data.stats))
-    import torch
-
     if torch.cuda.is_available() and acc.num_processes == 1:  # the estimate for this card, before any step
         from rsft.planner import plan_lines
 
