@@ -62,3 +62,37 @@ def test_two_processes_train_the_same_run_as_one_and_resume_exactly(tmp_path, ti
     assert sorted(p.name for p in ckpts.glob("*/trainer_state*.pt")) == [
         "trainer_state.pt", "trainer_state_rank0.pt", "trainer_state_rank1.pt"]  # the newest only, RNG per rank
     assert json.loads((ckpts / "step00004/meta.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.gpu
+def test_fsdp_full_finetuning_trains_as_one_process_saves_full_weights_and_resumes(tmp_path, tiny_model_dir):
+    """configs/accelerate/fsdp.yaml on every GPU present (1 or 2): the losses of one plain process, a checkpoint that
+    loads with transformers alone, and an exact resume after kill -9 (optimizer shards and RNG state per rank)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    n = min(torch.cuda.device_count(), 2)
+    recipe = str(ROOT / "recipes/quickstart.yaml")
+    full = ["model.finetune=full", "model.dtype=float32", "train.learning_rate=1e-4"]
+    assert train.main([recipe, *overrides(tiny_model_dir, tmp_path / "one", 2), *full]) == 0
+    fsdp, ckpts = tmp_path / "fsdp", tmp_path / "fsdp/checkpoints"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/fsdp.yaml",
+           "--num_processes", str(n), "train.py", recipe, *overrides(tiny_model_dir, fsdp, 2 // n), *full]
+    with (tmp_path / "killed.log").open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None and not (ckpts / "step00002").exists():
+            time.sleep(0.01)
+        kill_tree(proc.pid)
+        proc.wait()
+    assert not (ckpts / "step00004").exists(), (tmp_path / "killed.log").read_text()[-3000:]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0 and "resuming from" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
+    one, sharded = metrics(tmp_path / "one"), metrics(fsdp)
+    assert [r["step"] for r in sharded] == [1, 2, 3, 4]
+    assert [r["loss"] for r in sharded] == pytest.approx([r["loss"] for r in one], rel=1e-4)
+    saved = AutoModelForCausalLM.from_pretrained(ckpts / "step00004")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert saved.state_dict().keys() == base.state_dict().keys()
+    assert not torch.equal(saved.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    assert sorted(p.name for p in (ckpts / "step00004").glob("trainer_state_rank*.pt")) == [
+        f"trainer_state_rank{r}.pt" for r in range(n)]

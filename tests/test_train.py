@@ -296,3 +296,32 @@ def test_loss_groups_that_do_not_tile_the_step_are_refused_at_check(tmp_path, ti
 def test_loss_group_gpus_without_loss_group_rows_is_refused(tmp_path, tiny_model_dir):
     with pytest.raises(UserError, match="set train.loss_group_rows too"):
         train.main([str(make_recipe(tmp_path, tiny_model_dir)), "train.loss_group_gpus=2", "--check"])
+
+
+def test_full_fine_tuning_saves_every_weight_and_resumes_exactly(tmp_path, tiny_model_dir, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    full = ["model.finetune=full", "train.learning_rate=1e-3"]
+    a = tmp_path / "a"
+    a.mkdir()
+    train.main([str(make_recipe(a, tiny_model_dir)), *full])
+    real_log = Trainer._log
+
+    def killed_in_step_6(self, rec):
+        real_log(self, rec)
+        if rec["step"] == 6:
+            raise KeyboardInterrupt  # nothing saved since step 4
+
+    monkeypatch.setattr(Trainer, "_log", killed_in_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train.main([str(make_recipe(tmp_path, tiny_model_dir)), *full])
+    monkeypatch.setattr(Trainer, "_log", real_log)
+    train.main([str(tmp_path / "r.yaml"), *full])
+    la, lb = metrics(a / "run"), metrics(tmp_path / "run")
+    assert [r["step"] for r in lb] == list(range(1, 9))
+    assert [r["loss"] for r in lb] == pytest.approx([r["loss"] for r in la], rel=1e-5)
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "run/checkpoints/step00008")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert saved.state_dict().keys() == base.state_dict().keys()
+    assert not torch.equal(saved.model.layers[1].mlp.down_proj.weight, base.model.layers[1].mlp.down_proj.weight)
