@@ -42,6 +42,16 @@ def prepare_data(recipe: Recipe, tokenizer):
     return apply_length_policy(tok, recipe.data)
 
 
+def _loss_arithmetic(t, plan) -> str:
+    size = t.loss_group_rows or t.per_device_train_batch_size
+    groups = plan.global_batch // size
+    where = f", rows dealt to {t.loss_group_gpus} GPUs" if t.loss_group_gpus > 1 else ""
+    scale = ("gradients averaged" if t.grad_accumulation == "mean" else
+             f"gradients summed / {t.loss_group_gpus} = {groups / t.loss_group_gpus:g}x their mean")
+    return (f"token mean per {size}-row group{where}; {groups} groups, {scale}; clip {t.max_grad_norm}; "
+            f"a non-finite step: {t.nonfinite_grad_norm}")
+
+
 def describe(recipe: Recipe, plan, stats: dict) -> str:
     t = recipe.train
     lines = [
@@ -57,6 +67,7 @@ def describe(recipe: Recipe, plan, stats: dict) -> str:
         f"effective batch {plan.global_batch} = {t.per_device_train_batch_size} per device x "
         f"{t.gradient_accumulation_steps} accumulation x {plan.world_size} processes",
         f"steps/epoch     {plan.steps_per_epoch} ({plan.dropped_rows_per_epoch} rows/epoch left over)",
+        f"loss            {_loss_arithmetic(t, plan)}",
         f"total steps     {plan.total_steps} ({plan.warmup_steps} warmup, {t.lr_scheduler_type}, lr {t.learning_rate})",
         f"checkpoints     {', '.join(map(str, plan.save_steps))}",
         f"supervised      {stats['supervised_tokens']:,} response tokens per epoch",

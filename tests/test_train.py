@@ -132,7 +132,13 @@ def test_check_prints_the_plan_without_training(tmp_path, tiny_model_dir, capsys
     assert "effective batch 4 = 2 per device x 2 accumulation x 1 processes" in out
     assert "steps/epoch     4" in out and "total steps     8" in out and "checkpoints     2, 3, 4, 8" in out
     assert "p50" in out and "p99" in out and "over max_length 0 rows" in out
+    assert "loss            token mean per 2-row group; 2 groups, gradients averaged; clip 1.0; a non-finite " \
+           "step: stop" in out
     assert not (tmp_path / "run").exists()
+    train.main([str(make_recipe(tmp_path, tiny_model_dir)), "train.loss_group_rows=2", "train.loss_group_gpus=2",
+                "train.grad_accumulation=sum", "train.nonfinite_grad_norm=skip", "--check"])
+    assert ("token mean per 2-row group, rows dealt to 2 GPUs; 2 groups, gradients summed / 2 = 1x their mean; "
+            "clip 1.0; a non-finite step: skip" in capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("override,message", [
