@@ -99,25 +99,20 @@ def find_resume_point(run_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: read_meta(p)["step"])
 
 
-def _remove(path: Path) -> None:
-    """Delete a folder so that a kill midway leaves a name incomplete_saves() knows, never a half folder."""
+def _set_aside(path: Path) -> Path:
+    """Rename a folder to NAME.old (a name incomplete_saves() knows), so that no kill leaves half of it in place."""
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if path.exists():
-        old = path.with_name(path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
-        shutil.rmtree(old)
+    return old
 
 
 def _publish(tmp: Path, out: Path) -> None:
     """Make a finished save visible under its name in one rename (a directory rename is atomic)."""
-    if out.exists():  # only resume/ is written twice
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+    old = _set_aside(out)  # only resume/ is written twice
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _finite(x: float) -> float | None:
@@ -343,7 +338,7 @@ class Trainer:
                     for f in sorted(old.glob("trainer_state_rank*.pt")) + [old / STATE_FILE]:
                         f.unlink(missing_ok=True)
             if scheduled:
-                _remove(self.run_dir / RESUME_DIR)
+                shutil.rmtree(_set_aside(self.run_dir / RESUME_DIR), ignore_errors=True)
         self.acc.wait_for_everyone()
         return out
 

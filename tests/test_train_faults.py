@@ -1,7 +1,6 @@
 """train.py under faults: killed saves, damaged run folders, non-finite steps. Each is a one-line error naming what
 to do, or a counted skip; no traceback, no half-written checkpoint listed or resumed, no step logged twice."""
 import json
-import os
 import random
 import shutil
 import signal
