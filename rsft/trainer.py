@@ -14,13 +14,16 @@ verl/trainer/fsdp_sft_trainer_ours.py; training_scripts/*_bs256.sh: train_batch_
 4, loss_agg_mode token-mean):
   l.182      DistributedSampler(shuffle=False): GPU r holds rows r, r+N, r+2N, ... of the data (N GPUs)
   l.499      micro_batches = batch.split(micro_batch_size_per_gpu): 4 of the GPU's rows each
-  l.455-464  compute_loss(..., loss_agg_mode="token-mean") -> agg_loss: masked mean over the micro-batch's tokens
+  l.455-464  compute_loss(..., loss_agg_mode="token-mean") -> agg_loss (verl.trainer.ppo.core_algos, from verl
+             itself, not in the paper's repo): verl_F.masked_mean(loss_mat, loss_mask), over the micro-batch's tokens
   l.466-467  loss.backward() per micro-batch, not divided by their number: the GPU's gradient is their sum
   l.517/519  clip_grad_norm_(max_norm=optim.clip_grad, 1.0) on that summed gradient; FSDP averages the GPUs'
   l.525-530  a non-finite grad norm: zero_grad and no optimizer step; l.534 the lr scheduler steps either way
   l.509      the logged loss: the mean of the micro-batch losses, averaged over GPUs (as `loss` here)
-At batch 256 on 8 GPUs a GPU sums 8 micro-batch gradients: 8x the mean, so the clip at 1.0 binds like 0.125 would
-on the mean gradient. The recipes that claim the paper's setting set loss_group_rows 4, loss_group_gpus 8, sum.
+At batch 256 on 8 GPUs (the paper's README: 8 x H200; its scripts read the count from the environment) a GPU sums
+8 micro-batch gradients: 8x the mean, so the clip at 1.0 binds like 0.125 would on the mean gradient. The recipes
+that claim the paper's setting set loss_group_rows 4, loss_group_gpus 8, grad_accumulation sum, and
+nonfinite_grad_norm skip.
 
 Health: a step whose loss or gradient norm is not finite stops the run before its update, naming the last good
 checkpoint (train.nonfinite_grad_norm: stop), or is skipped as verl did (skip: no update, the schedule advances,
