@@ -169,7 +169,7 @@ class MicroBatch:
 
 
 def supervised_tokens(example) -> int:
-    """Tokens one row adds to a token mean: labels shift by one, so positions max(prompt_len, 1) .. n-1 (see collate)."""
+    """Tokens one row adds to a token mean: labels shift by one, so positions max(prompt_len, 1) .. n-1 (collate)."""
     return len(example.input_ids) - max(example.prompt_len, 1)
 
 
