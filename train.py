@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -117,6 +116,7 @@ def main(argv=None) -> int:
 
     from accelerate import Accelerator
 
+    from rsft.evaluation import write_json_atomic
     from rsft.models import load_for_training, load_tokenizer, resolve_model_path
     from rsft.schedule import make_plan
 
@@ -152,11 +152,9 @@ def main(argv=None) -> int:
     if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
-        if not (run_dir / "run.json").exists():  # written whole, then renamed: a kill leaves no torn record
-            tmp = run_dir / "run.json.tmp"
-            tmp.write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
-            os.replace(tmp, run_dir / "run.json")
+        write_json_atomic(run_dir / "data_stats.json", data.stats)
+        if not (run_dir / "run.json").exists():
+            write_json_atomic(run_dir / "run.json", _run_record(recipe, loaded))
     if log_with:
         flat = {f"{sec}.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
                 for sec, d in recipe.to_dict().items() for k, v in d.items()}  # trackers take flat scalars

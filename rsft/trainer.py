@@ -288,14 +288,17 @@ class Trainer:
         kill is dropped), so metrics.jsonl never holds a step twice."""
         if not self.acc.is_main_process or not self.metrics_path.exists():
             return
+        from rsft.evaluation import write_jsonl_atomic
+
         kept = []
         for line in self.metrics_path.read_text().splitlines():
             try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
+                rec = json.loads(line)
+                if rec["step"] <= step:
+                    kept.append(rec)
             except (ValueError, KeyError, TypeError):
                 pass
-        self.metrics_path.write_text("".join(ln + "\n" for ln in kept))
+        write_jsonl_atomic(self.metrics_path, kept)  # a kill now leaves the old file or the new one
 
     # ---------------------------------------------------------------------------------------------- saving
 
