@@ -4,7 +4,8 @@
     python train.py recipes/qwen3-4b-base_math-cot-20k_lora.yaml --check   # validate, plan, print; no training
     python train.py RECIPE.yaml --check --gpu l4          # will it fit a 24 GB L4, and how many hours?
     python train.py RECIPE.yaml train.learning_rate=2e-4 data.limit=2560   # section.key=value overrides
-    accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py RECIPE.yaml   # several GPUs (fsdp.yaml: full)
+    torchrun --nproc_per_node 2 train.py RECIPE.yaml      # several processes on CPU (gloo)
 
 Rerunning the same command resumes from the newest checkpoint (weights, optimizer, scheduler, RNG, data
 position). Ctrl-C or SIGTERM saves a resumable state after the current step. The run folder is the record:
@@ -40,6 +41,16 @@ def prepare_data(recipe: Recipe, tokenizer):
     return apply_length_policy(tok, recipe.data)
 
 
+def _loss_arithmetic(t, plan) -> str:
+    size = t.loss_group_rows or t.per_device_train_batch_size
+    groups = plan.global_batch // size
+    where = f", rows dealt to {t.loss_group_gpus} GPUs" if t.loss_group_gpus > 1 else ""
+    scale = ("gradients averaged" if t.grad_accumulation == "mean" else
+             f"gradients summed / {t.loss_group_gpus} = {groups / t.loss_group_gpus:g}x their mean")
+    return (f"token mean per {size}-row group{where}; {groups} groups, {scale}; clip {t.max_grad_norm}; "
+            f"a non-finite step: {t.nonfinite_grad_norm}")
+
+
 def describe(recipe: Recipe, plan, stats: dict) -> str:
     t = recipe.train
     lines = [
@@ -55,6 +66,7 @@ def describe(recipe: Recipe, plan, stats: dict) -> str:
         f"effective batch {plan.global_batch} = {t.per_device_train_batch_size} per device x "
         f"{t.gradient_accumulation_steps} accumulation x {plan.world_size} processes",
         f"steps/epoch     {plan.steps_per_epoch} ({plan.dropped_rows_per_epoch} rows/epoch left over)",
+        f"loss            {_loss_arithmetic(t, plan)}",
         f"total steps     {plan.total_steps} ({plan.warmup_steps} warmup, {t.lr_scheduler_type}, lr {t.learning_rate})",
         f"checkpoints     {', '.join(map(str, plan.save_steps))}",
         f"supervised      {stats['supervised_tokens']:,} response tokens per epoch",
@@ -78,7 +90,11 @@ def _run_record(recipe: Recipe, loaded) -> dict:
 def _check_run_folder(recipe: Recipe, run_dir: Path) -> None:
     record = run_dir / "run.json"
     if record.exists():
-        old = json.loads(record.read_text())["fingerprint"]
+        try:
+            old = json.loads(record.read_text())["fingerprint"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{record} is damaged (no readable recipe fingerprint); restore it, or set "
+                            "train.output_dir to a new folder") from None
         if old != recipe.fingerprint():
             raise UserError(
                 f"{run_dir} holds a run of a different recipe (fingerprint {old}, now {recipe.fingerprint()}); "
@@ -100,6 +116,7 @@ def main(argv=None) -> int:
 
     from accelerate import Accelerator
 
+    from rsft.evaluation import write_json_atomic
     from rsft.models import load_for_training, load_tokenizer, resolve_model_path
     from rsft.schedule import make_plan
 
@@ -119,14 +136,15 @@ def main(argv=None) -> int:
         if importlib.util.find_spec("wandb") is None:
             raise UserError("train.report_to: wandb needs the wandb package: pip install wandb")
     log_with = None if recipe.train.report_to == "none" else recipe.train.report_to
-    acc = Accelerator(log_with=log_with, project_dir=str(run_dir))
+    import torch
+
+    # cpu=True on a machine without CUDA lets torchrun's processes join one gloo group (else each trains alone)
+    acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=not torch.cuda.is_available())
     loaded = load_for_training(recipe)
     acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
     data = prepare_data(recipe, loaded.tokenizer)
     plan = make_plan(recipe.train, recipe.checkpoints, len(data), world_size=acc.num_processes)
     acc.print(describe(recipe, plan, data.stats))
-    import torch
-
     if torch.cuda.is_available() and acc.num_processes == 1:  # the estimate for this card, before any step
         from rsft.planner import plan_lines
 
@@ -134,20 +152,17 @@ def main(argv=None) -> int:
     if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        (run_dir / "data_stats.json").write_text(json.dumps(data.stats, indent=2) + "\n")
+        write_json_atomic(run_dir / "data_stats.json", data.stats)
         if not (run_dir / "run.json").exists():
-            (run_dir / "run.json").write_text(json.dumps(_run_record(recipe, loaded), indent=2) + "\n")
+            write_json_atomic(run_dir / "run.json", _run_record(recipe, loaded))
     if log_with:
         flat = {f"{sec}.{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
                 for sec, d in recipe.to_dict().items() for k, v in d.items()}  # trackers take flat scalars
         acc.init_trackers(run_dir.name, config=flat)
 
-    from rsft.trainer import Trainer, find_resume_point
+    from rsft.trainer import Trainer
 
-    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)
-    resume = find_resume_point(run_dir)
-    if resume is not None:
-        trainer.resume_from(resume)
+    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)  # resumes from the newest complete checkpoint
     if trainer.progress.step >= plan.total_steps:
         acc.print(f"{run_dir} is already complete ({plan.total_steps} steps); nothing to do")
         return 0

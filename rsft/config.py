@@ -86,7 +86,17 @@ class TrainConfig:
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # clip on the step's gradient (the summed one under grad_accumulation: sum)
+    # The loss arithmetic. Default (transformers'): a token mean over each micro-batch, the micro-batch gradients
+    # averaged. The paper's verl trainer (rsft/trainer.py cites the lines) is loss_group_rows 4, loss_group_gpus 8,
+    # grad_accumulation sum: the step's rows dealt to 8 GPUs, a token mean over each 4-row micro-batch, the
+    # micro-batch gradients of a GPU summed and the GPUs averaged; at batch 256 (8 GPUs x 8 x 4 rows) 8x the mean.
+    loss_group_rows: Optional[int] = None  # rows sharing one token mean, whatever the micro-batch; None: a micro-batch
+    loss_group_gpus: int = 1  # deal the step's rows to this many GPUs (row j to GPU j mod N) before grouping them
+    grad_accumulation: Literal["mean", "sum"] = "mean"  # sum: group gradients summed, divided by loss_group_gpus
+    # A step whose loss or gradient norm is not finite: stop (naming the last good checkpoint), or skip it as the
+    # paper's trainer did (no update, the schedule advances, counted in metrics.jsonl; 5 skips in a row stop).
+    nonfinite_grad_norm: Literal["stop", "skip"] = "stop"
     seed: int = 42  # adapter initialisation (and dropout); data order is fixed, as in the paper
     logging_steps: int = 1  # write metrics every N optimizer steps
     report_to: Literal["none", "tensorboard", "wandb"] = "none"

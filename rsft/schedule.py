@@ -37,6 +37,23 @@ def checkpoint_steps(cfg: CheckpointConfig, total_steps: int) -> tuple[int, ...]
     return tuple(sorted(steps))
 
 
+def _check_loss_groups(train: TrainConfig, global_batch: int) -> None:
+    """Loss groups must tile the step, and each micro-batch must lie inside one group (so its weight is exact)."""
+    rows, gpus = train.loss_group_rows, train.loss_group_gpus
+    if gpus < 1:
+        raise UserError(f"train.loss_group_gpus must be at least 1, got {gpus}")
+    if rows is None:
+        if gpus > 1:
+            raise UserError("train.loss_group_gpus deals rows into loss groups: set train.loss_group_rows too")
+        return
+    if rows < 1 or rows % train.per_device_train_batch_size:
+        raise UserError(f"train.loss_group_rows ({rows}) must be a positive multiple of "
+                        f"train.per_device_train_batch_size ({train.per_device_train_batch_size})")
+    if global_batch % (rows * gpus):
+        raise UserError(f"a step of {global_batch} rows does not split into loss groups of {rows} rows on "
+                        f"{gpus} GPUs ({rows * gpus} rows a round); change train.loss_group_rows or loss_group_gpus")
+
+
 def make_plan(train: TrainConfig, ckpt: CheckpointConfig, rows: int, world_size: int = 1) -> Plan:
     global_batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world_size
     steps_per_epoch = rows // global_batch
@@ -46,6 +63,7 @@ def make_plan(train: TrainConfig, ckpt: CheckpointConfig, rows: int, world_size:
             f"({train.per_device_train_batch_size} per device x {train.gradient_accumulation_steps} accumulation"
             f" x {world_size} processes); lower train.gradient_accumulation_steps or use more data"
         )
+    _check_loss_groups(train, global_batch)
     total = train.max_steps if train.max_steps is not None else steps_per_epoch * train.num_train_epochs
     return Plan(
         rows=rows,

@@ -1,18 +1,53 @@
-"""The training loop: fixed data order, token-mean loss per micro-batch, scheduled checkpoints, exact resume.
+"""The training loop: fixed data order, the recipe's loss arithmetic, scheduled checkpoints, exact resume.
 
 Data position is a function of the step (fixed order, as the paper's `shuffle_train=False`): step s of epoch
 e = s // steps_per_epoch reads rows [(s mod steps_per_epoch) * global_batch, ... + global_batch). So a resumed run
 needs only the step, the weights, the optimizer, the scheduler and the RNG states to continue exactly.
 
-Multi-GPU: run the same command under `accelerate launch --config_file configs/accelerate/ddp.yaml train.py ...`;
-each process takes every world_size-th micro-batch of a step and accelerate syncs gradients on the last one.
+Loss arithmetic (train.loss_group_rows, loss_group_gpus, grad_accumulation). A step minimises
+    sum over its loss groups g of  c * (sum of g's token losses) / (g's supervised tokens)
+where a group is a micro-batch by default, or loss_group_rows rows of the step as the paper's GPUs held them, and
+c = 1 / (number of groups) under `mean`, 1 / loss_group_gpus under `sum`. Every micro-batch lies inside one group
+and its token-mean loss is weighted by c x its tokens / its group's tokens, so the sum is exact whatever the
+micro-batch size memory allows. The paper's trainer (github Nebularaid2000/rethink_sft_generalization @ 3378e2b,
+verl/trainer/fsdp_sft_trainer_ours.py; training_scripts/*_bs256.sh: train_batch_size 256, micro_batch_size_per_gpu
+4, loss_agg_mode token-mean):
+  l.182      DistributedSampler(shuffle=False): GPU r holds rows r, r+N, r+2N, ... of the data (N GPUs)
+  l.499      micro_batches = batch.split(micro_batch_size_per_gpu): 4 of the GPU's rows each
+  l.455-464  compute_loss(..., loss_agg_mode="token-mean") -> agg_loss (verl.trainer.ppo.core_algos, from verl
+             itself, not in the paper's repo): verl_F.masked_mean(loss_mat, loss_mask), over the micro-batch's tokens
+  l.466-467  loss.backward() per micro-batch, not divided by their number: the GPU's gradient is their sum
+  l.517/519  clip_grad_norm_(max_norm=optim.clip_grad, 1.0) on that summed gradient; FSDP averages the GPUs'
+  l.525-530  a non-finite grad norm: zero_grad and no optimizer step; l.534 the lr scheduler steps either way
+  l.509      the logged loss: the mean of the micro-batch losses, averaged over GPUs (as `loss` here)
+At batch 256 on 8 GPUs (the paper's README: 8 x H200; its scripts read the count from the environment) a GPU sums
+8 micro-batch gradients: 8x the mean, so the clip at 1.0 binds like 0.125 would on the mean gradient. The recipes
+that claim the paper's setting set loss_group_rows 4, loss_group_gpus 8, grad_accumulation sum, and
+nonfinite_grad_norm skip.
+
+Health: a step whose loss or gradient norm is not finite stops the run before its update, naming the last good
+checkpoint (train.nonfinite_grad_norm: stop), or is skipped as verl did (skip: no update, the schedule advances,
+counted in metrics.jsonl; MAX_SKIPS_IN_A_ROW skipped steps in a row stop the run: the data or the precision is
+broken, not one step). An update that makes a weight non-finite stops the run either way. Nothing non-finite is
+ever saved.
+
+Checkpoints are written to stepNNNNN.tmp and renamed when complete; only renamed folders are checkpoints, and a
+leftover of a killed save is removed (and named) on the next run.
+
+Several processes: `torchrun --nproc_per_node N train.py ...` (CPU: gloo) or `accelerate launch --config_file
+configs/accelerate/{ddp,fsdp}.yaml train.py ...`; each process takes every N-th micro-batch of a step and the
+gradients are averaged. Rank 0 writes the checkpoint; every rank saves its RNG state (trainer_state_rankR.pt), and
+under FSDP its optimizer shard; the weights of `finetune: full` under FSDP are gathered into one full state dict.
+A run resumes only under the number of processes that wrote it.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
+import re
 import shutil
 import signal
 import time
@@ -26,9 +61,11 @@ from rsft.data import TrainSet, collate
 from rsft.errors import UserError
 from rsft.schedule import Plan
 
-STATE_FILE = "trainer_state.pt"  # optimizer, scheduler, RNG: kept in the newest checkpoint only
+STATE_FILE = "trainer_state.pt"  # optimizer, scheduler: kept in the newest checkpoint only
+RANK_STATE = "trainer_state_rank{}.pt"  # each process's RNG (and FSDP optimizer shard): newest checkpoint only
 META_FILE = "meta.json"
 RESUME_DIR = "resume"  # written on Ctrl-C / SIGTERM between scheduled checkpoints
+MAX_SKIPS_IN_A_ROW = 5  # train.nonfinite_grad_norm: skip stops the run after this many skipped steps in a row
 
 
 def checkpoint_name(step: int) -> str:
@@ -36,9 +73,25 @@ def checkpoint_name(step: int) -> str:
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Scheduled checkpoints of a run, in step order."""
+    """Scheduled checkpoints of a run, in step order: complete ones only (a save is renamed into place when done)."""
     ckpts = run_dir / "checkpoints"
-    return sorted(p for p in ckpts.glob("step*") if (p / META_FILE).exists()) if ckpts.exists() else []
+    if not ckpts.exists():
+        return []
+    return sorted(p for p in ckpts.iterdir() if re.fullmatch(r"step\d+", p.name) and (p / META_FILE).exists())
+
+
+def incomplete_saves(run_dir: Path) -> list[Path]:
+    """Folders a killed save left behind (stepNNNNN.tmp, resume.tmp, *.old): never checkpoints."""
+    ckpts = run_dir / "checkpoints"
+    found = [p for p in ckpts.iterdir() if p.name.endswith((".tmp", ".old"))] if ckpts.exists() else []
+    return sorted(found + [p for p in (run_dir / f"{RESUME_DIR}.tmp", run_dir / f"{RESUME_DIR}.old") if p.exists()])
+
+
+def read_meta(ckpt: Path) -> dict:
+    try:
+        return json.loads((ckpt / META_FILE).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{ckpt / META_FILE} cannot be read ({e}); move {ckpt} out of the run folder") from None
 
 
 def find_resume_point(run_dir: Path) -> Path | None:
@@ -46,7 +99,27 @@ def find_resume_point(run_dir: Path) -> Path | None:
     candidates = [p for p in checkpoint_dirs(run_dir) + [run_dir / RESUME_DIR] if (p / STATE_FILE).exists()]
     if not candidates:
         return None
-    return max(candidates, key=lambda p: json.loads((p / META_FILE).read_text())["step"])
+    return max(candidates, key=lambda p: read_meta(p)["step"])
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a folder to NAME.old (a name incomplete_saves() knows), so that no kill leaves half of it in place."""
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    return old
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Make a finished save visible under its name in one rename (a directory rename is atomic)."""
+    old = _set_aside(out)  # only resume/ is written twice
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no NaN
 
 
 class _StopFlag:
@@ -77,8 +150,37 @@ class Progress:
     step: int = 0
     tokens_seen: int = 0
     wall_time_s: float = 0.0
-    loss: float = float("nan")
+    loss: float | None = None
     learning_rate: float = 0.0
+    skipped_steps: int = 0  # steps skipped for a non-finite gradient norm (train.nonfinite_grad_norm: skip)
+    skips_in_a_row: int = 0
+
+
+def _progress(meta: dict) -> Progress:
+    return Progress(meta["step"], meta["tokens_seen"], meta["wall_time_s"], meta["loss"], meta["learning_rate"],
+                    meta.get("skipped_steps", 0), meta.get("skips_in_a_row", 0))
+
+
+@dataclass
+class MicroBatch:
+    rows: list
+    weight: float  # its token-mean loss x weight = its share of the step's objective
+    share: float  # its token-mean loss x share = its share of the logged loss (the mean of group token means)
+
+
+def supervised_tokens(example) -> int:
+    """Tokens one row adds to a token mean: labels shift by one, so positions max(prompt_len, 1) .. n-1 (collate)."""
+    return len(example.input_ids) - max(example.prompt_len, 1)
+
+
+def loss_groups(rows: list, train) -> list[list]:
+    """A step's rows in loss groups: micro-batches, or the paper's micro-batches as its GPUs held them."""
+    if train.loss_group_rows is None:
+        b = train.per_device_train_batch_size
+        return [rows[i : i + b] for i in range(0, len(rows), b)]
+    n, size = train.loss_group_gpus, train.loss_group_rows
+    dealt = [rows[gpu::n] for gpu in range(n)]  # verl l.182: DistributedSampler(shuffle=False), row j to GPU j % n
+    return [held[i : i + size] for held in dealt for i in range(0, len(held), size)]
 
 
 def _rng_state() -> dict:
@@ -111,6 +213,18 @@ def _load_weights(model, ckpt: Path) -> None:
         model.load_state_dict(load_file(f), strict=False)
 
 
+def _torch_load(path: Path):
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the run cannot resume exactly from {path.parent}") from None
+    except Exception as e:  # a damaged file: torch raises EOFError, RuntimeError, UnpicklingError, ...
+        raise UserError(f"{path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                        "the run cannot resume exactly from it: train into a new train.output_dir") from None
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator):
         self.r, self.run_dir, self.data, self.plan = recipe, run_dir, data, plan
@@ -120,6 +234,7 @@ class Trainer:
                             "backend": loaded.backend, "finetune": recipe.model.finetune,
                             "recipe_fingerprint": recipe.fingerprint()}
         import torch
+        from accelerate.utils import DistributedType
         from transformers import get_scheduler
 
         t = recipe.train
@@ -130,104 +245,213 @@ class Trainer:
         name = "constant_with_warmup" if t.lr_scheduler_type == "constant" else t.lr_scheduler_type
         self.scheduler = get_scheduler(name, self.optimizer, num_warmup_steps=plan.warmup_steps,
                                        num_training_steps=plan.total_steps)
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.progress = Progress()
+        if self.acc.is_main_process:
+            left = incomplete_saves(run_dir)
+            for leftover in left:
+                shutil.rmtree(leftover)
+            if left:
+                print(f"removed {len(left)} incomplete save(s) of an interrupted run: "
+                      f"{', '.join(str(x.relative_to(run_dir)) for x in left)}")
+        self.acc.wait_for_everyone()
+        resume = find_resume_point(run_dir)
+        meta = read_meta(resume) if resume is not None else None
+        if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
+            self.progress, resume = _progress(meta), None
+        if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
+            if meta.get("world_size", 1) != self.acc.num_processes:
+                raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
+                                f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
+            _load_weights(loaded.model, resume)
         # The scheduler is stepped once per optimizer step by us, so it is not handed to accelerate.
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
+        self.sharded = self.acc.distributed_type == DistributedType.FSDP  # optimizer state differs per rank
         self.pad_id = self.tokenizer.pad_token_id
-        self.progress = Progress()
-        self.metrics_path = run_dir / "metrics.jsonl"
+        if resume is not None:
+            self._load_state(resume, meta)
+        self._truncate_metrics(self.progress.step)
 
     # ---------------------------------------------------------------------------------------------- resume
 
-    def resume_from(self, ckpt: Path) -> None:
-        import torch
-
-        meta = json.loads((ckpt / META_FILE).read_text())
-        _load_weights(self.acc.unwrap_model(self.model), ckpt)
-        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _load_state(self, ckpt: Path, meta: dict) -> None:
+        state = _torch_load(ckpt / STATE_FILE)
+        mine = _torch_load(ckpt / RANK_STATE.format(self.acc.process_index))
+        self.optimizer.load_state_dict(mine["optimizer"] if self.sharded else state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        self.progress = Progress(meta["step"], meta["tokens_seen"], meta["wall_time_s"], meta["loss"],
-                                 meta["learning_rate"])
-        self._truncate_metrics(meta["step"])
+        _set_rng_state(mine["rng"])
+        self.progress = _progress(meta)
         self.acc.print(f"resuming from {ckpt} (step {meta['step']} of {self.plan.total_steps})")
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop metric lines of steps after the resume point (they are about to be recomputed)."""
+        """Keep metric lines up to the resume point only (later ones are about to be recomputed; a line torn by a
+        kill is dropped), so metrics.jsonl never holds a step twice."""
         if not self.acc.is_main_process or not self.metrics_path.exists():
             return
-        lines = [ln for ln in self.metrics_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        self.metrics_path.write_text("".join(ln + "\n" for ln in lines))
+        from rsft.evaluation import write_jsonl_atomic
+
+        kept = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                if rec["step"] <= step:
+                    kept.append(rec)
+            except (ValueError, KeyError, TypeError):
+                pass
+        write_jsonl_atomic(self.metrics_path, kept)  # a kill now leaves the old file or the new one
 
     # ---------------------------------------------------------------------------------------------- saving
 
     def save(self, step: int, scheduled: bool) -> Path:
-        """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state."""
+        """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state of every rank."""
         import torch
 
-        self.acc.wait_for_everyone()
         out = self.run_dir / ("checkpoints/" + checkpoint_name(step) if scheduled else RESUME_DIR)
-        if self.acc.is_main_process:
-            tmp = out.with_name(out.name + ".tmp")
+        tmp = out.with_name(out.name + ".tmp")
+        main = self.acc.is_main_process
+        if main:
             shutil.rmtree(tmp, ignore_errors=True)
-            model = self.acc.unwrap_model(self.model)
-            if hasattr(model, "peft_config"):  # the adapter only; no Hub look-up of the base's vocabulary
+            tmp.mkdir(parents=True)
+        self.acc.wait_for_everyone()
+        model = self.acc.unwrap_model(self.model)
+        full = None if hasattr(model, "peft_config") else self.acc.get_state_dict(self.model)  # FSDP: gathered
+        rank_state = {"rng": _rng_state()}
+        if self.sharded:
+            rank_state["optimizer"] = self.optimizer.state_dict()
+        torch.save(rank_state, tmp / RANK_STATE.format(self.acc.process_index))
+        if main:
+            if full is None:  # the adapter only; no Hub look-up of the base's vocabulary
                 model.save_pretrained(tmp, save_embedding_layers=False)
-            else:  # full fine-tuning: every weight
-                model.save_pretrained(tmp)
+            else:  # full fine-tuning: every weight, from one full state dict
+                model.save_pretrained(tmp, state_dict=full)
             self.tokenizer.save_pretrained(tmp)
             p = self.progress
             meta = {"step": step, "epoch": round(step / self.plan.steps_per_epoch, 4), "tokens_seen": p.tokens_seen,
                     "loss": p.loss, "learning_rate": p.learning_rate, "wall_time_s": round(p.wall_time_s, 2),
-                    "scheduled": scheduled, **self.meta_common}
+                    "skipped_steps": p.skipped_steps, "skips_in_a_row": p.skips_in_a_row,
+                    "world_size": self.acc.num_processes, "scheduled": scheduled, **self.meta_common}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                        "rng": _rng_state()}, tmp / STATE_FILE)
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
+            state = {"scheduler": self.scheduler.state_dict()}
+            if not self.sharded:
+                state["optimizer"] = self.optimizer.state_dict()
+            torch.save(state, tmp / STATE_FILE)
+        self.acc.wait_for_everyone()
+        if main:
+            _publish(tmp, out)
             # Only the newest state is needed to resume; older checkpoints keep their weights only.
-            for old in checkpoint_dirs(self.run_dir):
-                if old != out and (old / STATE_FILE).exists():
-                    (old / STATE_FILE).unlink()
+            for old in checkpoint_dirs(self.run_dir) + [self.run_dir / RESUME_DIR]:
+                if old != out:
+                    for f in sorted(old.glob("trainer_state_rank*.pt")) + [old / STATE_FILE]:
+                        f.unlink(missing_ok=True)
             if scheduled:
-                shutil.rmtree(self.run_dir / RESUME_DIR, ignore_errors=True)
+                shutil.rmtree(_set_aside(self.run_dir / RESUME_DIR), ignore_errors=True)
         self.acc.wait_for_everyone()
         return out
 
     # ---------------------------------------------------------------------------------------------- the loop
 
-    def _micro_batches(self, step: int) -> list[list]:
+    def _micro_batches(self, step: int) -> list[MicroBatch]:
         """This process's micro-batches for optimizer step `step` (0-based), in the fixed data order."""
-        plan, b = self.plan, self.r.train.per_device_train_batch_size
+        t, plan = self.r.train, self.plan
         start = (step % plan.steps_per_epoch) * plan.global_batch
-        rows = self.data.examples[start : start + plan.global_batch]
-        batches = [rows[i : i + b] for i in range(0, len(rows), b)]
-        return batches[self.acc.process_index :: self.acc.num_processes]
+        groups = loss_groups(self.data.examples[start : start + plan.global_batch], t)
+        c = 1 / len(groups) if t.grad_accumulation == "mean" else 1 / t.loss_group_gpus
+        out, b = [], t.per_device_train_batch_size
+        for group in groups:
+            total = sum(supervised_tokens(e) for e in group)
+            for i in range(0, len(group), b):
+                rows = group[i : i + b]
+                tokens = sum(supervised_tokens(e) for e in rows)
+                if tokens <= 0:
+                    raise UserError(f"step {step + 1}: a micro-batch has no supervised token; check the data")
+                out.append(MicroBatch(rows, c * tokens / total, tokens / total / len(groups)))
+        return out[self.acc.process_index :: self.acc.num_processes]
 
-    def _one_step(self, step: int) -> tuple[float, float, int]:
+    def _forward_backward(self, step: int) -> tuple[float, int]:
+        """Accumulate the step's gradient; returns the logged loss (every process's) and this step's tokens."""
         import torch
 
         self.model.train()
         batches = self._micro_batches(step)
-        losses, tokens = [], 0
-        for i, rows in enumerate(batches):
-            batch = {k: v.to(self.acc.device) for k, v in collate(rows, self.pad_id).items()}
-            if not bool((batch["labels"] != -100).any()):
-                raise UserError(f"step {step + 1}: a micro-batch has no supervised token; check the data")
-            last = i == len(batches) - 1
-            ctx = self.acc.no_sync(self.model) if not last else contextlib.nullcontext()
+        loss_sum, tokens = torch.zeros((), device=self.acc.device), 0
+        for i, mb in enumerate(batches):
+            batch = {k: v.to(self.acc.device) for k, v in collate(mb.rows, self.pad_id).items()}
+            ctx = self.acc.no_sync(self.model) if i < len(batches) - 1 else contextlib.nullcontext()
             with ctx:
-                loss = self.model(**batch).loss  # token-mean over this micro-batch's response tokens
-                self.acc.backward(loss / len(batches))
-            losses.append(loss.detach().float())
+                loss = self.model(**batch).loss  # token mean over this micro-batch's response tokens
+                # x processes: data parallelism averages the processes' gradients, the objective is their sum
+                self.acc.backward(loss * (mb.weight * self.acc.num_processes))
+            loss_sum += loss.detach().float() * mb.share
             tokens += int(batch["attention_mask"].sum())
-        grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.r.train.max_grad_norm)
+        loss = self.acc.reduce(loss_sum, reduction="sum").item()
+        tokens = int(self.acc.reduce(torch.tensor(tokens, device=self.acc.device), reduction="sum").item())
+        return loss, tokens
+
+    def _weights_finite(self) -> bool:
+        import torch
+
+        params = [p.detach() for p in self.model.parameters() if p.requires_grad and p.numel()]
+        bad = torch.tensor(float(not torch.isfinite(torch.nn.utils.get_total_norm(params))), device=self.acc.device)
+        return self.acc.reduce(bad, reduction="sum").item() == 0  # FSDP: every rank checks its shard
+
+    def _unhealthy(self, step: int, what: str) -> UserError:
+        last = find_resume_point(self.run_dir) or (checkpoint_dirs(self.run_dir) or [None])[-1]
+        where = (f"the last good checkpoint is {last} (step {read_meta(last)['step']})" if last is not None
+                 else "no checkpoint was saved before it")
+        return UserError(
+            f"step {step}: {what}; stopped with nothing of this step saved, {where}. Lower train.learning_rate, use "
+            "model.dtype bfloat16 or float32 instead of float16, or set train.nonfinite_grad_norm: skip (the paper's "
+            "rule), in a new train.output_dir")
+
+    def _one_step(self, step: int) -> tuple[float, float, int, bool]:
+        """One optimizer step: (logged loss, gradient norm before the clip, tokens, skipped)."""
+        t = self.r.train
+        loss, tokens = self._forward_backward(step)
+        grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm))
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            if t.nonfinite_grad_norm == "stop":
+                raise self._unhealthy(step + 1, f"the loss is {loss:.4g} and the gradient norm {grad_norm:.4g}")
+            self.optimizer.zero_grad(set_to_none=True)  # verl l.525-534: no update, the schedule advances
+            self.scheduler.step()
+            return loss, grad_norm, tokens, True
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.acc.reduce(torch.stack(losses).mean(), reduction="mean").item()
-        tokens = int(self.acc.reduce(torch.tensor(tokens, device=self.acc.device), reduction="sum").item())
-        return loss, float(grad_norm), tokens
+        if not self._weights_finite():
+            raise self._unhealthy(step + 1, f"its update (loss {loss:.4g}, gradient norm {grad_norm:.4g}) made "
+                                            "weights non-finite")
+        return loss, grad_norm, tokens, False
+
+    def _stop_requested(self, stop: _StopFlag) -> bool:
+        """A signal reaches each process on its own; every process must agree to save together."""
+        import torch
+
+        if self.acc.num_processes == 1:
+            return stop.requested
+        flag = torch.tensor(float(stop.requested), device=self.acc.device)
+        return self.acc.reduce(flag, reduction="sum").item() > 0
+
+    def _advance(self, loss: float, grad_norm: float, tokens: int, skipped: bool, lr: float, dt: float) -> dict:
+        """Count a finished step into the progress; returns its metrics.jsonl record."""
+        import torch
+
+        p = self.progress
+        p.step += 1
+        p.tokens_seen += tokens
+        p.wall_time_s += dt
+        p.learning_rate = lr
+        p.loss = p.loss if skipped else loss
+        p.skipped_steps += skipped
+        p.skips_in_a_row = p.skips_in_a_row + 1 if skipped else 0
+        rec = {"step": p.step, "epoch": round(p.step / self.plan.steps_per_epoch, 4), "loss": _finite(loss),
+               "grad_norm": _finite(grad_norm), "learning_rate": lr, "tokens": tokens, "tokens_seen": p.tokens_seen,
+               "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(p.wall_time_s, 2),
+               "skipped_steps": p.skipped_steps}
+        if skipped:
+            rec["skipped"] = True
+        if torch.cuda.is_available():  # what the allocator held at its peak: the number that must fit the card
+            rec["peak_memory_gb"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+        return rec
 
     def train(self) -> None:
         import torch
@@ -235,43 +459,39 @@ class Trainer:
 
         plan, p = self.plan, self.progress
         saves = set(plan.save_steps)
-        bar = tqdm(total=plan.total_steps, initial=p.step, desc="train", unit="step",
-                   disable=not self.acc.is_main_process)
-        cuda = torch.cuda.is_available()
-        if cuda:
+        if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()  # peak_memory_gb: this loop's, not the model loading's
-        with _StopFlag() as stop:
+        with _StopFlag() as stop, tqdm(total=plan.total_steps, initial=p.step, desc="train", unit="step",
+                                       disable=not self.acc.is_main_process) as bar:
             while p.step < plan.total_steps:
                 t0 = time.perf_counter()
                 lr = self.scheduler.get_last_lr()[0]
-                loss, grad_norm, tokens = self._one_step(p.step)
+                loss, grad_norm, tokens, skipped = self._one_step(p.step)
                 dt = time.perf_counter() - t0
-                p.step += 1
-                p.tokens_seen += tokens
-                p.wall_time_s += dt
-                p.loss, p.learning_rate = loss, lr
-                rec = {"step": p.step, "epoch": round(p.step / plan.steps_per_epoch, 4), "loss": loss,
-                       "grad_norm": grad_norm, "learning_rate": lr, "tokens": tokens, "tokens_seen": p.tokens_seen,
-                       "tokens_per_s": round(tokens / dt, 1), "elapsed_s": round(p.wall_time_s, 2)}
-                if cuda:  # what the allocator held at its peak: the number that must fit the card
-                    rec["peak_memory_gb"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
-                if p.step % self.r.train.logging_steps == 0 or p.step in saves:
+                rec = self._advance(loss, grad_norm, tokens, skipped, lr, dt)
+                if p.step % self.r.train.logging_steps == 0 or p.step in saves or skipped:
                     self._log(rec)
+                if skipped:
+                    self.acc.print(f"step {p.step}: gradient norm {grad_norm:.4g}, loss {loss:.4g}: step skipped "
+                                   f"({p.skipped_steps} so far, train.nonfinite_grad_norm: skip)")
+                if p.skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+                    raise self._unhealthy(p.step, f"{p.skips_in_a_row} steps in a row had a non-finite loss or "
+                                                  "gradient norm and were skipped")
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / dt:,.0f}")
                 bar.update(1)
+                stopping = self._stop_requested(stop)
                 if p.step in saves:
                     self.save(p.step, scheduled=True)
-                elif stop.requested:
+                elif stopping:
                     self.save(p.step, scheduled=False)
-                if stop.requested:
+                if stopping:
                     bar.close()
                     self.acc.print(f"stopped at step {p.step}; run the same command again to resume")
                     return
-        bar.close()
 
     def _log(self, rec: dict) -> None:
         if self.acc.is_main_process:
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
         if self.r.train.report_to != "none":
-            self.acc.log({k: v for k, v in rec.items() if k != "step"}, step=rec["step"])
+            self.acc.log({k: v for k, v in rec.items() if k != "step" and v is not None}, step=rec["step"])

@@ -188,3 +188,17 @@ def test_there_is_a_16gb_and_a_24gb_recipe():
 def test_countdown_recipes_evaluate_the_papers_suite_and_countdown(path):
     tasks = set(suite_tasks(load_recipe(path).eval.suite))
     assert "countdown" in tasks and set(SUITES["paper"]) <= tasks
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.name)
+def test_paper_recipes_weight_sum_clip_and_skip_as_the_papers_trainer(path):
+    """verl/trainer/fsdp_sft_trainer_ours.py @ 3378e2b: token mean per 4-row micro-batch on each of 8 GPUs, micro-batch
+    gradients summed (8 per GPU at batch 256, 1 at batch 32), clip 1.0 on the sum, a non-finite step skipped."""
+    r = load_recipe(path)
+    t = r.train
+    assert (t.loss_group_rows, t.loss_group_gpus, t.grad_accumulation) == (4, 8, "sum")
+    assert t.max_grad_norm == 1.0 and t.nonfinite_grad_norm == "skip"
+    per_gpu = plan(r).global_batch // (4 * 8)
+    assert f"summed ({per_gpu} per GPU here)" in path.read_text()
+    assert "the token-mean loss spans one row" not in header(path)
+

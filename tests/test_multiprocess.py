@@ -1,0 +1,99 @@
+"""Two processes, the same run: the quickstart recipe (on the tiny model, 4 steps) under `torchrun --nproc_per_node 2`
+on CPU (gloo) gives one process's per-step losses, writes one set of checkpoints and resumes exactly after kill -9."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import train
+from conftest import ROOT
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def overrides(model_dir, out, accumulation):
+    # 16 embedded Countdown rows / (4 per device x accumulation x processes = 8) = 2 steps/epoch x 2 epochs = 4 steps
+    return [f"model.name_or_path={model_dir}", "data.num_examples=16", "data.max_length=256",
+            f"train.gradient_accumulation_steps={accumulation}", "checkpoints.doubling_from=1",
+            f"train.output_dir={out}"]
+
+
+def kill_tree(pid):
+    """SIGKILL a process and its descendants (torchrun starts each worker in a session of its own), leaves first."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        kill_tree(int(child))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_two_processes_train_the_same_run_as_one_and_resume_exactly(tmp_path, tiny_model_dir):
+    recipe = str(ROOT / "recipes/quickstart.yaml")
+    assert train.main([recipe, *overrides(tiny_model_dir, tmp_path / "one", 2)]) == 0
+    two, ckpts = tmp_path / "two", tmp_path / "two/checkpoints"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py", recipe,
+           *overrides(tiny_model_dir, two, 1)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with (tmp_path / "killed.log").open("w") as log:  # kill -9 of every process once step 2 is saved
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        while proc.poll() is None and not (ckpts / "step00002").exists():
+            time.sleep(0.01)
+        kill_tree(proc.pid)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
+    assert not (ckpts / "step00004").exists()
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Traceback" not in res.stderr and f"resuming from {ckpts / 'step00002'} (step 2 of 4)" in res.stdout
+    one, both = metrics(tmp_path / "one"), metrics(two)
+    assert [r["step"] for r in both] == [1, 2, 3, 4]
+    assert [r["tokens"] for r in both] == [r["tokens"] for r in one]  # every row once, across the two processes
+    assert [r["loss"] for r in both] == pytest.approx([r["loss"] for r in one], rel=1e-5)
+    assert [r["grad_norm"] for r in both] == pytest.approx([r["grad_norm"] for r in one], rel=1e-4)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step00001", "step00002", "step00004"]  # one set
+    assert sorted(p.name for p in ckpts.glob("*/trainer_state*.pt")) == [
+        "trainer_state.pt", "trainer_state_rank0.pt", "trainer_state_rank1.pt"]  # the newest only, RNG per rank
+    assert json.loads((ckpts / "step00004/meta.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.gpu
+def test_fsdp_full_finetuning_trains_as_one_process_saves_full_weights_and_resumes(tmp_path, tiny_model_dir):
+    """configs/accelerate/fsdp.yaml on every GPU present (1 or 2): the losses of one plain process, a checkpoint that
+    loads with transformers alone, and an exact resume after kill -9 (optimizer shards and RNG state per rank)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    n = min(torch.cuda.device_count(), 2)
+    recipe = str(ROOT / "recipes/quickstart.yaml")
+    full = ["model.finetune=full", "model.dtype=float32", "train.learning_rate=1e-4"]
+    assert train.main([recipe, *overrides(tiny_model_dir, tmp_path / "one", 2), *full]) == 0
+    fsdp, ckpts = tmp_path / "fsdp", tmp_path / "fsdp/checkpoints"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/fsdp.yaml",
+           "--num_processes", str(n), "train.py", recipe, *overrides(tiny_model_dir, fsdp, 2 // n), *full]
+    with (tmp_path / "killed.log").open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None and not (ckpts / "step00002").exists():
+            time.sleep(0.01)
+        kill_tree(proc.pid)
+        proc.wait()
+    assert not (ckpts / "step00004").exists(), (tmp_path / "killed.log").read_text()[-3000:]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0 and "resuming from" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
+    one, sharded = metrics(tmp_path / "one"), metrics(fsdp)
+    assert [r["step"] for r in sharded] == [1, 2, 3, 4]
+    assert [r["loss"] for r in sharded] == pytest.approx([r["loss"] for r in one], rel=1e-4)
+    saved = AutoModelForCausalLM.from_pretrained(ckpts / "step00004")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert saved.state_dict().keys() == base.state_dict().keys()
+    assert not torch.equal(saved.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    assert sorted(p.name for p in (ckpts / "step00004").glob("trainer_state_rank*.pt")) == [
+        f"trainer_state_rank{r}.pt" for r in range(n)]
