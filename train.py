@@ -92,7 +92,7 @@ def _check_run_folder(recipe: Recipe, run_dir: Path) -> None:
     if record.exists():
         try:
             old = json.loads(record.read_text())["fingerprint"]
-        except (ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
             raise UserError(f"{record} is damaged (no readable recipe fingerprint); restore it, or set "
                             "train.output_dir to a new folder") from None
         if old != recipe.fingerprint():
@@ -113,15 +113,18 @@ def main(argv=None) -> int:
         gpu(args.gpu)  # an unknown name fails now, not after the data is tokenized
     run_dir = recipe.run_dir()
     _check_run_folder(recipe, run_dir)
+    from rsft.models import preflight
+
+    model_path = preflight(recipe)  # offline and not cached, or a wrong target module: one line, in seconds
 
     from accelerate import Accelerator
 
-    from rsft.evaluation import write_json_atomic
-    from rsft.models import load_for_training, load_tokenizer, resolve_model_path
+    from rsft.rundir import write_json_atomic
+    from rsft.models import load_for_training, load_tokenizer
     from rsft.schedule import make_plan
 
     if args.check:
-        tokenizer = load_tokenizer(resolve_model_path(recipe.model.name_or_path), recipe)
+        tokenizer = load_tokenizer(model_path, recipe)
         data = prepare_data(recipe, tokenizer)
         plan = make_plan(recipe.train, recipe.checkpoints, len(data))
         print(describe(recipe, plan, data.stats))

@@ -153,7 +153,7 @@ def find_checkpoint(path: Path) -> Path:
     """A checkpoint folder as given, or the newest complete checkpoint of a run folder."""
     if (path / "meta.json").is_file():
         return path
-    from rsft.trainer import checkpoint_dirs
+    from rsft.rundir import checkpoint_dirs
 
     ckpts = checkpoint_dirs(path)
     if not ckpts:
@@ -240,7 +240,7 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
              f"library_name: {'peft' if lora else 'transformers'}", "pipeline_tag: text-generation",
              f"datasets:\n- {d.path}" if "/" in d.path and not Path(d.path).exists() else None,
              "tags:\n- rsft\n- sft\n- long-cot\n- reasoning" + ("\n- lora" if lora else ""), "---"]
-    from rsft.trainer import checkpoint_name
+    from rsft.rundir import checkpoint_dir
 
     step = meta["step"]
     name = repo_id or f"{run_dir.name}, step {step}"
@@ -284,7 +284,7 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
         lines += [f"Not evaluated yet (`python evaluate.py {run_dir}` writes the results this card shows)."]
     if unreadable:
         lines += ["", f"Left out, unreadable: {', '.join(unreadable)}."]
-    where = repo_id or str(run_dir / "checkpoints" / checkpoint_name(step))  # not the .tmp folder being saved
+    where = repo_id or str(checkpoint_dir(run_dir, step))  # not the .tmp folder being saved
     load = "AutoPeftModelForCausalLM" if lora else "AutoModelForCausalLM"
     lines += ["", "## Use", "", "```python", f"from {'peft' if lora else 'transformers'} import {load}",
               "from transformers import AutoTokenizer", "",

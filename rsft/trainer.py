@@ -47,7 +47,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import time
@@ -59,30 +58,18 @@ import numpy as np
 from rsft.config import Recipe
 from rsft.data import TrainSet, collate
 from rsft.errors import UserError
+from rsft.rundir import CHECKPOINTS, META_FILE, checkpoint_dir, checkpoint_dirs, write_jsonl_atomic
 from rsft.schedule import Plan
 
 STATE_FILE = "trainer_state.pt"  # optimizer, scheduler: kept in the newest checkpoint only
 RANK_STATE = "trainer_state_rank{}.pt"  # each process's RNG (and FSDP optimizer shard): newest checkpoint only
-META_FILE = "meta.json"
 RESUME_DIR = "resume"  # written on Ctrl-C / SIGTERM between scheduled checkpoints
 MAX_SKIPS_IN_A_ROW = 5  # train.nonfinite_grad_norm: skip stops the run after this many skipped steps in a row
 
 
-def checkpoint_name(step: int) -> str:
-    return f"step{step:05d}"  # zero-padded so folders sort: step00010 ... step00640
-
-
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    """Scheduled checkpoints of a run, in step order: complete ones only (a save is renamed into place when done)."""
-    ckpts = run_dir / "checkpoints"
-    if not ckpts.exists():
-        return []
-    return sorted(p for p in ckpts.iterdir() if re.fullmatch(r"step\d+", p.name) and (p / META_FILE).exists())
-
-
 def incomplete_saves(run_dir: Path) -> list[Path]:
     """Folders a killed save left behind (stepNNNNN.tmp, resume.tmp, *.old): never checkpoints."""
-    ckpts = run_dir / "checkpoints"
+    ckpts = run_dir / CHECKPOINTS
     found = [p for p in ckpts.iterdir() if p.name.endswith((".tmp", ".old"))] if ckpts.exists() else []
     return sorted(found + [p for p in (run_dir / f"{RESUME_DIR}.tmp", run_dir / f"{RESUME_DIR}.old") if p.exists()])
 
@@ -288,8 +275,6 @@ class Trainer:
         kill is dropped), so metrics.jsonl never holds a step twice."""
         if not self.acc.is_main_process or not self.metrics_path.exists():
             return
-        from rsft.evaluation import write_jsonl_atomic
-
         kept = []
         for line in self.metrics_path.read_text().splitlines():
             try:
@@ -306,7 +291,7 @@ class Trainer:
         """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state of every rank."""
         import torch
 
-        out = self.run_dir / ("checkpoints/" + checkpoint_name(step) if scheduled else RESUME_DIR)
+        out = checkpoint_dir(self.run_dir, step) if scheduled else self.run_dir / RESUME_DIR
         tmp = out.with_name(out.name + ".tmp")
         main = self.acc.is_main_process
         if main:
@@ -331,6 +316,10 @@ class Trainer:
                     "skipped_steps": p.skipped_steps, "skips_in_a_row": p.skips_in_a_row,
                     "world_size": self.acc.num_processes, "scheduled": scheduled, **self.meta_common}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            if scheduled:  # the model card: base, data, step, the paper setting (rsft/hub.py)
+                from rsft.hub import write_model_card
+
+                write_model_card(tmp)
             state = {"scheduler": self.scheduler.state_dict()}
             if not self.sharded:
                 state["optimizer"] = self.optimizer.state_dict()

@@ -310,3 +310,16 @@ def test_a_checkpoint_with_a_corrupt_meta_json_is_one_line(tmp_path, meta):
 
 def test_push_of_a_folder_that_holds_no_checkpoint_is_one_line(tmp_path):
     one_line_error(hub_cli("push", tmp_path, "me/x", "--dry-run"), "neither a checkpoint")
+
+
+@pytest.mark.parametrize("record", [b"", b"{", b"[]", b"{}", b"\xff"], ids=["empty", "cut", "list", "no key", "binary"])
+def test_a_corrupt_run_json_is_one_line(tmp_path, tiny_model_dir, record):
+    recipe = data_recipe(tmp_path, tiny_model_dir, write_jsonl(tmp_path / "d.jsonl", math_cot_rows(8)))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/run.json").write_bytes(record)
+    one_line_error(train_py(recipe, "--check"), re.escape(str(tmp_path / "run/run.json")), "is damaged")
+
+
+def test_check_refuses_unknown_target_modules(tmp_path, tiny_model_dir):
+    recipe = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [nonexistent_proj]\n")
+    one_line_error(train_py(recipe, "--check"), "nonexistent_proj names no layer")

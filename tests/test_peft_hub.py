@@ -258,3 +258,9 @@ def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp
     assert (config["base_model_name_or_path"], config["revision"]) == ("rsft-test/tiny-smollm2", commit)
     model = peft.AutoPeftModelForCausalLM.from_pretrained(ckpt)
     assert model.get_base_model().config._commit_hash == commit
+
+
+def test_every_scheduled_checkpoint_carries_the_kits_model_card(trained):
+    for ckpt in (trained / "checkpoints").iterdir():
+        card = (ckpt / "README.md").read_text()
+        assert f"| step | {int(ckpt.name[4:])} " in card and "## The paper setting" in card
