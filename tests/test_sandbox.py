@@ -1,14 +1,17 @@
 """Model-written code: graded right when right, contained by the kernel when it loops, hogs memory, forks, writes
 outside its directory or looks for secrets, and never scored a pass it did not earn (rsft/sandbox.py,
 rsft/code_runner.py, rsft/code_grading.py). Every escape from issue 13 runs with the audit hook disarmed first."""
+import ast
 import json
 import os
 import signal
 
+from pathlib import Path
+
 import pytest
 
 from rsft.code_grading import extract_code, grade_code, grade_humaneval, run_check, run_code_tests, same_stdout
-from rsft.sandbox import Limits, Sandbox, describe_layers, mechanism, refusal, run_python
+from rsft.sandbox import Limits, Sandbox, _read_roots, describe_layers, mechanism, refusal, run_python
 
 # LiveCodeBench's two test styles, as its data encodes them
 STDIN_TESTS = [{"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
@@ -177,11 +180,15 @@ def test_files_outside_its_view_cannot_be_read_or_listed(tmp_path):
                  "print(open('/etc/passwd').read())",
                  "import os; d = os.open('/usr/lib', os.O_RDONLY)\n"
                  "print(os.read(os.open('../../etc/passwd', os.O_RDONLY, dir_fd=d), 1000))",
-                 "import os; print(os.listdir('/root'))",
-                 "import os; print(os.listdir('/'))",
-                 "import os; print(os.listdir('/proc'))"):
+                 "print(open('/proc/1/environ').read())"):
         r = attack(code)
         assert r.returncode == 1 and not r.stdout, (code, r)
+    # a listing shows nothing but the way to what it may read (the interpreter, its own directories, /dev's four)
+    view = _read_roots() + ["/tmp/rsft-sandbox-x/work", "/dev/null"]
+    for path in ("/", "/root", "/proc", "/etc", str(tmp_path)):
+        r = attack(f"import os; print(sorted(os.listdir({path!r})))")
+        way = {Path(v).relative_to(path).parts[0] for v in view if v.startswith(path.rstrip("/") + "/")}
+        assert r.returncode == 1 or set(ast.literal_eval(r.stdout)) <= way, (path, r)
 
 
 def test_the_work_directory_together_holds_at_most_the_disk_quota():
@@ -202,7 +209,11 @@ def test_the_work_directory_together_holds_at_most_the_disk_quota():
     "import ctypes\nif ctypes.CDLL(None).fork() >= 0: print('pwned')",
     "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))\nprint('pwned')",
 ])
-def test_processes_and_raised_limits_are_refused_by_the_kernel(code):
+def test_processes_and_raised_limits_are_refused(code):
+    r = run_python(code)
+    assert r.returncode == 1 and "pwned" not in r.stdout, (code, r)  # the audit hook, armed
+    if "seccomp" not in mechanism():
+        pytest.skip("no seccomp layer on this machine: a process it forks stays behind the same other layers")
     r = attack(code)
     assert "pwned" not in r.stdout, (code, r)
 
