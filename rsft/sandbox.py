@@ -99,7 +99,8 @@ class Sandbox:
         self.work = self.root / "work"  # the only place the script may write
         self.inputs = self.root / "inputs"  # written by us while it runs; it may read them, not change them
         self.work.mkdir()
-        self.inputs.mkdir()
+        self.inputs.mkdir(mode=0o755)
+        self.inputs.chmod(0o755)  # readable by the sandbox's own uid, whatever the umask
         self.proc = None
         self.layers: list[str] = []
         self._buf = bytearray()
@@ -321,10 +322,18 @@ def _tree_bytes(top: Path) -> int:
 
 
 def _fresh_uid() -> int:
-    """A uid no account and no other live sandbox uses (only taken when the evaluator is root)."""
+    """A uid no account and no other live sandbox uses (taken only when the evaluator is root), inside the uid
+    range this (possibly user-namespaced) container maps; 65534 (nobody) where the range is too small."""
     import secrets
 
-    return 1_000_000 + secrets.randbelow(1 << 30)
+    try:
+        ranges = [tuple(map(int, line.split())) for line in open("/proc/self/uid_map")]
+    except OSError:
+        ranges = [(0, 0, 1 << 32)]
+    inside, _, count = max(ranges, key=lambda r: r[2])
+    if count < 1 << 21:
+        return 65534
+    return inside + (1 << 20) + secrets.randbelow(min(count - (1 << 20) - 2, 1 << 30))
 
 
 def _read_roots() -> list[str]:
