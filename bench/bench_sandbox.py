@@ -5,7 +5,7 @@ one it replaced (commit b32a535, read from git history), in the same run, on the
     python bench/bench_sandbox.py --limit 20   # a quick look
 
 Each answer is wrapped as a model reply (a ```python block after </think>) and graded with grade_humaneval, one
-after another, as rsft/tasks/humaneval does per sample. The canonical solutions must all pass and the
+after another, as rsft/tasks/humaneval does per sample, the old and the new grader taking turns on each answer. The canonical solutions must all pass and the
 `return None` bodies must all fail, in both; the script exits 1 otherwise. A LiveCodeBench-style sample (one
 sandbox, two stdin tests, grade_code) is timed too, --limit times each.
 """
@@ -43,10 +43,15 @@ def reply(code: str) -> str:
     return f"<think>\nDone.\n</think>\n\n```python\n{code}\n```\n"
 
 
-def measure(grade, rows, body) -> tuple[int, float]:
-    t = time.perf_counter()
-    passed = sum(grade(reply(body(r)), r) for r in rows)
-    return passed, time.perf_counter() - t
+def measure(graders: dict, samples: list) -> dict:
+    """{name: (passed, seconds)}, the graders taking turns on each sample (load from other work hits both alike)."""
+    totals = {name: [0, 0.0] for name in graders}
+    for args in samples:
+        for name, grade in graders.items():
+            t = time.perf_counter()
+            totals[name][0] += grade(*args)
+            totals[name][1] += time.perf_counter() - t
+    return totals
 
 
 def main() -> int:
@@ -75,19 +80,14 @@ def main() -> int:
         tests = [{"input": "1 2\n", "output": "3", "testtype": "stdin"},
                  {"input": "4 5\n", "output": "9", "testtype": "stdin"}]
         add = reply("a, b = map(int, input().split())\nprint(a + b)")
-        for name, grade in (("old (audit hook)", old_code), ("new (kernel)", grade_code)):
-            t = time.perf_counter()
-            passed = sum(grade(add, tests) for _ in rows)
-            times[name, "livecodebench"] = (time.perf_counter() - t) / len(rows)
-            ok &= passed == len(rows)
-            print(f"{name:17s} {'livecodebench':12s} passed {passed:3d}/{len(rows)} (want {len(rows):3d})  "
-                  f"{times[name, 'livecodebench'] * len(rows):6.1f} s  {times[name, 'livecodebench']:.3f} s/sample")
-        for what, body in bodies.items():
-            for name, grade in graders.items():
-                passed, seconds = measure(grade, rows, body)
-                times[name, what] = seconds / len(rows)
-                ok &= passed == want[what]
-                print(f"{name:17s} {what:12s} passed {passed:3d}/{len(rows)} (want {want[what]:3d})  "
+        runs = {"livecodebench": ({"old (audit hook)": old_code, "new (kernel)": grade_code},
+                                  [(add, tests)] * len(rows), len(rows))}
+        runs.update({what: (graders, [(reply(body(r)), r) for r in rows], want[what]) for what, body in bodies.items()})
+        for what, (run_graders, samples, wanted) in runs.items():
+            for name, (passed, seconds) in measure(run_graders, samples).items():
+                times[name, what] = seconds / len(samples)
+                ok &= passed == wanted
+                print(f"{name:17s} {what:13s} passed {passed:3d}/{len(samples)} (want {wanted:3d})  "
                       f"{seconds:6.1f} s  {times[name, what]:.3f} s/sample")
         for what in ("livecodebench", *bodies):
             print(f"ratio new/old, {what}: {times['new (kernel)', what] / times['old (audit hook)', what]:.2f}x")
