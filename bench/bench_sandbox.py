@@ -5,9 +5,9 @@ one it replaced (commit b32a535, read from git history), in the same run, on the
     python bench/bench_sandbox.py --limit 20   # a quick look
 
 Each answer is wrapped as a model reply (a ```python block after </think>) and graded with grade_humaneval, one
-after another, as rsft/tasks/humaneval does per sample, the old and the new grader taking turns on each answer. The canonical solutions must all pass and the
-`return None` bodies must all fail, in both; the script exits 1 otherwise. A LiveCodeBench-style sample (one
-sandbox, two stdin tests, grade_code) is timed too, --limit times each.
+after another, as rsft/tasks/humaneval does per sample, the old and the new grader taking turns on each answer.
+The canonical solutions must all pass and the `return None` bodies must all fail, in both; the script exits 1
+otherwise. A LiveCodeBench-style sample (one sandbox, two stdin tests, grade_code) is timed too, --limit times.
 """
 from __future__ import annotations
 

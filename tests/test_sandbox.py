@@ -331,7 +331,8 @@ FORGERIES = {
                                     "        except OSError:\n            pass\n    os._exit(0)",
     "rewriting the caller's frame": "import sys\ndef quad(xs):\n    f = sys._getframe(1)\n"
                                     "    f.f_globals['check'] = lambda c: None\n    return None",
-    "killing its runner's pipes": "import os\ndef quad(xs):\n    os.close(0)\n    os.close(1)\n    return [4 * x for x in xs][:0]",
+    "silencing its runner (every descriptor closed)": "import os\ndef quad(xs):\n    os.closerange(0, 1024)",
+    "killing its runner": "import os, signal\ndef quad(xs):\n    os.kill(os.getpid(), signal.SIGKILL)",
     "exit(0) before the checks": "exit(0)",
     "SystemExit(0) before the checks": "raise SystemExit(0)",
     "os._exit(0) before the checks": "import os\nos._exit(0)",
