@@ -102,6 +102,16 @@ def _abs_if_local(path: str) -> str:
     return str(folder)
 
 
+def _answer_kind(task: str) -> str:
+    """What a task reads as its answer (its utils module's ANSWER; boxed when it states none)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(f"rsft.tasks.{task}.utils"), "ANSWER", "boxed")
+    except ModuleNotFoundError:  # a task served by a shared template module (reasoning-gym, judged)
+        return "boxed"
+
+
 def lora_rank(adapter: Path | None) -> int | None:
     if adapter is None:
         return None
@@ -266,6 +276,12 @@ def main(argv=None) -> int:
     if not tasks:
         raise UserError("no task of the suite has its data; fetch it first (see above)")
 
+    sandbox = ""
+    if any(_answer_kind(t) == "code" for t in tasks):  # model-written code will run: name the boundary, or refuse
+        from rsft.sandbox import mechanism
+
+        sandbox = mechanism()
+        print(f"code tasks run in the sandbox: {sandbox}", flush=True)
     out_dirs, plan = [], []  # every model's spec is built, hence validated, before the first model loads
     for step, adapter in jobs:
         out_dir = out_root if args.model else eval_dir(run_dir, preset_name, step)
@@ -279,7 +295,7 @@ def main(argv=None) -> int:
         plan.append((step, WorkerSpec(
             model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p, data_dir=str(data_dir),
             out_dir=str(out_dir), backend=backend, device=device, batch_size=args.batch_size,
-            tensor_parallel_size=args.tensor_parallel_size) if todo else None))
+            tensor_parallel_size=args.tensor_parallel_size, sandbox=sandbox) if todo else None))
     failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
     judge_outputs(out_dirs, tasks, judges, endpoint, args.batch_size, device)
     if failed:

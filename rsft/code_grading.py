@@ -5,9 +5,16 @@ score out; this module is the one that executes model-written code.
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 from rsft.grading import parse
 
-
+RUNNER = Path(__file__).parent / "code_runner.py"
+REPLY_BYTES = 64 << 20  # the longest line a sandbox may send (a program's output, JSON-escaped)
 CODE_TIMEOUT_S = 6.0  # per test, as LiveCodeBench and the paper
 CODE_STARTUP_S = 10.0  # for the sandbox to start and compile the code, before the first test's clock
 _PYTHON_TAGS = {"python", "python3", "py"}
@@ -52,52 +59,101 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
     tests: LiveCodeBench's [{"input", "output", "testtype": "stdin" | "functional"}]. stdin tests feed the input to
     the program and compare its stdout (same_stdout); functional tests call Solution().fn_name (or a top-level
     fn_name) with one JSON argument per input line and compare the return value with the JSON output. The time
-    limit is per test and enforced from outside; the expected outputs never enter the sandbox. testtype "check"
-    (HumanEval): the input is a test program defining check(candidate), run against fn_name; passing = it returns
-    (its asserts are its expected outputs, so they do enter the sandbox).
+    limit is per test and enforced from outside; the expected outputs never enter the sandbox, and the comparison
+    is made here, on what the sandbox sent back as JSON (HumanEval's check-style tests: run_check).
     """
     import json
-    from pathlib import Path
 
-    from rsft.sandbox import Limits, Sandbox
+    from rsft.sandbox import Limits
 
     if not tests:
         return False, "no tests"
-    mode = {"functional": "call", "check": "check"}.get(tests[0].get("testtype"), "stdin")
-    if mode != "stdin" and not fn_name:
-        return False, f"{tests[0]['testtype']} tests need fn_name"
+    mode = "call" if tests[0].get("testtype") == "functional" else "stdin"
+    if mode == "call" and not fn_name:
+        return False, "functional tests need fn_name"
     limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
-    with Sandbox(limits) as sb:
-        sb.write("solution.py", code)
-        sb.write("job.json", json.dumps({"mode": mode, "fn_name": fn_name, "inputs": str(sb.inputs)}))
-        sb.start((Path(__file__).parent / "code_runner.py").read_text())
-        if sb.recv_line(CODE_STARTUP_S) is None:
+    with _runner(limits, code, mode, fn_name) as sb:
+        if _reply(sb, CODE_STARTUP_S) is None:
             return False, "the sandbox did not start"
         for i, test in enumerate(tests):
             sb.write_input(f"{i}.txt", test["input"])
-            line = sb.recv_line(timeout_s) if sb.send(b"%d\n" % i) else None
-            if line is None:
-                return False, f"test {i}: time limit exceeded or the process died"
-            try:
-                reply = json.loads(line)
-            except ValueError:
-                return False, f"test {i}: garbled reply"
+            reply = _reply(sb, timeout_s) if sb.send(b"%d\n" % i) else None
+            if reply is None:
+                return False, f"test {i}: time limit exceeded, the process died or its reply was garbled"
             if reply.get("i") != i or reply.get("status") != "ok":
-                return False, f"test {i}: {reply.get('error')}"
-            if mode == "check":
-                ok = True  # check() returned: every assert held
-            elif mode == "stdin":
-                out = sb.read("out.txt")
-                ok = out is not None and same_stdout(out.decode(errors="replace"), test["output"])
+                return False, f"test {i}: {str(reply.get('error'))[:500]}"
+            if mode == "stdin":
+                out = reply.get("stdout")
+                ok = type(out) is str and same_stdout(out, test["output"])
             else:
-                raw = sb.read("ret.json")
                 try:
-                    ok = raw is not None and json.loads(raw) == json.loads(test["output"])
+                    ok = type(reply.get("value")) is str and json.loads(reply["value"]) == json.loads(test["output"])
                 except ValueError:
                     ok = False
             if not ok:
                 return False, f"test {i}: wrong answer"
     return True, ""
+
+
+def run_check(code: str, program: str, entry_point: str, timeout_s: float = CODE_TIMEOUT_S) -> tuple[bool, str]:
+    """HumanEval: `program` (the problem's prompt and test, trusted) runs check(entry_point) in one sandbox while
+    `code` runs in another that only answers calls; this process relays each call and its plain-data reply and
+    reads the verdict from the checker's pipe. Passing = check() returned within timeout_s, start excluded."""
+    from rsft.sandbox import Limits
+
+    limits = Limits(cpu_s=int(timeout_s + 5))
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(2) as pool:  # both start at once: the start is most of a sample's cost
+            starts = [pool.submit(_runner, limits, code, "serve", entry_point),
+                      pool.submit(_runner, limits, program, "check", entry_point)]
+        for f in starts:
+            if f.exception() is None:
+                stack.enter_context(f.result())
+        solution, checker = (f.result() for f in starts)  # raises the start's error, both closed
+        ready = _reply(solution, CODE_STARTUP_S)
+        if ready is None or ready.get("ready") is not True:
+            return False, f"the solution did not load: {str((ready or {}).get('error'))[:500]}"
+        started = _reply(checker, CODE_STARTUP_S)
+        if started is None or started.get("ready") is not True or not checker.send(b"go\n"):
+            return False, f"the test program did not start: {str((started or {}).get('error'))[:500]}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = _reply(checker, deadline - time.monotonic())
+            if message is None:
+                return False, "time limit exceeded or the checker died"
+            if "verdict" in message:
+                return message["verdict"] == "pass", str(message.get("error") or "")[:500]
+            request = json.dumps(message.get("call")).encode() + b"\n"
+            answer = solution.recv_line(deadline - time.monotonic(), REPLY_BYTES) if solution.send(request) else None
+            if answer is None:
+                return False, "time limit exceeded or the solution died"
+            if not checker.send(answer + b"\n"):
+                return False, "the checker died"
+
+
+def _runner(limits, source: str, mode: str, fn_name: str | None):
+    """A started sandbox running rsft/code_runner.py on `source` in `mode`."""
+    from rsft.sandbox import Sandbox
+
+    sb = Sandbox(limits)
+    try:
+        sb.write("solution.py", source)
+        sb.write("job.json", json.dumps({"mode": mode, "fn_name": fn_name, "inputs": str(sb.inputs)}))
+        sb.start(RUNNER.read_text())
+    except BaseException:
+        sb.close()
+        raise
+    return sb
+
+
+def _reply(sb, timeout_s: float) -> dict | None:
+    """The sandbox's next line as a JSON object; None at the deadline, at its end, or if it is not one."""
+    line = sb.recv_line(max(0.0, timeout_s), REPLY_BYTES)
+    try:
+        reply = json.loads(line) if line is not None else None
+    except ValueError:
+        return None
+    return reply if type(reply) is dict else None
 
 
 def grade_code(response: str, tests: list[dict], fn_name: str | None = None,
@@ -114,5 +170,5 @@ def grade_humaneval(response: str, doc: dict, timeout_s: float = CODE_TIMEOUT_S)
     code = extract_code(response)
     if code is None:
         return False
-    test = [{"input": doc["test"], "testtype": "check"}]
-    return run_code_tests(doc["prompt"] + "\n" + code, test, doc["entry_point"], timeout_s)[0]
+    return run_check(doc["prompt"] + "\n" + code, doc["prompt"] + "\n" + doc["test"], doc["entry_point"],
+                     timeout_s)[0]

@@ -1,12 +1,23 @@
-"""Runs inside rsft.sandbox (standard library only): a solution's tests, one at a time, as the parent asks.
+"""Runs inside rsft.sandbox (standard library only): a solution's tests as the parent asks, or HumanEval's check.
 
-Protocol. Before the start the parent writes job.json ({"mode": "stdin" | "call", "fn_name", "inputs"}) and
-solution.py; this script answers {"ready": true} once it has compiled the solution. For test i the parent writes
-INPUTS/i.txt and sends the line "i"; this script runs that test and answers {"i": i, "status": "ok" | "error",
-"error": ...}. A stdin-style program's stdout is left in out.txt, a LeetCode-style function's return value (JSON)
-in ret.json. The parent compares them with the expected outputs, which never enter the sandbox, and stops at the
-first failure; its deadline for each answer is the time limit. Mode "check" (HumanEval) has no outputs to compare:
-INPUTS/i.txt is a test program whose check(candidate) asserts, and "ok" means it returned.
+Nothing this script sends is a verdict the parent believes. The parent decides every pass itself, from plain data:
+
+  mode "stdin"  (LiveCodeBench) for test i the parent writes INPUTS/i.txt and sends "i"; the program runs with it
+                on stdin and the reply {"i", "status", "error", "stdout"} carries what it printed, which the parent
+                compares with the expected output (that never enters the sandbox)
+  mode "call"   (LiveCodeBench) the same for Solution().fn_name / fn_name called with one JSON argument per input
+                line; the reply carries its return value as JSON ("value"), compared in the parent
+  mode "serve"  (HumanEval, the solution's side) fn_name answers calls: each request line {"args", "kwargs"} in
+                the tagged encoding below, each reply {"value"} or {"error"}. It never sees the tests.
+  mode "check"  (HumanEval, the tests' side, a second sandbox) solution.py is the problem's prompt and test
+                program, trusted; on "go" it runs check(candidate) where candidate sends each call out through
+                the parent to the "serve" sandbox and decodes the reply into genuine builtins (decode below), so
+                every comparison in the asserts is made by this process's own int/str/list, never by an object
+                whose __eq__ the solution wrote. Its last line is {"verdict": "pass" | "fail", "error"}.
+
+Whatever a solution does to its own process (builtins, json, exec, fake lines on its stdout, os._exit) changes
+only the values it returns: it cannot reach the checker's process, whose messages the parent reads on a pipe only
+the checker holds.
 """
 import builtins
 import gc
@@ -20,6 +31,7 @@ PRELUDE = ("import sys, math, heapq, bisect, itertools, functools, operator, col
            "from collections import *; from heapq import *; from bisect import *; from itertools import *; "
            "from functools import *; from math import *; from operator import *; from string import *; "
            "from builtins import *; from typing import *; sys.setrecursionlimit(50000)\n")
+OUTPUT_CAP = 16 << 20  # bytes of a program's stdout sent back per test
 
 
 def redirect(stdin_path: str, stdout_path: str) -> None:
@@ -38,7 +50,57 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:500]
 
 
-def run_stdin(code, input_path: str) -> None:
+# The tagged encoding of HumanEval's values: JSON null/bool/number/string/list stand for themselves (NaN and
+# infinities as Python's json writes them); everything else is a one-key object, so a tuple stays a tuple.
+def encode(x):
+    """The solution's side: its return value as plain data (subclasses of int, str, list... become the base type).
+    Nothing relies on this function: the checker's decode is what refuses anything else."""
+    if x is None or type(x) in (bool, int, float, str):
+        return x
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, int):
+        return int(x)
+    if isinstance(x, float):
+        return float(x)
+    if isinstance(x, list):
+        return [encode(v) for v in x]
+    if isinstance(x, tuple):
+        return {"tuple": [encode(v) for v in x]}
+    if isinstance(x, dict):
+        return {"dict": [[encode(k), encode(v)] for k, v in x.items()]}
+    if isinstance(x, (set, frozenset)):
+        return {"frozenset" if isinstance(x, frozenset) else "set": [encode(v) for v in x]}
+    if isinstance(x, bytes):
+        return {"bytes": bytes(x).hex()}
+    if isinstance(x, complex):
+        return {"complex": [x.real, x.imag]}
+    raise TypeError(f"a {type(x).__name__} is not plain data")
+
+
+def decode(x):
+    """Genuine builtins only: anything but the encoding above is refused."""
+    t = type(x)
+    if x is None or t in (bool, int, float, str):
+        return x
+    if t is list:
+        return [decode(v) for v in x]
+    if t is dict and len(x) == 1:
+        (tag, v), = x.items()
+        if tag == "tuple" and type(v) is list:
+            return tuple(decode(e) for e in v)
+        if tag == "dict" and type(v) is list and all(type(p) is list and len(p) == 2 for p in v):
+            return {decode(k): decode(e) for k, e in v}
+        if tag in ("set", "frozenset") and type(v) is list:
+            return (set if tag == "set" else frozenset)(decode(e) for e in v)
+        if tag == "bytes" and type(v) is str:
+            return bytes.fromhex(v)
+        if tag == "complex" and type(v) is list and len(v) == 2 and all(type(e) in (int, float) for e in v):
+            return complex(*v)
+    raise ValueError("not plain data")
+
+
+def run_stdin(code, input_path: str) -> dict:
     redirect(input_path, "out.txt")
     try:
         exec(code, {"__name__": "__main__", "__builtins__": builtins})
@@ -46,42 +108,80 @@ def run_stdin(code, input_path: str) -> None:
         pass  # exit() after printing the answer is a normal end
     finally:
         sys.stdout.flush()
+    with open("out.txt", "rb") as f:
+        return {"stdout": f.read(OUTPUT_CAP).decode(errors="replace")}
 
 
-def run_call(code, state: dict, fn_name: str, input_path: str) -> None:
+def load(code, state: dict) -> dict:
+    """The solution module, run once (as LiveCodeBench's runner and HumanEval's program do)."""
+    if "namespace" not in state:  # __name__ is not "__main__": the reply's own demo code does not run
+        state["namespace"] = {"__name__": "solution", "__builtins__": builtins}
+        exec(code, state["namespace"])
+    return state["namespace"]
+
+
+def run_call(code, state: dict, fn_name: str, input_path: str) -> dict:
     with open(input_path) as f:
         args = [json.loads(line) for line in f.read().split("\n") if line.strip()]  # one JSON argument per line
     redirect(input_path, "printed.txt")  # what the code prints is not its answer
     try:
-        if "namespace" not in state:  # the module runs once, as LiveCodeBench's; each test gets a new Solution()
-            state["namespace"] = {"__name__": "solution", "__builtins__": builtins}
-            exec(code, state["namespace"])
-        cls = state["namespace"].get("Solution")
-        fn = getattr(cls(), fn_name) if isinstance(cls, type) else state["namespace"][fn_name]
+        namespace = load(code, state)
+        cls = namespace.get("Solution")
+        fn = getattr(cls(), fn_name) if isinstance(cls, type) else namespace[fn_name]
         value = fn(*args)
     finally:
         sys.stdout.flush()
     if isinstance(value, tuple):
         value = list(value)  # as LiveCodeBench: a tuple answer matches a list
-    with open("ret.json", "w") as f:
-        json.dump(value, f)
+    return {"value": json.dumps(value)}
 
 
-def run_check(code, state: dict, entry_point: str, input_path: str) -> None:
-    """HumanEval: the solution module runs once; the test program runs in that same namespace (its check may use
-    the prompt's helper functions, as in HumanEval's one-program execution) and check(entry_point) must return."""
-    with open(input_path) as f:
-        test = compile(f.read(), "test.py", "exec")
-    redirect(input_path, "printed.txt")  # what the code prints is not its answer
+def serve(code, fn_name: str, control_in, control_out) -> None:
+    """HumanEval's solution side: load the module, then answer calls until the pipe closes."""
+    redirect(os.path.devnull, "printed.txt")
     try:
-        if "namespace" not in state:  # __name__ is not "__main__": the reply's own demo code does not run
-            state["namespace"] = {"__name__": "solution", "__builtins__": builtins}
-            exec(code, state["namespace"])
-        namespace = state["namespace"]
-        exec(test, namespace)
-        namespace["check"](namespace[entry_point])
-    finally:
+        fn = load(code, {})[fn_name]
+        ready = {"ready": True}
+    except BaseException as e:  # noqa: BLE001  (a failing import, sys.exit(0) included, fails every call)
+        fn, ready = None, {"ready": False, "error": describe(e)}
+    send(control_out, ready)
+    for line in control_in:
+        try:
+            request = json.loads(line)
+            answer = {"value": encode(fn(*decode(request["args"]), **decode(request["kwargs"])))}
+        except BaseException as e:  # noqa: BLE001
+            answer = {"error": describe(e)}
         sys.stdout.flush()
+        send(control_out, answer)
+
+
+def check(program, entry_point: str, control_in, control_out) -> None:
+    """HumanEval's tests side: the trusted program's check(candidate), candidate being the other sandbox."""
+    redirect(os.path.devnull, "printed.txt")
+
+    def candidate(*args, **kwargs):
+        send(control_out, {"call": {"args": encode(list(args)), "kwargs": encode(kwargs)}})
+        line = control_in.readline()
+        reply = json.loads(line) if line else {"error": "the solution's process is gone"}
+        if type(reply) is not dict or "value" not in reply:
+            raise RuntimeError(f"candidate failed: {str(reply.get('error') if type(reply) is dict else '')[:300]}")
+        return decode(reply["value"])
+
+    namespace = {"__name__": "check", "__builtins__": builtins}
+    try:
+        exec(program, namespace)
+        namespace[entry_point] = candidate  # the test program may name the function as well
+        namespace["check"](candidate)
+        verdict = {"verdict": "pass"}
+    except BaseException as e:  # noqa: BLE001
+        verdict = {"verdict": "fail", "error": describe(e)}
+    sys.stdout.flush()
+    send(control_out, verdict)
+
+
+def send(control_out, message: dict) -> None:
+    control_out.write(json.dumps(message) + "\n")
+    control_out.flush()
 
 
 def main() -> None:
@@ -92,30 +192,33 @@ def main() -> None:
         job = json.load(f)
     with open("solution.py") as f:
         source = f.read()
+    mode = job["mode"]
     try:
-        prelude = "" if job["mode"] == "check" else PRELUDE  # HumanEval's program brings its own imports
+        prelude = PRELUDE if mode in ("stdin", "call") else ""  # HumanEval's program brings its own imports
         code, failure = compile(prelude + source, "solution.py", "exec"), None
     except BaseException as e:  # noqa: BLE001  (a syntax error fails every test)
         code, failure = None, describe(e)
+    if mode == "serve":
+        if failure is not None:
+            return send(control_out, {"ready": False, "error": failure})
+        return serve(code, job["fn_name"], control_in, control_out)
+    if mode == "check":
+        send(control_out, {"ready": failure is None, "error": failure})
+        if failure is None and control_in.readline().strip() == "go":
+            check(code, job["fn_name"], control_in, control_out)
+        return
     state: dict = {}
-    control_out.write('{"ready": true}\n')  # started and compiled: the time limit of each test starts from here
-    control_out.flush()
+    send(control_out, {"ready": True})  # started and compiled: the time limit of each test starts from here
     for line in control_in:
         i = int(line)
-        error = failure
+        reply, error = {}, failure
         if error is None:
             try:
                 path = os.path.join(job["inputs"], f"{i}.txt")
-                if job["mode"] == "stdin":
-                    run_stdin(code, path)
-                elif job["mode"] == "check":
-                    run_check(code, state, job["fn_name"], path)
-                else:
-                    run_call(code, state, job["fn_name"], path)
+                reply = run_stdin(code, path) if mode == "stdin" else run_call(code, state, job["fn_name"], path)
             except BaseException as e:  # noqa: BLE001
                 error = describe(e)
-        control_out.write(json.dumps({"i": i, "status": "ok" if error is None else "error", "error": error}) + "\n")
-        control_out.flush()
+        send(control_out, {"i": i, "status": "ok" if error is None else "error", "error": error, **reply})
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""Model-written code: graded right when right, and contained when it loops, hogs memory, forks, writes outside
-its directory or looks for secrets (rsft/sandbox.py, rsft/code_runner.py, rsft.code_grading.grade_code)."""
+"""Model-written code: graded right when right, contained by the kernel when it loops, hogs memory, forks, writes
+outside its directory or looks for secrets, and never scored a pass it did not earn (rsft/sandbox.py,
+rsft/code_runner.py, rsft/code_grading.py). Every escape from issue 13 runs with the audit hook disarmed first."""
+import ast
+import json
 import os
 import signal
-import time
+
+from pathlib import Path
 
 import pytest
 
-from rsft.code_grading import extract_code, grade_code, grade_humaneval, run_code_tests, same_stdout
-from rsft.sandbox import Limits, Sandbox, run_python
+from rsft.code_grading import extract_code, grade_code, grade_humaneval, run_check, run_code_tests, same_stdout
+from rsft.sandbox import Limits, Sandbox, _read_roots, describe_layers, mechanism, refusal, run_python
 
 # LiveCodeBench's two test styles, as its data encodes them
 STDIN_TESTS = [{"input": "1 2\n", "output": "3\n", "testtype": "stdin"},
@@ -73,17 +77,13 @@ def test_output_comparison_is_livecodebench_s():
 
 def test_an_infinite_loop_is_killed_at_the_time_limit_and_scores_0():
     stubborn = "while True:\n    try:\n        pass\n    except BaseException:\n        pass"  # ignores signals
-    t = time.perf_counter()
-    ok, why = run_code_tests(stubborn, STDIN_TESTS, timeout_s=1.0)
+    ok, why = run_code_tests(stubborn, STDIN_TESTS, timeout_s=1.0)  # its CPU limit is 9 s: the deadline killed it
     assert not ok and "time limit" in why
-    assert time.perf_counter() - t < 3.0
 
 
 def test_cpu_time_is_capped_even_without_a_wall_deadline():
-    t = time.perf_counter()
     r = run_python("while True: pass", limits=Limits(wall_s=30, cpu_s=1))
     assert r.returncode in (-signal.SIGXCPU, -signal.SIGKILL) and not r.timed_out
-    assert time.perf_counter() - t < 5
 
 
 def test_a_huge_allocation_fails_with_memory_error():
@@ -93,26 +93,111 @@ def test_a_huge_allocation_fails_with_memory_error():
 
 
 def test_an_output_flood_stops_at_the_file_size_limit():
-    t = time.perf_counter()
     r = run_python("import sys\nwhile True:\n    sys.stderr.write('x' * 65536)", limits=Limits(file_bytes=1 << 20))
-    assert r.returncode != 0 and len(r.stderr) <= 1 << 20  # Python ignores SIGXFSZ: the write fails (EFBIG)
-    assert time.perf_counter() - t < 5
+    assert r.returncode != 0 and not r.timed_out and len(r.stderr) <= 1 << 20  # SIGXFSZ ignored: EFBIG
 
 
-def test_writes_deletes_and_renames_outside_the_work_dir_are_refused(tmp_path):
+# The issue's first escape, run in front of every attack below: walk the frames back to the bootstrap and empty
+# the audit hook's sets, then widen its path checks to "/" through its closure. The kernel's layers must hold
+# without the hook (the first test shows the disarming works, so the others cannot pass for the hook's sake).
+DISARM = """import gc, sys
+f = sys._getframe()
+while f is not None:
+    for name in ("_NO_PROCESSES", "_NO_IMPORT"):
+        if isinstance(f.f_globals.get(name), set):
+            f.f_globals[name].clear()
+    f = f.f_back
+for o in gc.get_objects():
+    if getattr(o, "__qualname__", "") == "_audit_hook.<locals>.hook":
+        for c in o.__closure__:
+            if isinstance(c.cell_contents, str):
+                c.cell_contents = "/"
+            elif isinstance(c.cell_contents, tuple):
+                c.cell_contents = ("/",)
+"""
+
+
+def attack(code: str, **kwargs):
+    return run_python(DISARM + code, **kwargs)
+
+
+def test_the_audit_hook_can_be_disarmed_so_the_tests_below_prove_the_kernel_layers():
+    r = run_python("import ctypes")
+    assert r.returncode == 1 and "sandbox: import ctypes" in r.stderr  # the hook, armed
+    r = attack("import ctypes\nopen('/etc/hostname')")
+    assert "sandbox:" not in r.stderr and "ctypes" not in r.stderr, r.stderr  # disarmed: only the kernel refuses
+
+
+def test_a_kernel_boundary_contains_it_and_is_named():
+    assert any(layer in mechanism() for layer in ("mountns", "landlock")), mechanism()
+    assert "unsafe" not in mechanism()
+
+
+def test_without_a_kernel_boundary_only_an_explicit_opt_in_runs_code_and_says_so():
+    assert refusal(["limits", "audithook"], allow_unsafe=False).startswith("sandbox: no kernel boundary")
+    assert "RSFT_UNSAFE_SANDBOX=1" in refusal(["seccomp", "limits"], allow_unsafe=False)
+    assert refusal(["limits", "audithook"], allow_unsafe=True) is None
+    assert refusal(["landlock4", "limits"], allow_unsafe=False) is None
+    assert describe_layers(["limits", "audithook"]) == "none (unsafe opt-in)"
+    assert describe_layers(["seccomp", "limits"]) == "seccomp (unsafe opt-in)"
+    assert describe_layers(["mountns", "netns", "tmpfs", "uid", "landlock7", "seccomp", "limits", "audithook"]) == \
+        "mountns+netns+uid+landlock7+seccomp"
+
+
+def test_writes_deletes_and_renames_outside_the_work_dir_fail(tmp_path):
+    tmp_path = tmp_path / "outside"
+    tmp_path.mkdir(mode=0o777)
+    tmp_path.chmod(0o777)  # even a directory anyone may write stays out of reach
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    for code in (f"open({str(tmp_path / 'new.txt')!r}, 'w').write('x')",
-                 f"import os; os.close(os.open({str(tmp_path / 'new.txt')!r}, os.O_WRONLY | os.O_CREAT))",
+    victim.chmod(0o666)
+    new = tmp_path / "new.txt"
+    for code in (f"open({str(new)!r}, 'w').write('x')",
+                 f"import os; os.close(os.open({str(new)!r}, os.O_WRONLY | os.O_CREAT))",
                  f"import os; os.remove({str(victim)!r})",
                  f"import os; os.rename({str(victim)!r}, 'mine.txt')",
+                 f"open({str(victim)!r}, 'w').write('x')",
                  f"import os; os.symlink({str(victim)!r}, 'link.txt'); open('link.txt', 'w').write('x')",
-                 f"import shutil; shutil.rmtree({str(tmp_path)!r})"):
-        r = run_python(code)
-        assert r.returncode == 1 and "PermissionError: sandbox" in r.stderr, code
-    assert not (tmp_path / "new.txt").exists() and victim.read_text() == "keep me"
-    r = run_python("import os\nopen('scratch.txt', 'w').write('ok')\nos.mkdir('d')\nprint(open('scratch.txt').read())")
+                 f"import shutil; shutil.rmtree({str(tmp_path)!r})",
+                 # os.open relative to a directory descriptor (the hook resolved such paths against the cwd)
+                 f"import os; d = os.open('/usr/lib', os.O_RDONLY)\n"
+                 f"os.close(os.open('../..{new}', os.O_WRONLY | os.O_CREAT, dir_fd=d))",
+                 f"import sqlite3; sqlite3.connect({str(tmp_path / 'db.sqlite')!r}).execute('create table t (x)')",
+                 f"import os; os.mkfifo({str(tmp_path / 'fifo')!r})"):
+        r = attack(code)
+        assert r.returncode == 1, (code, r)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.txt"] and victim.read_text() == "keep me"
+    r = attack("import os\nopen('scratch.txt', 'w').write('ok')\nos.mkdir('d')\nprint(open('scratch.txt').read())")
     assert r.returncode == 0 and r.stdout == "ok\n"  # its own directory is writable
+
+
+def test_files_outside_its_view_cannot_be_read_or_listed(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("hf_test_secret")
+    secret.chmod(0o644)
+    tmp_path.chmod(0o755)
+    for code in (f"print(open({str(secret)!r}).read())",
+                 "print(open('/etc/passwd').read())",
+                 "import os; d = os.open('/usr/lib', os.O_RDONLY)\n"
+                 "print(os.read(os.open('../../etc/passwd', os.O_RDONLY, dir_fd=d), 1000))",
+                 "print(open('/proc/1/environ').read())"):
+        r = attack(code)
+        assert r.returncode == 1 and not r.stdout, (code, r)
+    # a listing shows nothing but the way to what it may read (the interpreter, its own directories, /dev's four)
+    view = _read_roots() + ["/tmp/rsft-sandbox-x/work", "/dev/null"]
+    for path in ("/", "/root", "/proc", "/etc", str(tmp_path)):
+        r = attack(f"import os; print(sorted(os.listdir({path!r})))")
+        way = {Path(v).relative_to(path).parts[0] for v in view if v.startswith(path.rstrip("/") + "/")}
+        assert r.returncode == 1 or set(ast.literal_eval(r.stdout)) <= way, (path, r)
+
+
+def test_the_work_directory_together_holds_at_most_the_disk_quota():
+    writer = ("total = 0\ntry:\n    for i in range(12):\n        with open(f'f{i}', 'wb') as f:\n"
+              "            for _ in range(60):\n                f.write(b'x' * (1 << 20))\n"
+              "                f.flush()\n                total += 1\nexcept OSError as e:\n    print(e.strerror)\n"
+              "print(total)")  # the issue's 720 MB, in twelve files under the single-file limit
+    r = attack(writer, limits=Limits(disk_bytes=32 << 20))
+    assert r.returncode == -signal.SIGKILL or int(r.stdout.split()[-1]) <= 32, r
 
 
 @pytest.mark.parametrize("code", [
@@ -120,27 +205,72 @@ def test_writes_deletes_and_renames_outside_the_work_dir_are_refused(tmp_path):
     "import subprocess\nsubprocess.run(['sh', '-c', 'echo pwned'])",
     "import os\nos.system('echo pwned')",
     "import os\nos.execv('/bin/sh', ['sh', '-c', 'echo pwned'])",
-    "import multiprocessing as mp\nmp.Process(target=print).start()",
-    "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)",
-    "import ctypes\nctypes.CDLL(None).fork()",
-    "import socket\nsocket.create_connection(('127.0.0.1', 22))",
-    "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))",
+    "import multiprocessing as mp\nmp.Process(target=print, args=('pwned',)).start()",
+    "import ctypes\nif ctypes.CDLL(None).fork() >= 0: print('pwned')",
+    "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (-1, -1))\nprint('pwned')",
 ])
-def test_processes_signals_native_code_sockets_and_limits_are_refused(code):
+def test_processes_and_raised_limits_are_refused(code):
     r = run_python(code)
-    assert r.returncode == 1 and "sandbox:" in r.stderr and "pwned" not in r.stdout, (code, r)
+    assert r.returncode == 1 and "pwned" not in r.stdout, (code, r)  # the audit hook, armed
+    if "seccomp" not in mechanism():
+        pytest.skip("no seccomp layer on this machine: a process it forks stays behind the same other layers")
+    r = attack(code)
+    assert "pwned" not in r.stdout, (code, r)
 
 
-def test_secrets_in_the_environment_and_on_disk_are_out_of_reach(monkeypatch, tmp_path):
+def test_it_cannot_signal_or_connect_to_other_processes():
+    import socket
+    import subprocess
+
+    victim = subprocess.Popen(["sleep", "60"])
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    try:
+        port = server.getsockname()[1]
+        r = attack(f"import os, signal\ntry:\n    os.kill({victim.pid}, signal.SIGKILL)\nexcept OSError:\n    pass\n"
+                   f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1).sendall(b'pwned')")
+        assert r.returncode == 1 and victim.poll() is None, r
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        victim.kill()
+        victim.wait()
+        server.close()
+
+
+def test_secrets_in_the_environment_and_in_other_processes_are_out_of_reach(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    monkeypatch.setenv("HF_TOKEN", "hf_test_secret")
+    monkeypatch.setenv("RSFT_FAKE_SECRET", "abc-fake-secret")
     r = run_python("import os\nprint(sorted(os.environ.items()))")
     assert r.returncode == 0 and "secret" not in r.stdout and "OPENAI" not in r.stdout
-    secret = tmp_path / "token"
-    secret.write_text("hf_test_secret")
-    for path in (str(secret), "/proc/{os.getppid()}/environ", "/proc/1/environ"):
-        r = run_python(f"import os\nprint(open(f{path!r}).read())")
-        assert r.returncode == 1 and "may not read" in r.stderr and "secret" not in r.stdout, path
+    # the evaluator's environment as /proc shows it (a child started now inherits the secret, as the issue's did)
+    import subprocess
+
+    evaluator = subprocess.Popen(["sh", "-c", "echo up; exec sleep 60"], stdout=subprocess.PIPE)
+    try:
+        assert evaluator.stdout.readline() == b"up\n"
+        pid = evaluator.pid
+        assert "abc-fake-secret" in open(f"/proc/{pid}/environ").read()
+        steal = (f"import os\nos.system('cat /proc/{pid}/environ')\n"
+                 f"print(open('/proc/{pid}/environ').read().split('RSFT_FAKE_SECRET=')[1].split(chr(0))[0])")
+        r = attack(steal)
+        assert r.returncode == 1 and "secret" not in r.stdout, r
+        # the issue's false pass: a LiveCodeBench test whose expected output is that secret
+        assert not grade_code(reply(DISARM + steal), [{"input": "", "output": "abc-fake-secret", "testtype": "stdin"}])
+    finally:
+        evaluator.kill()
+        evaluator.wait()
+
+
+def test_expected_outputs_on_disk_cannot_be_read_for_a_false_pass(tmp_path):
+    tests = tmp_path / "tests.json"  # where LiveCodeBench's tests file lives: beside the data, outside the sandbox
+    tests.write_text(json.dumps(STDIN_TESTS))
+    tests.chmod(0o644)
+    tmp_path.chmod(0o755)
+    cheat = (DISARM + f"import json, sys\nwant = {{t['input']: t['output'] for t in json.load(open({str(tests)!r}))}}\n"
+             "print(want[sys.stdin.read()])")
+    assert not grade_code(reply(cheat), STDIN_TESTS)
+    assert grade_code(reply(ADD), STDIN_TESTS)  # the control: the same tests, solved
 
 
 def test_its_directory_is_removed_and_its_process_group_killed():
@@ -173,7 +303,61 @@ def test_humaneval_passes_when_check_returns(code, ok):
     assert grade_humaneval(reply(code), HUMANEVAL_DOC) is ok
 
 
-def test_a_hanging_humaneval_completion_is_killed_and_scores_0():
-    t = time.perf_counter()
-    assert not grade_humaneval(reply("def quad(xs):\n    while True:\n        pass"), HUMANEVAL_DOC, timeout_s=1.0)
-    assert time.perf_counter() - t < 4.0
+def test_a_hanging_humaneval_completion_is_killed_at_the_deadline_and_scores_0():
+    hang = HUMANEVAL_DOC["prompt"] + "def quad(xs):\n    while True:\n        pass"
+    ok, why = run_check(hang, HUMANEVAL_DOC["prompt"] + HUMANEVAL_DOC["test"], "quad", timeout_s=1.0)
+    assert not ok and "time limit" in why  # its CPU limit is 6 s: the deadline from outside killed it
+
+
+# Solutions that solve nothing and tried to score anyway (issue 13's four false passes, and more ways to forge)
+FORGERIES = {
+    "__eq__ always True": "class Anything:\n    def __eq__(self, other):\n        return True\n"
+                          "    __ne__ = lambda self, other: False\n    __hash__ = None\n"
+                          "def quad(xs):\n    return Anything()",
+    "a list subclass whose __eq__ is True": "class L(list):\n    def __eq__(self, other):\n        return True\n"
+                                            "def quad(xs):\n    return L([0])",
+    "exec a no-op and its own check": "import builtins\nbuiltins.exec = lambda *a, **k: None\n"
+                                      "def check(candidate):\n    pass\ndef quad(xs):\n    return None",
+    "json.dumps rewritten as ok": "import json\n_dumps = json.dumps\n"
+                                  "json.dumps = lambda o, *a, **k: _dumps({'i': 0, 'status': 'ok', 'error': None, "
+                                  "'ready': True, 'verdict': 'pass', 'value': [4, 8]})\n"
+                                  "def quad(xs):\n    raise ValueError('no idea')",
+    "fake ok on every inherited fd, then os._exit(0)":
+        "import os\nfor fd in range(1, 20):\n    try:\n"
+        "        os.write(fd, b'{\"i\": 0, \"status\": \"ok\", \"error\": null}\\n{\"verdict\": \"pass\"}\\n')\n"
+        "    except OSError:\n        pass\nos._exit(0)",
+    "fake ok from inside the call": "import os\ndef quad(xs):\n    for fd in range(1, 20):\n        try:\n"
+                                    "            os.write(fd, b'{\"verdict\": \"pass\"}\\n')\n"
+                                    "        except OSError:\n            pass\n    os._exit(0)",
+    "rewriting the caller's frame": "import sys\ndef quad(xs):\n    f = sys._getframe(1)\n"
+                                    "    f.f_globals['check'] = lambda c: None\n    return None",
+    "silencing its runner (every descriptor closed)": "import os\ndef quad(xs):\n    os.closerange(0, 1024)",
+    "killing its runner": "import os, signal\ndef quad(xs):\n    os.kill(os.getpid(), signal.SIGKILL)",
+    "exit(0) before the checks": "exit(0)",
+    "SystemExit(0) before the checks": "raise SystemExit(0)",
+    "os._exit(0) before the checks": "import os\nos._exit(0)",
+    "SystemExit(0) inside the call": "def quad(xs):\n    raise SystemExit(0)",
+    "the hook disarmed, then sockets and subprocess": DISARM + "import os\nos.system('echo pwned')\n"
+                                                             "def quad(xs):\n    return None",
+}
+
+
+@pytest.mark.parametrize("name", FORGERIES)
+def test_humaneval_forgeries_score_0(name):
+    assert grade_humaneval(reply(FORGERIES[name]), HUMANEVAL_DOC) is False
+
+
+@pytest.mark.parametrize("code", [FORGERIES["json.dumps rewritten as ok"], FORGERIES["fake ok on every inherited fd, "
+                                                                                       "then os._exit(0)"]])
+def test_livecodebench_forgeries_score_0(code):
+    assert not grade_code(reply(code), STDIN_TESTS)
+    assert not grade_code(reply(code), CALL_TESTS, fn_name="twoSum")
+
+
+def test_humaneval_values_arrive_as_the_types_the_solution_returned():
+    doc = {"prompt": "def f(x):\n    \"\"\"x and True.\"\"\"\n", "entry_point": "f",
+           "test": "def check(candidate):\n    r = candidate((1, [2.5, None], {'a': {3}}))\n"
+                   "    assert r == ((1, [2.5, None], {'a': {3}}), True) and type(r[0]) is tuple\n"
+                   "    assert candidate(float('inf'))[0] == float('inf')\n"}
+    assert grade_humaneval(reply("def f(x):\n    return x, True"), doc)
+    assert not grade_humaneval(reply("def f(x):\n    return [x, True]"), doc)  # a list is not the tuple asked for
