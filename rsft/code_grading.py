@@ -52,8 +52,8 @@ def same_stdout(got: str, want: str) -> bool:
     return True
 
 
-def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
-                   timeout_s: float = CODE_TIMEOUT_S) -> tuple[bool, str]:
+def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, timeout_s: float = CODE_TIMEOUT_S,
+                   stdout_ok=None, budget_s: float | None = None) -> tuple[bool, str]:
     """(all passed, why not): `code` on each test in order inside rsft.sandbox, stopping at the first failure.
 
     tests: LiveCodeBench's [{"input", "output", "testtype": "stdin" | "functional"}]. stdin tests feed the input to
@@ -61,6 +61,8 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
     fn_name) with one JSON argument per input line and compare the return value with the JSON output. The time
     limit is per test and enforced from outside; the expected outputs never enter the sandbox, and the comparison
     is made here, on what the sandbox sent back as JSON (HumanEval's check-style tests: run_check).
+    The paper's rules instead: `stdout_ok(got, want)` for stdin tests, and `budget_s`, one time budget for all the
+    tests together (each test gets what is left of it, at most timeout_s).
     """
     import json
 
@@ -72,19 +74,26 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None,
     if mode == "call" and not fn_name:
         return False, "functional tests need fn_name"
     limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
+    import time
+
+    stdout_ok = stdout_ok or same_stdout
     with _runner(limits, code, mode, fn_name) as sb:
         if _reply(sb, CODE_STARTUP_S) is None:
             return False, "the sandbox did not start"
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         for i, test in enumerate(tests):
             sb.write_input(f"{i}.txt", test["input"])
-            reply = _reply(sb, timeout_s) if sb.send(b"%d\n" % i) else None
+            left = timeout_s if deadline is None else min(timeout_s, deadline - time.monotonic())
+            if left <= 0:
+                return False, f"test {i}: the time budget for all tests ({budget_s:.0f} s) is spent"
+            reply = _reply(sb, left) if sb.send(b"%d\n" % i) else None
             if reply is None:
                 return False, f"test {i}: time limit exceeded, the process died or its reply was garbled"
             if reply.get("i") != i or reply.get("status") != "ok":
                 return False, f"test {i}: {str(reply.get('error'))[:500]}"
             if mode == "stdin":
                 out = reply.get("stdout")
-                ok = type(out) is str and same_stdout(out, test["output"])
+                ok = type(out) is str and stdout_ok(out, test["output"])
             else:
                 try:
                     ok = type(reply.get("value")) is str and json.loads(reply["value"]) == json.loads(test["output"])

@@ -243,3 +243,19 @@ def test_mmlu_pro_1k_is_the_frameworks_procedure():
     assert build_mmlu_pro_1k(many) == subset  # the same every run
     with pytest.raises(ValueError, match="category"):
         build_mmlu_pro_1k([{"question_id": 1}])
+
+
+def test_livecodebench_paper_rules_run_in_the_sandbox():
+    """The paper's runner: the whole stripped stdout compared (0.50 is not 0.5), one budget for all the tests."""
+    from rsft.code_grading import run_code_tests
+    from rsft.grading import livecodebench_paper_stdout_ok
+
+    tests = [{"input": "1\n", "output": "0.5\n", "testtype": "stdin"}]
+    code = "print('0.50 ')"
+    assert run_code_tests(code, tests)[0]  # LiveCodeBench's rule: numbers as decimals
+    assert not run_code_tests(code, tests, stdout_ok=livecodebench_paper_stdout_ok)[0]
+    slow = "import time\ntime.sleep(0.4)\nprint(input())"
+    three = [{"input": f"{i}\n", "output": f"{i}\n", "testtype": "stdin"} for i in range(3)]
+    assert run_code_tests(slow, three)[0]  # 6 s per test
+    ok, why = run_code_tests(slow, three, budget_s=0.6)
+    assert not ok and ("budget" in why or "time limit" in why), why

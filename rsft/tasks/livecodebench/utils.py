@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rsft.errors import UserError
 from rsft.code_grading import extract_code, run_code_tests
-from rsft.grading import livecodebench_paper_code
+from rsft.grading import livecodebench_paper_budget_s, livecodebench_paper_code, livecodebench_paper_stdout_ok
 from rsft.tasks.common import load_local, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
@@ -43,17 +43,23 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    """acc: the paper's code (its last python block anywhere, thinking included); acc_strict: the last block after
-    a closed </think>. Both run on the same tests in rsft.sandbox, each distinct program once."""
+    """acc: the paper's runner (its last python block anywhere, thinking included, on the private tests only, one
+    time budget for them all, the whole stripped stdout compared); acc_strict: the last block after a closed
+    </think> on public + private tests with LiveCodeBench's comparison. Each distinct (program, rules) runs once."""
     responses = results[0] if isinstance(results[0], list) else results
     spec = json.loads(Path(doc["tests_path"]).read_text())
+    private = spec.get("private", spec["tests"])  # data fetched before private tests were kept apart: all of them
+    rules = {"strict": lambda c: run_code_tests(c, spec["tests"], spec["fn_name"])[0],
+             "paper": lambda c: run_code_tests(c, private, spec["fn_name"], stdout_ok=livecodebench_paper_stdout_ok,
+                                               budget_s=livecodebench_paper_budget_s(len(private)))[0]}
     code = {(r, mode): (livecodebench_paper_code(r) if mode == "paper" else extract_code(r))
-            for r in responses for mode in ("paper", "strict")}
-    programs = sorted({c for c in code.values() if c is not None})
-    with ThreadPoolExecutor(max_workers=max(1, len(programs))) as pool:  # one sandbox per program, side by side
-        passed = dict(zip(programs, pool.map(lambda c: run_code_tests(c, spec["tests"], spec["fn_name"])[0],
-                                             programs)))
-    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"]], answer=ANSWER)
+            for r in responses for mode in rules}
+    jobs = sorted({(c, mode) for (_, mode), c in code.items() if c is not None})
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:  # one sandbox per job, side by side
+        passed = dict(zip(jobs, pool.map(lambda job: rules[job[1]](job[0]), jobs)))
+    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"], "strict"],
+                        answer=ANSWER)
     out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: code[r, "paper"] is not None and passed[code[r, "paper"]])["acc"]
+    out["acc"] = score_samples(results, lambda r: code[r, "paper"] is not None and passed[code[r, "paper"], "paper"])[
+        "acc"]
     return out
