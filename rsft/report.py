@@ -97,6 +97,19 @@ def _judge_notes(series: list[Series], unscored: list[Result]) -> list[str]:
     return notes
 
 
+def _sandbox_notes(s: Series) -> list[str]:
+    """Code tasks whose model-written code ran without a kernel boundary (the unsafe opt-in), or unrecorded."""
+    notes = []
+    for task in s.tasks:
+        kinds = {r.raw.get("sandbox") for (t, _), r in s.results.items() if t == task and "sandbox" in r.raw}
+        unsafe = sorted(k for k in kinds if not k or "unsafe" in k)
+        if unsafe:
+            notes.append(f"{s.label}: {task}'s model-written code ran with sandbox {', '.join(map(repr, unsafe))}: "
+                         f"not contained by the kernel (RSFT_UNSAFE_SANDBOX=1); trust these scores only as far as "
+                         f"you trust the model")
+    return notes
+
+
 def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -> list[str]:
     by_group = groups(series)
     notes = []
@@ -110,6 +123,7 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
                          f"(shown without them); to fill: python evaluate.py {s.run_dir} --preset {s.preset_name} "
                          f"--steps {','.join(map(str, steps))}")
         notes += optimization_warnings(s)
+        notes += _sandbox_notes(s)
     if notes:
         page.heading("Warnings")
         for note in notes:
