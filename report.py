@@ -17,7 +17,7 @@ from rsft.errors import run_cli
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders written by train.py and evaluated by evaluate.py")
     p.add_argument("--out", help="report folder (default: reports/RUN, or reports/RUN1+RUN2+...)")
     return p.parse_args(argv)

@@ -25,7 +25,7 @@ from rsft.errors import UserError, run_cli
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", help="recipe YAML file (see recipes/)")
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_steps=20")
     p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")

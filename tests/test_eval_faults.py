@@ -81,3 +81,9 @@ def test_the_report_names_a_cut_short_samples_file(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "countdown.samples.jsonl is cut short" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "report.py"])
+def test_help_shows_the_usage_examples(script):
+    out = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and f"python {script} " in out.stdout, out.stdout[:500]
