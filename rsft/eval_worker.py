@@ -104,6 +104,24 @@ def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
     return tasks, skipped
 
 
+def _grading_progress(name: str, task, limit: int | None) -> None:
+    """A progress bar with ETA over the task's grading (its process_results, called once per question after
+    generation: sandboxed code runs and math-verify take minutes on a full benchmark)."""
+    from tqdm import tqdm
+
+    n = len(task.eval_docs)
+    bar = tqdm(total=min(n, limit) if limit else n, desc=f"grading {name}", unit="question", file=sys.stderr,
+               dynamic_ncols=True, delay=2)  # shown once grading has taken 2 s
+    score = task.process_results
+
+    def process_results(doc, results):
+        out = score(doc, results)
+        bar.update(1)
+        return out
+
+    task.process_results = process_results
+
+
 def run_worker(spec: WorkerSpec) -> None:
     """Evaluate one model on the spec's tasks that have no result yet; write one result file per task."""
     import lm_eval
@@ -122,8 +140,9 @@ def run_worker(spec: WorkerSpec) -> None:
         record_skipped(out_dir, skipped)
     if not task_dict:
         raise UserError(f"no task of {', '.join(todo)} could be loaded (see {skipped_path(out_dir)})")
-    for task in task_dict.values():
+    for name, task in task_dict.items():
         apply_preset(task, spec.preset)
+        _grading_progress(name, task, spec.preset.limit)
     model, model_args = lm_args(spec)
     p = spec.preset
     res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
