@@ -83,10 +83,10 @@ def known_shape(name: str) -> Shape:
     return shape_from_config(Qwen3Config(vocab_size=QWEN3_VOCAB, **QWEN3_SHAPES[short]))
 
 
-def recipe_shape(recipe) -> Shape | None:
-    """The recipe's model shape: a known Hub id offline, else its config.json (local, cached or online)."""
+def model_shape(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False) -> Shape | None:
+    """A model's shape: a known Hub id offline, else its config.json (local, cached or online)."""
     try:
-        return known_shape(recipe.model.name_or_path)
+        return known_shape(name_or_path)
     except KeyError:
         pass
     from transformers import AutoConfig
@@ -94,12 +94,15 @@ def recipe_shape(recipe) -> Shape | None:
     from rsft.models import resolve_model_path
 
     try:
-        cfg = AutoConfig.from_pretrained(resolve_model_path(recipe.model.name_or_path),
-                                         revision=recipe.model.revision,
-                                         trust_remote_code=recipe.model.trust_remote_code)
+        cfg = AutoConfig.from_pretrained(resolve_model_path(name_or_path), revision=revision,
+                                         trust_remote_code=trust_remote_code)
         return shape_from_config(getattr(cfg, "text_config", cfg))
     except Exception:  # offline and not cached, or not a decoder config: no estimate, said by the caller
         return None
+
+
+def recipe_shape(recipe) -> Shape | None:
+    return model_shape(recipe.model.name_or_path, recipe.model.revision, recipe.model.trust_remote_code)
 
 
 @lru_cache(maxsize=1)
@@ -299,4 +302,131 @@ def plan_lines(recipe, examples: list, plan, gpu_name: str | None = None, backen
         if not fits:
             fix = knobs(shape, w, card, recipe.data.max_length, recipe.train.per_device_train_batch_size)
             lines.append("    to fit: " + ("; or ".join(fix) if fix else "no single knob is enough; a larger card"))
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass(frozen=True)
+class TaskLoad:
+    """What one model's evaluation of one task generates: questions x repeats responses of at most `cap` tokens."""
+
+    task: str
+    questions: int | None  # None: unknown until evaluate.py builds the task's local data
+    repeats: int
+    cap: int  # max_gen_toks: the task's own, capped by the preset
+    skipped: str | None = None  # why evaluate.py will skip it (no data)
+
+    @property
+    def tokens(self) -> int:
+        return (self.questions or 0) * self.repeats * self.cap
+
+
+def _task_config(path: Path) -> dict:
+    """A task YAML with its `include:` chain resolved as lm-eval does: the including file's keys replace the
+    included file's (top level)."""
+    from rsft.catalogue import _TaskYaml
+
+    cfg = yaml.load(path.read_text(), Loader=_TaskYaml) or {}
+    if "include" in cfg:
+        cfg = {**_task_config(path.parent / cfg.pop("include")), **cfg}
+    return cfg
+
+
+def task_load(task: str, p, data_dir: Path) -> TaskLoad:
+    """Task `task` under preset `p` (rsft.catalogue.Preset), as rsft/eval_worker.py will run it."""
+    from rsft.tasks import TASKS_DIR
+    from rsft.task_data import is_local, missing
+
+    cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
+    repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))
+    cap = int(cfg["generation_kwargs"]["max_gen_toks"])
+    cap = min(cap, p.max_gen_toks) if p.max_gen_toks is not None else cap
+    why = missing(data_dir, [task]).get(task)
+    if why is None:
+        with open(Path(data_dir) / task / "test.jsonl") as f:
+            n = sum(1 for line in f if line.strip())
+        return TaskLoad(task, min(n, p.limit) if p.limit else n, repeats, cap)
+    if is_local(task):  # built by evaluate.py before the first model
+        return TaskLoad(task, p.limit, repeats, cap)
+    return TaskLoad(task, 0, repeats, cap, skipped=why)
+
+
+def generation_speed(card: dict | None, backend: str, model: str, shape: Shape | None,
+                     cap: int) -> tuple[float | None, float, str]:
+    """(generated tokens/s, seconds to start each model, where the figures come from) for `model` on `card` (None:
+    this CPU): a measurement of rsft/planner.yaml's `generation`, scaled as the training plan scales; (None, 0, why)
+    where none applies."""
+    measured = data().get("generation") or []
+    if card is None:
+        m = next((m for m in measured if m["card"] == "cpu" and m["backend"] == backend and m["model"] == model), None)
+        if m is None:
+            return None, 0, f"no measured CPU generation speed for {model} with {backend}"
+        return m["tokens_per_s"], m["per_model_s"], f"measured: {m['what']}"
+    m = next((m for m in measured if m["card"] != "cpu" and m["backend"] == backend), None)
+    if m is None or shape is None:
+        return None, 0, f"no measured {backend} generation speed on a GPU" + ("" if shape else f" ({model}'s shape is "
+                                                                                             "unknown offline)")
+    ref, on = known_shape(m["model"]), gpu(m["card"])
+    tps = (m["tokens_per_s"] * card["tflops"] / on["tflops"]
+           * ref.flops_per_token(m["max_new_tokens"] / 2) / shape.flops_per_token(cap / 2))
+    return tps, 0, (f"the {on['name']}'s measured {m['tokens_per_s']:,.0f} tokens/s ({m['model']}, {m['what']}) "
+                 f"scaled by FLOP/s to {card['name']} and by FLOPs per token to this model: a lead, not a measurement "
+                 "(decoding is bound by memory bandwidth as much as by FLOP/s; take it as within 2x)")
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def eval_plan_lines(tasks, preset_name: str, n_models: int, card: str | None = None, model: str | None = None,
+                    backend: str | None = None, data_dir: Path | None = None) -> list[str]:
+    """How much `evaluate.py` will generate for n_models models on `tasks`, and how long that takes where a
+    generation speed was measured. card: a name of rsft/planner.yaml (t4, l4, ...), "cpu", or None for the card
+    present; model: the base model's name as the recipe gives it; backend: hf | vllm (None: as evaluate.py picks).
+    Every response is counted at its cap: the dip drives responses there (PAPER.md: 28-30k of 32k tokens at 4B),
+    so this is the plan's worst case and close to the truth during the dip."""
+    import importlib.util
+
+    from rsft.catalogue import preset
+    from rsft.data import cache_root
+
+    p = preset(preset_name)
+    data_dir = Path(data_dir) if data_dir else cache_root() / "eval-data"
+    gpu_card = None if card == "cpu" else (gpu(card) if card else detect_gpu())
+    if backend is None:
+        backend = "vllm" if gpu_card and importlib.util.find_spec("vllm") else "hf"
+    loads = [task_load(t, p, data_dir) for t in tasks]
+    where = gpu_card["name"] if gpu_card else "this CPU"
+    lines = [f"evaluation plan {n_models} model(s) x {len(tasks)} task(s), {preset_name} preset, {backend} on {where}"]
+    for t in loads:
+        if t.skipped:
+            lines.append(f"  {t.task:<16} skipped: {t.skipped}")
+        elif t.questions is None:
+            lines.append(f"  {t.task:<16} questions unknown until its data is built; {t.repeats} sample(s) x "
+                         f"<= {t.cap:,} tokens each")
+        else:
+            lines.append(f"  {t.task:<16} {t.questions} questions x {t.repeats} sample(s) x <= {t.cap:,} tokens "
+                         f"= {t.tokens:,} per model")
+    run = [t for t in loads if not t.skipped]
+    total = n_models * sum(t.tokens for t in run)
+    lines.append(f"  tokens          <= {total:,} in all (every response at its cap)")
+    if not run:
+        return lines
+    cap = max(t.cap for t in run)
+    shape = model_shape(model) if model and gpu_card else None
+    tps, per_model, source = generation_speed(gpu_card, backend, model or "", shape, cap)
+    if tps is not None:
+        load = f" + {per_model:.0f} s to start each model" if per_model else " (model loading not included)"
+        lines.append(f"  time            at most ~{_took(total / tps + n_models * per_model)} at ~{tps:,.0f} "
+                     f"tokens/s{load}; {source}")
+    elif gpu_card and shape is not None:
+        floor = 3 * tokens_per_s(shape, "unsloth", "lora", cap / 2, gpu_card["tflops"])  # forward only: a third
+        lines.append(f"  time            not estimated: {source} yet (bench/bench_eval_gpu.py measures it; its "
+                     f"figure goes into rsft/planner.yaml). At least ~{_took(total / floor)}: the measured training "
+                     f"speed scaled to {gpu_card['name']}, forward only ({floor:,.0f} tokens/s), an efficiency "
+                     "decoding does not reach")
+    else:
+        lines.append(f"  time            not estimated: {source}")
     return lines

@@ -123,3 +123,83 @@ def test_the_consumer_recipes_fit_the_cards_they_are_named_for(recipe, card):
                          mean_seq=r.data.max_length / 2, total_tokens=1, r=r.lora.r, targets=r.lora.target_modules)
     mem, _ = planner.estimate(shape, w, planner.gpu(card))
     assert mem <= planner.gpu(card)["memory_gb"]
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+def test_the_cpu_generation_figure_is_the_measured_one():
+    results = (ROOT / "bench/RESULTS.md").read_text()
+    assert "~180 ms per step in float32" in results and "About 14 s per model is the fresh process" in results
+    cpu = next(m for m in planner.data()["generation"] if m["card"] == "cpu")
+    assert cpu["tokens_per_s"] == round(8 / 0.180, 1) and cpu["per_model_s"] == 14
+
+
+def test_a_task_is_planned_from_its_yaml_includes_and_the_preset():
+    from rsft.catalogue import preset
+
+    paper, consumer = preset("paper"), preset("consumer")
+    assert planner.task_load("aime24", paper, ROOT).repeats == 10  # its own k
+    assert planner.task_load("ifeval", paper, ROOT).cap == 32768  # its own generation_kwargs
+    assert planner.task_load("hexphi", paper, ROOT).cap == 16384  # through two includes
+    assert (planner.task_load("hexphi", consumer, ROOT).cap, planner.task_load("aime24", consumer, ROOT).repeats) \
+        == (8192, 1)  # the preset caps the tokens and sets k
+
+
+def _data_dir(tmp_path, rows: int):
+    (tmp_path / "math500").mkdir()
+    (tmp_path / "math500/test.jsonl").write_text("".join(json.dumps({"q": i}) + "\n" for i in range(rows)) + "\n")
+    return tmp_path
+
+
+def test_the_evaluation_plan_counts_questions_samples_and_the_cap(tmp_path):
+    data = _data_dir(tmp_path, 300)
+    lines = planner.eval_plan_lines(("math500", "aime24", "countdown"), "consumer", 3, card="t4",
+                                    model="Qwen/Qwen3-1.7B-Base", backend="vllm", data_dir=data)
+    text = "\n".join(lines)
+    assert "math500          200 questions x 1 sample(s) x <= 8,192 tokens = 1,638,400 per model" in text
+    assert "aime24           skipped: no data" in text  # downloadable, not downloaded: evaluate.py skips it
+    assert "countdown        200 questions" in text  # built locally by evaluate.py, cut to the preset's limit
+    assert f"<= {3 * 2 * 1_638_400:,} in all" in text
+    paper = "\n".join(planner.eval_plan_lines(("math500",), "paper", 1, card="t4", model="Qwen/Qwen3-1.7B-Base",
+                                              backend="vllm", data_dir=data))
+    assert f"300 questions x 3 sample(s) x <= 32,768 tokens = {300 * 3 * 32768:,}" in paper
+
+
+def test_without_a_gpu_measurement_a_gpu_plan_gives_only_a_floor(tmp_path):
+    lines = planner.eval_plan_lines(("math500",), "consumer", 4, card="t4", model="Qwen/Qwen3-1.7B-Base",
+                                    backend="vllm", data_dir=_data_dir(tmp_path, 500))
+    assert "not estimated: no measured vllm generation speed on a GPU" in lines[-1] and "At least ~" in lines[-1]
+    shape, t4 = planner.known_shape("qwen3-1.7b"), planner.gpu("t4")
+    floor = 3 * planner.tokens_per_s(shape, "unsloth", "lora", 4096, t4["tflops"])
+    assert f"({floor:,.0f} tokens/s)" in lines[-1]
+
+
+def test_a_measured_gpu_figure_is_scaled_to_the_card_and_the_model(tmp_path, monkeypatch):
+    measured = {"card": "h200", "model": "qwen3-1.7b", "backend": "vllm", "tokens_per_s": 20000.0,
+                "max_new_tokens": 8192, "what": "32 prompts x 8,192 tokens"}
+    real = planner.data()
+    monkeypatch.setattr(planner, "data", lambda: {**real, "generation": [measured]})
+    same, _, source = planner.generation_speed(planner.gpu("h200"), "vllm", "q", planner.known_shape("qwen3-1.7b"),
+                                               8192)
+    assert same == pytest.approx(20000.0) and "a lead, not a measurement" in source
+    t4, _, _ = planner.generation_speed(planner.gpu("t4"), "vllm", "q", planner.known_shape("qwen3-1.7b"), 8192)
+    assert t4 == pytest.approx(20000.0 * 65 / 989)
+    big, _, _ = planner.generation_speed(planner.gpu("t4"), "vllm", "q", planner.known_shape("qwen3-8b"), 8192)
+    assert big < t4 / 3  # ~4x the FLOPs per token
+    hf = planner.generation_speed(planner.gpu("t4"), "hf", "q", planner.known_shape("qwen3-1.7b"), 8192)
+    assert hf[0] is None  # a vLLM figure says nothing about hf generate
+    lines = planner.eval_plan_lines(("math500",), "consumer", 2, card="t4", model="Qwen/Qwen3-1.7B-Base",
+                                    backend="vllm", data_dir=_data_dir(tmp_path, 200))
+    assert f"at most ~{planner._took(2 * 200 * 8192 / t4)} at ~{t4:,.0f} tokens/s (model loading not included)" in lines[-1]
+
+
+def test_the_embedded_default_on_this_cpu_is_planned_from_its_measurement(tmp_path):
+    lines = planner.eval_plan_lines(("countdown",), "quickstart", 4, card="cpu",
+                                    model="embedded:smollm2-135m-instruct", data_dir=tmp_path)
+    minutes = (4 * 5 * 256 / 44.4 + 4 * 14) / 60
+    assert lines[0].endswith("hf on this CPU")
+    assert f"at most ~{minutes:.0f} min at ~44 tokens/s + 14 s to start each model" in lines[-1]
+    other = planner.eval_plan_lines(("countdown",), "quickstart", 1, card="cpu", model="some/model",
+                                    data_dir=tmp_path)
+    assert other[-1].endswith("not estimated: no measured CPU generation speed for some/model with hf")
