@@ -6,6 +6,7 @@
         --out evals/qwen3-1.7b-cot-step640 --suite math          # any model, no training needed
     python evaluate.py --model Qwen/Qwen3-1.7B-Base --adapter runs/NAME/checkpoints/step00640 --out evals/x
     python evaluate.py --download-data data/                    # once, online: every downloadable benchmark
+    python evaluate.py runs/NAME --suite paper --estimate       # tokens to generate and time, then exit
     python evaluate.py runs/NAME --suite safety --judge rubric=Qwen/Qwen2.5-7B-Instruct   # a local rubric judge
     python evaluate.py runs/NAME --suite judged --judge-only    # judge again what was generated (new key, judge)
 
@@ -53,6 +54,8 @@ def parse_args(argv):
                         "rubric=api:MODEL asks an OpenAI-compatible endpoint, key in $OPENAI_API_KEY")
     p.add_argument("--judge-endpoint", help="base URL for api: judges (default: $OPENAI_BASE_URL, else OpenAI's)")
     p.add_argument("--judge-only", action="store_true", help="generate nothing; judge what is generated")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the evaluation plan (tokens to generate, time where a speed was measured) and exit")
     return p.parse_args(argv)
 
 
@@ -269,6 +272,13 @@ def main(argv=None) -> int:
 
     require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
     ensure_local(data_dir, tasks)
+    if args.estimate:
+        from rsft.planner import eval_plan_lines
+
+        model_name = args.model or recipe.model.name_or_path
+        print("\n".join(eval_plan_lines(tasks, preset_name, len(jobs), model=model_name, backend=backend,
+                                        data_dir=data_dir)))
+        return 0
     no_data = missing(data_dir, tasks)
     for task, why in no_data.items():
         print(f"{task} skipped: {why}", file=sys.stderr)

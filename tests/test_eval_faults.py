@@ -87,3 +87,11 @@ def test_the_report_names_a_cut_short_samples_file(tmp_path):
 def test_help_shows_the_usage_examples(script):
     out = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and f"python {script} " in out.stdout, out.stdout[:500]
+
+
+def test_estimate_prints_the_plan_and_loads_no_model(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: pytest.fail("a worker was started"))
+    assert evaluate.main(["--model", tiny_model_dir, "--out", str(tmp_path / "o"), "--suite", "countdown",
+                          "--preset", "quickstart", "--data-dir", str(tmp_path / "data"), "--estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "countdown" in out and "token" in out
