@@ -250,6 +250,12 @@ def test_secrets_in_the_environment_and_in_other_processes_are_out_of_reach(monk
     try:
         assert evaluator.stdout.readline() == b"up\n"
         pid = evaluator.pid
+        import time
+
+        for _ in range(100):  # the shell is exec-ing sleep: its environ reads empty for that instant
+            if "abc-fake-secret" in open(f"/proc/{pid}/environ").read():
+                break
+            time.sleep(0.05)
         assert "abc-fake-secret" in open(f"/proc/{pid}/environ").read()
         steal = (f"import os\nos.system('cat /proc/{pid}/environ')\n"
                  f"print(open('/proc/{pid}/environ').read().split('RSFT_FAKE_SECRET=')[1].split(chr(0))[0])")
