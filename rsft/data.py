@@ -4,6 +4,9 @@ Every example becomes  prompt_ids + response_ids + [EOS]  with the loss on respo
 paper's way (PAPER.md section 2): the prompt is the tokenizer's chat template over the user turn with
 `add_generation_prompt=True` (even for base models, no system prompt added by us), the target is the teacher
 response verbatim. Prompt and response are tokenized separately, so no template's assistant mask is relied on.
+
+One module of ~410 lines on purpose: the data pipeline in its order (rows, schemas, chat template, tokens, length
+policy, micro-batches), each row rule next to the next.
 """
 from __future__ import annotations
 

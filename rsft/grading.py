@@ -17,6 +17,9 @@ math-verify (sympy) runs in a worker process (`python -m rsft._verify_worker`) w
 restarted when a call overruns (math-verify's own `signal.alarm` timeouts work only on a main thread, and
 `9^{9^{9^9}}` can hang sympy). The worker is started by module, so grading works from any script, thread or
 notebook; a worker that cannot start raises an error instead of scoring anything.
+
+One module of ~500 lines on purpose: every benchmark's text-in, score-out reading, the paper's and the strict one
+side by side, so a change to one is made in sight of the other.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ Hub is unreachable when HF_HUB_OFFLINE=1, or when its endpoint (HF_ENDPOINT, els
 the proxy the environment names) does not answer an HTTP HEAD request within 2 s. Then a repository in the local
 cache is used from there at once (the libraries are switched to offline mode), and one that is not is a one-line
 error naming the download. The token is read by huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
+
+About 400 lines: the offline check, the model card and the push share the checkpoint reading.
 """
 from __future__ import annotations
 

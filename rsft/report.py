@@ -4,6 +4,9 @@ Sections: warnings (mixed presets or grader versions, missing steps, unjudged re
 runs, scores, the dip, length and behaviour, the paper side by side, paired bootstraps. The numbers come from
 rsft/results.py, the markers from rsft/behaviour.py, the figures from rsft/plots.py; rsft/report_page.py renders
 the page as Markdown and as one self-contained HTML file.
+
+One module of ~440 lines on purpose: the report's sections, in page order; the numbers come from rsft/results.py,
+the rendering from rsft/report_page.py and rsft/plots.py.
 """
 from __future__ import annotations
 

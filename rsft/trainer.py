@@ -39,6 +39,9 @@ configs/accelerate/{ddp,fsdp}.yaml train.py ...`; each process takes every N-th 
 gradients are averaged. Rank 0 writes the checkpoint; every rank saves its RNG state (trainer_state_rankR.pt), and
 under FSDP its optimizer shard; the weights of `finetune: full` under FSDP are gathered into one full state dict.
 A run resumes only under the number of processes that wrote it.
+
+One module of ~500 lines on purpose: the loop, its checkpoints and resume, and the paper's loss arithmetic read
+together, as one experiment (the verl lines it follows are cited where they apply).
 """
 from __future__ import annotations
 
