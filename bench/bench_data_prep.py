@@ -50,7 +50,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from rsft.data import apply_length_policy, load_tokenized
-    from rsft.models import EMBEDDED_SMOLLM2, resolve_model_path
+    from rsft.cache import EMBEDDED_SMOLLM2
+    from rsft.models import resolve_model_path
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path(EMBEDDED_SMOLLM2))
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,14 +20,11 @@ import numpy as np
 
 from rsft.config import DataConfig
 from rsft.prompts import MATH_PROMPT_SUFFIX
+from rsft.cache import cache_root
 from rsft.errors import UserError
 
 CACHE_VERSION = 2  # bump when the tokenized layout or the prompt building changes
 EMBEDDED_COUNTDOWN = "embedded:countdown"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("RSFT_CACHE", Path.home() / ".cache" / "rsft"))
 
 
 # ------------------------------------------------------------------------------------------------ loading rows

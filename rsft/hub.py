@@ -144,7 +144,7 @@ def require(repo_id: str, revision: str | None = None, repo_type: str = "model",
 def hub_base(base: str) -> str | None:
     """The Hub id a checkpoint's base is known by: the embedded model's original, a Hub id as given; None for a
     local folder (no one else can load it)."""
-    from rsft.models import EMBEDDED_SMOLLM2
+    from rsft.cache import EMBEDDED_SMOLLM2
 
     if base == EMBEDDED_SMOLLM2:
         return EMBEDDED_HUB_BASE
@@ -230,7 +230,7 @@ def _score(r) -> str:
 def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) -> str:
     """README.md for a checkpoint, from its meta.json, the run's recipe and its evaluation results (if any)."""
     from rsft.config import load_recipe
-    from rsft.models import EMBEDDED_SMOLLM2
+    from rsft.cache import EMBEDDED_SMOLLM2
 
     meta = _read_json(ckpt / "meta.json", META_KEYS)
     run_dir = ckpt.parent.parent

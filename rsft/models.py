@@ -12,16 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsft.config import Recipe
+from rsft.cache import EMBEDDED_SMOLLM2, cache_root
 from rsft.errors import UserError
 
-EMBEDDED_SMOLLM2 = "embedded:smollm2-135m-instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _cache_root() -> Path:
-    from rsft.data import cache_root
-
-    return cache_root()
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -30,7 +26,7 @@ def resolve_model_path(name_or_path: str) -> str:
         if name_or_path.startswith("embedded:"):
             raise UserError(f"unknown embedded model '{name_or_path}'; the one embedded model is {EMBEDDED_SMOLLM2}")
         return name_or_path
-    out = _cache_root() / "models" / "smollm2-135m-instruct"
+    out = cache_root() / "models" / "smollm2-135m-instruct"
     if not (out / "config.json").exists():
         convert_smollm2(out)
     return str(out)

@@ -393,7 +393,7 @@ def eval_plan_lines(tasks, preset_name: str, n_models: int, card: str | None = N
     import importlib.util
 
     from rsft.catalogue import preset
-    from rsft.data import cache_root
+    from rsft.cache import cache_root
 
     p = preset(preset_name)
     data_dir = Path(data_dir) if data_dir else cache_root() / "eval-data"

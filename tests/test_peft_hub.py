@@ -118,7 +118,7 @@ def embedded_checkpoint(trained, tmp_path):
     """The trained checkpoint as if its base were the embedded model (what the quickstart run writes)."""
     import shutil
 
-    from rsft.models import EMBEDDED_SMOLLM2
+    from rsft.cache import EMBEDDED_SMOLLM2
 
     run = tmp_path / "run"
     shutil.copytree(trained, run, ignore=shutil.ignore_patterns("eval"))

@@ -1,15 +1,15 @@
 """Where a task's data lives: DATA_DIR/TASK/test.jsonl (one row a line, in the task's own schema)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from rsft.cache import cache_root
 from rsft.rundir import write_jsonl_atomic
 
 
 def eval_data_dir() -> Path:
-    """The kit's default evaluation data folder: $RSFT_CACHE/eval-data (the cache rsft.data.cache_root names)."""
-    return Path(os.environ.get("RSFT_CACHE", Path.home() / ".cache" / "rsft")) / "eval-data"
+    """The kit's default evaluation data folder: $RSFT_CACHE/eval-data."""
+    return cache_root() / "eval-data"
 
 
 def test_file(data_dir: Path, task: str) -> Path:
