@@ -13,6 +13,7 @@ import train
 from conftest import ROOT
 from rsft import hub
 from rsft.errors import UserError
+from test_input_faults import unreachable_hub  # noqa: F401  (a fixture: the Hub at a closed local port)
 from test_train import make_recipe
 
 
@@ -230,7 +231,8 @@ def test_push_refuses_a_bad_repo_id_and_a_folder_without_checkpoints(tmp_path):
         hub.push(tmp_path, "me/tiny", dry_run=True)
 
 
-def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp_path, tiny_model_dir, monkeypatch):
+def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp_path, tiny_model_dir, monkeypatch,
+                                                                            unreachable_hub):
     """A Hub id in the local cache, the Hub unreachable: training starts at once from the cache, and the adapter
     names the id at the exact commit loaded, so AutoPeft finds the same base again."""
     import shutil
@@ -238,7 +240,6 @@ def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp
     import peft
     from huggingface_hub import constants
 
-    from test_input_faults import closed_port
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub/models--rsft-test--tiny-smollm2"
@@ -246,12 +247,6 @@ def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp
     (repo / "refs").mkdir()
     (repo / "refs/main").write_text(commit)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    url = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(hub, "_switched_offline", None)
     assert train.main([str(make_recipe(tmp_path, "rsft-test/tiny-smollm2"))]) == 0
     ckpt = tmp_path / "run/checkpoints/step00008"
     config = json.loads((ckpt / "adapter_config.json").read_text())
