@@ -111,6 +111,28 @@ def _load_weights(model, ckpt: Path) -> None:
         model.load_state_dict(load_file(f), strict=False)
 
 
+def _cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
+    """(bfloat16 autocast on?, why) for train.autocast off|auto|bfloat16."""
+    if cuda:
+        return False, "off: on a GPU model.dtype sets the precision"
+    if setting == "bfloat16":
+        return True, "bfloat16: asked for by the recipe"
+    if setting == "auto":
+        if _cpu_has_native_bf16():
+            return True, "bfloat16: auto, the CPU has native bfloat16 (avx512_bf16/amx_bf16)"
+        return False, "off (float32): auto, the CPU has no native bfloat16"
+    return False, "off (float32): asked for by the recipe"
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator):
         self.r, self.run_dir, self.data, self.plan = recipe, run_dir, data, plan
@@ -133,6 +155,8 @@ class Trainer:
         # The scheduler is stepped once per optimizer step by us, so it is not handed to accelerate.
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
         self.pad_id = self.tokenizer.pad_token_id
+        self.autocast, why = resolve_autocast(t.autocast, torch.cuda.is_available())
+        self.acc.print(f"autocast: {why}")
         self.progress = Progress()
         self.metrics_path = run_dir / "metrics.jsonl"
 
@@ -216,7 +240,7 @@ class Trainer:
                 raise UserError(f"step {step + 1}: a micro-batch has no supervised token; check the data")
             last = i == len(batches) - 1
             ctx = self.acc.no_sync(self.model) if not last else contextlib.nullcontext()
-            with ctx:
+            with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.model(**batch).loss  # token-mean over this micro-batch's response tokens
                 self.acc.backward(loss / len(batches))
             losses.append(loss.detach().float())
