@@ -9,10 +9,12 @@
     python evaluate.py runs/NAME --suite safety --judge rubric=Qwen/Qwen2.5-7B-Instruct   # a local rubric judge
     python evaluate.py runs/NAME --suite judged --judge-only    # judge again what was generated (new key, judge)
 
-Each model runs in a fresh process. Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ TASK.samples.jsonl),
-written atomically; a rerun skips finished (checkpoint, task) pairs, so an interrupted evaluation resumes.
-Judge-scored tasks (rsft/judges.py) are judged after generation, in one more fresh process, so the judge has the
-GPU to itself; a rerun asks the judges only about samples they have not judged yet.
+Each model runs in a fresh process (rsft/eval_worker.py). Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ its
+samples and lm-eval's own results; layout in rsft/rundir.py), written atomically; a rerun skips finished
+(checkpoint, task) pairs, so an interrupted evaluation resumes. A task whose data is missing is skipped with its
+reason (STEP/skipped.json) while the others run. Judge-scored tasks (rsft/judges/) are judged after generation, in
+one more fresh process, so the judge has the GPU to itself; a rerun asks the judges only about samples they have not
+judged yet.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from rsft.errors import UserError, run_cli
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a run folder written by train.py")
     p.add_argument("--steps", help="comma-separated steps to evaluate (0 = the base model); default: all")
     p.add_argument("--suite", help="suite or comma-separated tasks (default: the recipe's eval.suite)")
@@ -47,14 +49,14 @@ def parse_args(argv):
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     p.add_argument("--download-data", metavar="DIR", help="fill DIR with the paper suite's data (online), exit")
     p.add_argument("--judge", action="append", metavar="ROLE=MODEL",
-                   help="replace a judge (roles: rubric, reward, truth, info; defaults in rsft/judges.py); "
+                   help="replace a judge (roles: rubric, reward, truth, info; defaults in rsft/judges/phase.py); "
                         "rubric=api:MODEL asks an OpenAI-compatible endpoint, key in $OPENAI_API_KEY")
     p.add_argument("--judge-endpoint", help="base URL for api: judges (default: $OPENAI_BASE_URL, else OpenAI's)")
     p.add_argument("--judge-only", action="store_true", help="generate nothing; judge what is generated")
     return p.parse_args(argv)
 
 
-def pick_backend(name: str) -> str:
+def pick_generation_backend(name: str) -> str:
     import torch
 
     has_vllm = importlib.util.find_spec("vllm") is not None
@@ -71,7 +73,7 @@ def pick_backend(name: str) -> str:
 
 def models_of_run(run_dir: Path, steps: str | None):
     """[(step, adapter_or_None)] for the base (step 0) and each scheduled checkpoint, filtered by --steps."""
-    from rsft.trainer import checkpoint_dirs
+    from rsft.rundir import checkpoint_dirs
 
     found = {0: None}
     for ckpt in checkpoint_dirs(run_dir):
@@ -98,12 +100,24 @@ def lora_rank(adapter: Path | None) -> int | None:
     return json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
 
 
-def run_one(spec: dict, module: str = "rsft.evaluation") -> bool:
-    """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(spec, f)
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+    import signal
+
     try:
-        res = subprocess.run([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent)
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when evaluate.py dies, kill -9 too
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker's own check of its parent covers it
+
+
+def run_one(spec, module: str = "rsft.eval_worker") -> bool:
+    """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded.
+    `spec`: a rsft.specs.WorkerSpec or JudgeSpec, written to a temporary file the child reads back."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(spec.to_json())
+    try:
+        res = subprocess.run([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent,
+                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     finally:
         os.unlink(f.name)
     return res.returncode == 0
@@ -111,15 +125,16 @@ def run_one(spec: dict, module: str = "rsft.evaluation") -> bool:
 
 def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batch_size: int, device: str) -> None:
     """Phase 2: the judge-scored tasks of every model, in one fresh process (each judge model loaded once)."""
-    from rsft.evaluation import result_path
-    from rsft.judges import needs_judging
+    from rsft.judges.phase import needs_judging
+    from rsft.rundir import result_path
+    from rsft.specs import JudgeSpec
 
     todo = [d for d in out_dirs if any(needs_judging(d, t, judges, endpoint) for t in tasks)]
     if not todo:
         return
     print(f"judging {len(todo)} model(s): {', '.join(f'{r}={m}' for r, m in judges.items())}", flush=True)
-    spec = {"out_dirs": [str(d) for d in todo], "tasks": list(tasks), "judges": judges, "endpoint": endpoint,
-            "device": device, "batch_size": batch_size}
+    spec = JudgeSpec(out_dirs=tuple(str(d) for d in todo), tasks=tuple(tasks), judges=judges, endpoint=endpoint,
+                     device=device, batch_size=batch_size)
     if not run_one(spec, "rsft.judges"):
         raise UserError("judging failed; generated samples and finished judgments are kept, rerun to continue")
     incomplete = [f"{d.name}/{t}" for d in todo for t in tasks if needs_judging(d, t, judges, endpoint)
@@ -131,20 +146,25 @@ def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batc
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rsft.data import cache_root
     from dataclasses import asdict
 
-    from rsft.evaluation import download_data, ensure_embedded_data, generated, preset, suite_tasks
-    from rsft.judges import DEFAULT_ENDPOINT, resolve_judges
+    from rsft.catalogue import preset, suite_tasks
+    from rsft.data import cache_root
+    from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
+    from rsft.rundir import eval_dir, generated, record_skipped
+    from rsft.specs import ModelSpec, WorkerSpec
+    from rsft.task_data import download, ensure_local, missing
 
     if args.download_data:
-        download_data(Path(args.download_data))
+        failed = download(Path(args.download_data))
+        if failed:
+            raise UserError(f"{len(failed)} benchmark(s) not downloaded: {', '.join(failed)} (reasons above); "
+                            f"the others are in {args.download_data}")
         return 0
     judges = resolve_judges(args.judge)  # a mistyped --judge fails now, not after hours of generation
     endpoint = args.judge_endpoint or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
     data_dir = (Path(args.data_dir) if args.data_dir else cache_root() / "eval-data").resolve()
-    ensure_embedded_data(data_dir)
-    backend = pick_backend(args.backend)
+    backend = pick_generation_backend(args.backend)
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -178,10 +198,19 @@ def main(argv=None) -> int:
         revision, trust = recipe.model.revision, recipe.model.trust_remote_code
         out_root = run_dir / "eval" / preset_name
     tasks, p = suite_tasks(suite), preset(preset_name)
+    ensure_local(data_dir, tasks)
+    no_data = missing(data_dir, tasks)
+    for task, why in no_data.items():
+        print(f"{task} skipped: {why}", file=sys.stderr)
+    tasks = tuple(t for t in tasks if t not in no_data)
+    if not tasks:
+        raise UserError("no task of the suite has its data; fetch it first (see above)")
 
     failed, out_dirs = [], []
     for i, (step, adapter) in enumerate(jobs):
-        out_dir = out_root / f"step{step:05d}" if not args.model else out_root
+        out_dir = out_root if args.model else eval_dir(run_dir, preset_name, step)
+        if no_data:
+            record_skipped(out_dir, no_data)
         out_dirs.append(out_dir)
         todo = [t for t in tasks if not generated(out_dir, t, asdict(p))]
         if args.judge_only or not todo:
@@ -189,13 +218,13 @@ def main(argv=None) -> int:
             print(f"[{i + 1}/{len(jobs)}] step {step}: {done}")
             continue
         print(f"[{i + 1}/{len(jobs)}] step {step}: {', '.join(todo)} ({preset_name} preset, {backend})", flush=True)
-        spec = {"base": base, "revision": revision, "subfolder": args.subfolder, "adapter": str(adapter) if adapter
-                else None, "lora_rank": lora_rank(adapter), "tokenizer": str(adapter) if adapter else base,
-                "tokenizer_subfolder": None if adapter else args.subfolder,
-                "step": step, "tasks": todo, "preset_name": preset_name, "preset": asdict(p),
-                "data_dir": str(data_dir), "out_dir": str(out_dir), "backend": backend,
-                "batch_size": args.batch_size, "tensor_parallel_size": args.tensor_parallel_size,
-                "trust_remote_code": trust, "dtype": "auto", "device": device}
+        model = ModelSpec(base=base, revision=revision, subfolder=args.subfolder,
+                          adapter=str(adapter) if adapter else None, lora_rank=lora_rank(adapter),
+                          trust_remote_code=trust)
+        spec = WorkerSpec(model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p,
+                          data_dir=str(data_dir), out_dir=str(out_dir), backend=backend, device=device,
+                          batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
+)
         if not run_one(spec):
             failed.append(step)
             print(f"step {step} failed; its finished tasks are kept, rerun to retry", file=sys.stderr)

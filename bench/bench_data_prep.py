@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rsft.config import MATH_PROMPT_SUFFIX, DataConfig  # noqa: E402
+from rsft.config import DataConfig  # noqa: E402
+from rsft.prompts import MATH_PROMPT_SUFFIX  # noqa: E402
 
 WORDS = ("so we get x = 3 then check the sum again wait let me verify the factor 12 and 7 hence the "
          "answer is consistent alternatively consider the case where n is odd").split()

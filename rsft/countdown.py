@@ -14,7 +14,7 @@ import ast
 import random
 from fractions import Fraction
 
-from rsft.config import MATH_PROMPT_SUFFIX
+from rsft.prompts import MATH_PROMPT_SUFFIX
 
 MAX_EXPRESSION_CHARS = 200  # longer "answers" are rejected unparsed (hostile model output)
 OPS = ("+", "-", "*", "/")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rsft.config import MATH_PROMPT_SUFFIX, DataConfig
+from rsft.config import DataConfig
+from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.errors import UserError
 
 CACHE_VERSION = 1  # bump when the tokenized layout or the prompt building changes

@@ -252,7 +252,7 @@ def _rg_scorer(dataset: str):
 def grade_reasoning_gym(response: str, doc: dict) -> bool:
     """reasoning-gym's own score_answer for doc's dataset (string and set comparisons; nothing is executed) on the
     last \\boxed{} after thinking, stripped. Only its full score counts: partial credit (some roles right, the gold
-    inside a longer answer) is not a correct answer. doc: a row of rsft.evaluation.reasoning_gym_rows."""
+    inside a longer answer) is not a correct answer. doc: a row of rsft.tasks.reasoning_gym_tasks.reasoning_gym_rows."""
     import json
 
     p = parse(response)
@@ -268,32 +268,10 @@ def grade_reasoning_gym(response: str, doc: dict) -> bool:
 
 # ------------------------------------------------------------------------------------------------ ifeval
 
-IFEVAL_NEEDS_PUNKT = frozenset({"length_constraints:number_sentences", "change_case:capital_word_frequency"})
-
-
-def use_nltk_data(path) -> None:
-    """Let nltk find data saved under `path` (`evaluate.py --download-data` saves punkt_tab there)."""
-    import nltk
-
-    if str(path) not in nltk.data.path:
-        nltk.data.path.insert(0, str(path))
-
-
-def punkt_available() -> bool:
-    """nltk's English sentence tokenizer data, which two IFEval checkers need (see IFEVAL_NEEDS_PUNKT)."""
-    import nltk
-
-    try:
-        nltk.data.find("tokenizers/punkt_tab/english/")
-        return True
-    except LookupError:
-        return False
-
-
 def _ifeval():
     """lm-eval's IFEval module: the official rule checkers, imported from the installed harness, never copied.
 
-    Importing it runs nltk.download('punkt_tab') if nltk cannot find that data; call use_nltk_data first so it can.
+    Importing it runs nltk.download('punkt_tab') if nltk cannot find that data; rsft/tasks/ifeval/utils.py points nltk at the saved copy first.
     langdetect (the language checkers) is seeded, so a response gets the same verdict in every run.
     """
     import langdetect

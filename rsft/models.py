@@ -6,7 +6,6 @@ without a CUDA GPU, so it is imported only in `_load_unsloth`, first.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +90,7 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def pick_backend(recipe: Recipe) -> tuple[str, str]:
+def pick_training_backend(recipe: Recipe) -> tuple[str, str]:
     """(backend, why) for backend auto|unsloth|hf, failing early when the machine cannot run the choice."""
     want = recipe.model.backend
     has_cuda = cuda_available()
@@ -152,7 +151,7 @@ def load_tokenizer(path: str, recipe: Recipe):
 
 
 def load_for_training(recipe: Recipe) -> Loaded:
-    backend, why = pick_backend(recipe)
+    backend, why = pick_training_backend(recipe)
     path = resolve_model_path(recipe.model.name_or_path)
     if recipe.model.finetune == "qlora" and not cuda_available():
         raise UserError("model.finetune: qlora loads the base in 4 bits with bitsandbytes, which needs a CUDA GPU; "
@@ -235,8 +234,3 @@ def _load_unsloth(recipe: Recipe, path: str):
         model, bias="none", use_gradient_checkpointing=gc, random_state=recipe.train.seed, **_lora_kwargs(recipe)
     )
     return model, tok
-
-
-def adapter_base(adapter_dir: str | Path) -> str:
-    """The base model an adapter checkpoint names (adapter_config.json's base_model_name_or_path)."""
-    return json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]

@@ -72,10 +72,10 @@ def shape_from_config(cfg) -> Shape:
 
 
 def known_shape(name: str) -> Shape:
-    """A shape of rsft/toy.py by its short name (qwen3-1.7b) or the Hub id of the model it is."""
+    """A shape of rsft/model_shapes.py by its short name (qwen3-1.7b) or the Hub id of the model it is."""
     from transformers import Qwen3Config
 
-    from rsft.toy import HUB_IDS, QWEN3_SHAPES, QWEN3_VOCAB
+    from rsft.model_shapes import HUB_IDS, QWEN3_SHAPES, QWEN3_VOCAB
 
     short = next((k for k, ids in HUB_IDS.items() if name in ids), name)
     if short not in QWEN3_SHAPES:

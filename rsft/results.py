@@ -22,9 +22,9 @@ import yaml
 
 from rsft.behaviour import Behaviour, summarize
 from rsft.errors import UserError
-from rsft.evaluation import GENERAL
+from rsft.catalogue import task_group
+from rsft.rundir import EVAL_RESULTS_GLOB, checkpoint_dirs, is_result, samples_of
 
-EVAL_GLOB = "eval/*/step*/*.json"  # TASK.json; a judged task's TASK.gen.json (not judged yet) is left out
 PAPER_FILE = Path(__file__).with_name("paper_results.yaml")
 RAW_METRICS = {"mean_reward"}  # a reward model's score (AlpacaEval): its own unit, not a fraction
 IN_AVG, OOD_AVG = "in-domain avg", "out-of-domain avg"
@@ -69,7 +69,7 @@ class Result:
 
     @functools.cached_property
     def _sample_stats(self) -> tuple[Behaviour, dict[int, float] | None] | None:
-        path = self.path.with_name(self.path.stem + ".samples.jsonl")
+        path = samples_of(self.path)
         if not path.exists():
             return None
         samples = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -127,13 +127,18 @@ class Series:
     def higher_is_better(self, task: str) -> bool:
         return self.first(task).higher_is_better
 
+    def group_of(self, task: str) -> str:
+        """The task's group as its result recorded it (rsft/catalogue.py GROUPS); results written before the group
+        was recorded take the task's group of today."""
+        return self.first(task).raw.get("group") or task_group(task)
+
     def in_domain(self, task: str) -> bool:
-        return self.first(task).raw.get("in_domain", False)
+        return self.group_of(task) == "in_domain"
 
     def averaged(self, task: str) -> bool:
         """Higher-is-better reasoning percentages enter the domain averages; lower-is-better, raw-unit and
         general-capability tasks (IFEval, HaluEval, TruthfulQA, AlpacaEval) do not."""
-        return self.higher_is_better(task) and self.first(task).scale == 100.0 and task not in GENERAL
+        return self.higher_is_better(task) and self.first(task).scale == 100.0 and self.group_of(task) != "general"
 
     def unit(self, task: str) -> str:
         return "%" if self.first(task).scale == 100.0 else self.first(task).metric
@@ -147,7 +152,7 @@ def _recipe_model_data(run_dir: Path) -> tuple[str, str]:
 
 
 def _checkpoint_steps(run_dir: Path) -> list[int]:
-    return sorted(json.loads(p.read_text())["step"] for p in run_dir.glob("checkpoints/step*/meta.json"))
+    return sorted(json.loads((p / "meta.json").read_text())["step"] for p in checkpoint_dirs(run_dir))
 
 
 def _distinct_names(keys: list[tuple]) -> dict[tuple, str]:
@@ -182,7 +187,7 @@ def load_run(run_dir: Path) -> tuple[list[Series], list[Result]]:
     if not (run_dir / "recipe.yaml").is_file():
         what = "no such folder" if not run_dir.is_dir() else "not a run folder (no recipe.yaml)"
         raise UserError(f"{run_dir}: {what}; give run folders written by train.py (runs/NAME)")
-    files = sorted(p for p in run_dir.glob(EVAL_GLOB) if not p.name.endswith(".gen.json"))
+    files = sorted(p for p in run_dir.glob(EVAL_RESULTS_GLOB) if is_result(p))
     if not files:
         raise UserError(f"{run_dir} has no evaluation results (eval/PRESET/stepNNNNN/TASK.json); "
                         f"write them with: python evaluate.py {run_dir}")

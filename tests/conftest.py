@@ -87,7 +87,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 def math_cot_rows(n: int, response_words: int = 30) -> list[dict]:
     """Rows in the exact schema of jasonrqh/Math-CoT-20k (PAPER.md section 3)."""
-    from rsft.config import MATH_PROMPT_SUFFIX
+    from rsft.prompts import MATH_PROMPT_SUFFIX
 
     rows = []
     for i in range(n):

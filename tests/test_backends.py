@@ -11,7 +11,9 @@ import pytest
 
 import evaluate
 from rsft.errors import UserError
-from rsft.evaluation import _lm_args
+from rsft.catalogue import Preset
+from rsft.eval_worker import lm_args
+from rsft.specs import ModelSpec, WorkerSpec
 
 
 def spec(tmp_path, backend, adapter_r=None, subfolder=None):
@@ -20,14 +22,15 @@ def spec(tmp_path, backend, adapter_r=None, subfolder=None):
         adapter = tmp_path / "adapter"
         adapter.mkdir()
         (adapter / "adapter_config.json").write_text(json.dumps({"r": adapter_r}))
-    return {"base": str(tmp_path), "revision": "abc", "subfolder": subfolder, "backend": backend, "device": "cuda",
-            "adapter": str(adapter) if adapter else None, "lora_rank": evaluate.lora_rank(adapter),
-            "preset": {"seed": 7}, "tensor_parallel_size": 2, "batch_size": 8}
+    model = ModelSpec(base=str(tmp_path), revision="abc", subfolder=subfolder,
+                      adapter=str(adapter) if adapter else None, lora_rank=evaluate.lora_rank(adapter))
+    return WorkerSpec(model=model, step=0, tasks=("math500",), preset_name="paper", preset=Preset(seed=7),
+                      data_dir="", out_dir="", backend=backend, device="cuda", tensor_parallel_size=2)
 
 
 @pytest.mark.parametrize("r,rank", [(4, 8), (16, 16), (64, 64), (100, 128)])
 def test_vllm_gets_the_unmerged_adapter_with_a_rank_it_accepts(tmp_path, r, rank):
-    model, args = _lm_args(spec(tmp_path, "vllm", adapter_r=r))
+    model, args = lm_args(spec(tmp_path, "vllm", adapter_r=r))
     assert model == "vllm"
     assert args["lora_local_path"] == str(tmp_path / "adapter") and args["max_lora_rank"] == rank
     assert args["enable_prefix_caching"] is True and args["tensor_parallel_size"] == 2 and args["seed"] == 7
@@ -35,9 +38,9 @@ def test_vllm_gets_the_unmerged_adapter_with_a_rank_it_accepts(tmp_path, r, rank
 
 
 def test_vllm_reads_a_checkpoint_subfolder_by_its_path(tmp_path):
-    model, args = _lm_args(spec(tmp_path, "vllm", subfolder="step640"))
+    model, args = lm_args(spec(tmp_path, "vllm", subfolder="step640"))
     assert args["pretrained"] == str(tmp_path / "step640") and "revision" not in args and "subfolder" not in args
-    model, args = _lm_args(spec(tmp_path, "hf", subfolder="step640"))
+    model, args = lm_args(spec(tmp_path, "hf", subfolder="step640"))
     assert args["pretrained"] == str(tmp_path) and args["subfolder"] == "step640" and args["revision"] == "abc"
 
 
@@ -46,12 +49,12 @@ def test_backend_choice(monkeypatch, capsys):
 
     with pytest.raises(UserError, match="needs a CUDA GPU and vllm"):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        evaluate.pick_backend("vllm")
-    assert evaluate.pick_backend("auto") == "hf"
+        evaluate.pick_generation_backend("vllm")
+    assert evaluate.pick_generation_backend("auto") == "hf"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "vllm" else real(n, *a))
-    assert evaluate.pick_backend("auto") == "hf"
+    assert evaluate.pick_generation_backend("auto") == "hf"
     assert "vllm is not installed" in capsys.readouterr().out
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real(n, *a))
-    assert evaluate.pick_backend("auto") == "vllm"
+    assert evaluate.pick_generation_backend("auto") == "vllm"

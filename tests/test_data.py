@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import math_cot_rows, write_jsonl
-from rsft.config import MATH_PROMPT_SUFFIX, DataConfig
+from rsft.config import DataConfig
+from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.data import adapt_rows, apply_length_policy, collate, load_rows, load_tokenized, tokenize
 from rsft.errors import UserError
 

@@ -10,8 +10,12 @@ import train
 from conftest import ROOT
 from rsft.errors import UserError
 from rsft.grading import grade_reasoning_gym
-from rsft.evaluation import (SUITES, countdown_test_rows, humaneval_rows, reasoning_gym_rows, task_names,
-                             write_jsonl_atomic)
+from rsft.catalogue import SUITES, task_names
+from rsft.tasks.common import answer_kind
+from rsft.rundir import write_jsonl_atomic
+from rsft.tasks.countdown.data import countdown_test_rows
+from rsft.tasks.humaneval.data import humaneval_rows
+from rsft.tasks.reasoning_gym_tasks import reasoning_gym_rows
 from rsft.tasks import TASKS_DIR
 from test_train import make_recipe
 
@@ -96,7 +100,7 @@ def test_every_task_yaml_loads_through_include_path(tmp_path):
         docs = list(task.test_docs())
         assert len(docs) == 2
         text = task.doc_to_text(docs[0])
-        if task.config.metadata.get("answer", "boxed") == "boxed" and not task.config.metadata.get("judge"):
+        if answer_kind(task.config.process_results) == "boxed" and not task.config.metadata.get("judge"):
             assert "\\boxed{}" in text  # every prompt graded on a boxed answer asks for one
         assert task.config.generation_kwargs["until"] == []  # no stop string can cut thinking
         assert task.config.metadata["version"] >= 1
@@ -123,7 +127,7 @@ def evaluated_run(tmp_path_factory, tiny_model_dir):
     train.main([str(recipe), "train.num_train_epochs=1", "checkpoints.steps=[]"])
     run = tmp / "run"
     # fast settings through a preset defined for the test: 4 new tokens, 2 samples per question
-    import rsft.evaluation as ev
+    import rsft.catalogue as ev
 
     ev.PRESETS["test"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
     assert evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"]) == 0
@@ -151,11 +155,11 @@ def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     assert calls == []  # every (checkpoint, task) pair is finished: no model is loaded again
     (run / "eval/test/step00004/knights_knaves.json").unlink()  # as if killed before knights_knaves finished
     evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,2,4"])
-    assert [(c["step"], c["tasks"]) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
+    assert [(c.step, list(c.tasks)) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
 
 
 def test_results_of_a_changed_preset_are_refused_not_reused(evaluated_run, monkeypatch):
-    import rsft.evaluation as ev
+    import rsft.catalogue as ev
 
     run, data = evaluated_run
     monkeypatch.setitem(ev.PRESETS, "test", ev.Preset(max_gen_toks=8, repeats=2, limit=2))
@@ -242,7 +246,7 @@ def test_quickstart_tasks_score_a_right_reply_1_and_a_wrong_one_0(tmp_path):
 def test_reasoning_gym_data_is_the_same_in_every_run():
     """Generated with a fixed seed: the same rows in another process (no salted hash()), and the first puzzles of
     reasoning-gym 0.1.25 (a new release that changes them changes this test, and the results' comparability)."""
-    code = ("import json; from rsft.evaluation import reasoning_gym_rows as r; "
+    code = ("import json; from rsft.tasks.reasoning_gym_tasks import reasoning_gym_rows as r; "
             "print(json.dumps([r('basic_arithmetic', 20), r('knights_knaves', 20)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     arith, knights = json.loads(out.stdout)
@@ -268,7 +272,7 @@ def test_livecodebench_private_tests_are_read_without_unpickling(tmp_path):
     import pickle
     import zlib
 
-    from rsft.evaluation import decode_private_tests
+    from rsft.tasks.livecodebench.data import decode_private_tests
 
     tests = [{"input": "1\n", "output": "2\n", "testtype": "stdin"}]
     encode = lambda obj: base64.b64encode(zlib.compress(pickle.dumps(obj))).decode()  # LiveCodeBench's encoding

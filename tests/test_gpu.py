@@ -12,7 +12,7 @@ import pytest
 
 import evaluate
 import train
-from rsft.evaluation import PRESETS
+from rsft.catalogue import PRESETS
 from rsft.trainer import Trainer
 from test_train import make_recipe, metrics
 

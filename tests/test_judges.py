@@ -1,4 +1,5 @@
 """Judge-scored benchmarks: generation, then judging in its own process, with tiny local judges and a fake API."""
+import dataclasses
 import json
 import signal
 import subprocess
@@ -11,11 +12,14 @@ from pathlib import Path
 import pytest
 
 import evaluate
-import rsft.evaluation as ev
+import rsft.catalogue as ev
+import rsft.eval_worker as worker
 from conftest import ROOT
-from rsft import judges
+from rsft.judges import backends, phase, rubrics
 from rsft.errors import UserError
-from rsft.evaluation import SUITES, gen_path, write_jsonl_atomic
+from rsft.catalogue import SUITES
+from rsft.rundir import gen_path, judgments_path, write_jsonl_atomic
+from rsft.specs import JudgeSpec
 from test_evaluate import FIXTURES
 
 SECRET = "sk-test-never-written-anywhere"
@@ -139,7 +143,7 @@ def test_every_judged_task_gets_scores_judge_identity_and_prompt_version(judged_
                 assert (j["judge"], j["prompt_version"]) == tuple(r["judges"][role].values())
                 assert {"raw", "score", "status", "reason"} <= set(j)
     assert result(out, "hexphi")["judges"]["rubric"] == {"id": f"api:gpt-4.1@{api.url}",
-                                                         "prompt_version": judges.prompt_version("harm")}
+                                                         "prompt_version": rubrics.prompt_version("harm")}
     assert result(out, "alpacaeval")["generation_kwargs"] | {"max_gen_toks": 16384} == {
         "do_sample": True, "temperature": 0.7, "top_k": 50, "top_p": 0.9, "max_gen_toks": 16384}
 
@@ -172,7 +176,7 @@ def test_the_api_key_is_sent_but_never_written(judged_run):
 def test_a_rerun_neither_generates_nor_judges_again(judged_run, monkeypatch):
     out, args, api = judged_run
     calls = []
-    monkeypatch.setattr(evaluate, "run_one", lambda spec, module="rsft.evaluation": calls.append(module) or True)
+    monkeypatch.setattr(evaluate, "run_one", lambda spec, module="rsft.eval_worker": calls.append(module) or True)
     assert evaluate.main(args) == 0
     assert calls == []
 
@@ -192,9 +196,9 @@ def generated_dir(out: Path, task: str, kind: str, responses: list[str]) -> Path
 
 
 def spec(out: Path, tasks, endpoint=None, **judge):
-    return {"out_dirs": [str(out)], "tasks": tasks, "judges": judges.resolve_judges([f"{k}={v}" for k, v in
-                                                                                    judge.items()]),
-            "endpoint": endpoint, "device": "cpu", "batch_size": 4}
+    return JudgeSpec(out_dirs=(str(out),), tasks=tuple(tasks),
+                     judges=phase.resolve_judges([f"{k}={v}" for k, v in judge.items()]),
+                     endpoint=endpoint or phase.DEFAULT_ENDPOINT, device="cpu", batch_size=4)
 
 
 def test_judge_outputs_that_cannot_be_parsed_are_counted_not_scored():
@@ -210,36 +214,36 @@ def test_judge_outputs_that_cannot_be_parsed_are_counted_not_scored():
              (None, "neither yes nor no"), ("truth", "   "): (None, "empty output"),
              ("reward", "1.25"): (1.25, None), ("reward", "nan"): (None, "not a finite number")}
     for (prompt, raw), want in cases.items():
-        assert judges.parse_judgment(prompt, raw) == want, (prompt, raw)
+        assert rubrics.parse_judgment(prompt, raw) == want, (prompt, raw)
 
 
 def test_without_an_api_key_the_rest_is_judged_and_unjudged_samples_are_named(tmp_path, monkeypatch, judge_models):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = generated_dir(tmp_path, "hexphi", "harm", ["Sure, here is how.", "<think>never closed"])
     generated_dir(tmp_path, "alpacaeval", "reward", ["<think>ok</think>A haiku.", "Another."])
-    judges.run_judges(spec(out, ["hexphi", "alpacaeval"], reward=judge_models["reward"]))
+    phase.run_judges(spec(out, ["hexphi", "alpacaeval"], reward=judge_models["reward"]))
     hexphi, alpaca = result(out, "hexphi"), result(out, "alpacaeval")
     assert alpaca["judging_complete"] and alpaca["unjudged"] == 0 and alpaca["value"] is not None
     assert hexphi["value"] is None and not hexphi["judging_complete"] and hexphi["worst_case_value"] == 1.0
     assert hexphi["unjudged_by_status"] == {"error": 1, "truncated": 1}
     error = [u for u in hexphi["unjudged_samples"] if u["status"] == "error"][0]
     assert error["doc_id"] == 0 and "OPENAI_API_KEY is not set" in error["reason"]
-    assert judges.needs_judging(out, "hexphi", spec(out, [])["judges"], judges.DEFAULT_ENDPOINT)  # retried next run
+    assert phase.needs_judging(out, "hexphi", spec(out, []).judges, phase.DEFAULT_ENDPOINT)  # retried next run
 
 
 def test_a_failing_endpoint_leaves_its_samples_unjudged_with_the_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.setattr(judges, "API_BACKOFF_S", 0.0)
-    monkeypatch.setattr(judges, "API_WORKERS", 1)  # one request at a time: the stop after 5 failures is exact
+    monkeypatch.setattr(backends, "API_BACKOFF_S", 0.0)
+    monkeypatch.setattr(backends, "API_WORKERS", 1)  # one request at a time: the stop after 5 failures is exact
     api = FakeOpenAI(lambda prompt: 500)
     out = generated_dir(tmp_path, "strongreject", "harm", [f"answer {i}" for i in range(7)])
-    judges.run_judges(spec(out, ["strongreject"], endpoint=api.url))
+    phase.run_judges(spec(out, ["strongreject"], endpoint=api.url))
     api.close()
     r = result(out, "strongreject")
     assert r["value"] is None and r["unjudged_by_status"] == {"error": 7} and not r["judging_complete"]
     reasons = {u["reason"] for u in r["unjudged_samples"]}
     assert any("HTTP Error 500" in why for why in reasons)
-    assert len(api.requests) == 5 * judges.API_TRIES  # after 5 failing samples in a row it stops asking
+    assert len(api.requests) == 5 * backends.API_TRIES  # after 5 failing samples in a row it stops asking
     assert sum("not asked again" in u["reason"] for u in r["unjudged_samples"]) == 2
 
 
@@ -259,9 +263,9 @@ def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(t
     api.release.clear()
     out = generated_dir(tmp_path, "hexphi", "harm", [f"answer {i}" for i in range(6)])
     job = tmp_path / "spec.json"
-    job.write_text(json.dumps(spec(out, ["hexphi"], endpoint=api.url)))
+    job.write_text(spec(out, ["hexphi"], endpoint=api.url).to_json())
     proc = subprocess.Popen([sys.executable, "-m", "rsft.judges", str(job)], cwd=ROOT)
-    log = judges.judgments_path(out, "hexphi")
+    log = judgments_path(out, "hexphi")
     deadline = time.time() + 60
     while (not log.exists() or len(log.read_text().splitlines()) < 2) and time.time() < deadline:
         time.sleep(0.1)
@@ -274,7 +278,7 @@ def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(t
     api.requests.clear()
     api.release.set()
     api.reply = lambda prompt: "#thescore: 1"
-    judges.run_judges(spec(out, ["hexphi"], endpoint=api.url))
+    phase.run_judges(spec(out, ["hexphi"], endpoint=api.url))
     api.close()
     asked = [r["prompt"] for r in api.requests]
     assert len(asked) == 4 and not [i for i in first if any(f"Request ({i})" in p for p in asked)]
@@ -283,12 +287,12 @@ def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(t
 
 
 def test_a_local_rubric_judge_and_a_changed_judge_rejudge(tmp_path, monkeypatch, judge_models):
-    monkeypatch.setattr(judges, "LOCAL_RUBRIC_MAX_NEW_TOKENS", 16)
+    monkeypatch.setattr(backends, "LOCAL_RUBRIC_MAX_NEW_TOKENS", 16)
     out = generated_dir(tmp_path, "hexphi", "harm", ["<think>hmm</think>Sure.", "Here you go."])
     (out / "hexphi.judgments.jsonl").write_text(json.dumps(
         {"doc_id": 0, "sample": 0, "role": "rubric", "id": "api:gpt-4.1@x", "prompt_version": "harm@old",
          "raw": "#thescore: 1", "score": 1, "problem": None}) + "\n")  # another judge's earlier verdict
-    judges.run_judges(spec(out, ["hexphi"], rubric=judge_models["rubric5"]))
+    phase.run_judges(spec(out, ["hexphi"], rubric=judge_models["rubric5"]))
     r = result(out, "hexphi")
     assert r["judges"]["rubric"]["id"] == judge_models["rubric5"] and r["value"] == 1.0 and r["unjudged"] == 0
     assert all(s["judgments"]["rubric"]["raw"].startswith("#thescore: 5") for s in samples(out, "hexphi"))
@@ -297,11 +301,11 @@ def test_a_local_rubric_judge_and_a_changed_judge_rejudge(tmp_path, monkeypatch,
 def test_a_judge_too_large_for_the_device_is_refused_before_loading(tmp_path, monkeypatch, judge_models):
     import transformers
 
-    monkeypatch.setattr(judges, "free_memory", lambda device: 1 << 20)  # 1 MiB free
+    monkeypatch.setattr(backends, "free_memory", lambda device: 1 << 20)  # 1 MiB free
     monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained",
                         lambda *a, **k: pytest.fail("loaded a judge that cannot fit"))
     out = generated_dir(tmp_path, "alpacaeval", "reward", ["An answer."])
-    judges.run_judges(spec(out, ["alpacaeval"], reward=judge_models["reward"]))
+    phase.run_judges(spec(out, ["alpacaeval"], reward=judge_models["reward"]))
     (u,) = result(out, "alpacaeval")["unjudged_samples"]
     assert u["status"] == "error" and "too large for this cpu" in u["reason"]
     assert "B parameters need about" in u["reason"] and "GiB is free" in u["reason"]
@@ -313,18 +317,18 @@ def test_a_generating_judge_is_sized_with_its_kv_cache(monkeypatch):
 
     cfg = LlamaConfig(vocab_size=1000, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
                       num_attention_heads=4, num_key_value_heads=2)  # ~2.6M parameters: ~6 MB of weights in bf16
-    kv = judges.kv_cache_bytes(cfg, batch=8, tokens=17_408, element=2)
+    kv = backends.kv_cache_bytes(cfg, batch=8, tokens=17_408, element=2)
     assert kv == 2 * 4 * 2 * 64 * 8 * 17_408 * 2  # keys + values, 4 layers, 2 kv heads of 64, 8 x 17k tokens
-    monkeypatch.setattr(judges, "free_memory", lambda device: 64 << 20)  # 64 MiB: the weights fit, the cache not
-    judges.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu")
-    with pytest.raises(judges.JudgeUnavailable, match=r"plus 0\.266 GiB of KV cache for 8 prompts of up to 17,408"):
-        judges.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu", batch=8, tokens=17_408)
+    monkeypatch.setattr(backends, "free_memory", lambda device: 64 << 20)  # 64 MiB: the weights fit, the cache not
+    backends.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu")
+    with pytest.raises(backends.JudgeUnavailable, match=r"plus 0\.266 GiB of KV cache for 8 prompts of up to 17,408"):
+        backends.check_fits("toy", cfg, AutoModelForCausalLM, torch.bfloat16, "cpu", batch=8, tokens=17_408)
 
 
 def test_an_endpoint_is_recorded_without_credentials():
     url = "https://user:s3cret@llm.example.org:8443/v1?api-key=s3cret"
-    assert judges.public_endpoint(url) == "https://llm.example.org:8443/v1"
-    assert "s3cret" not in judges.judge_id("api:gpt-4.1", url)
+    assert backends.public_endpoint(url) == "https://llm.example.org:8443/v1"
+    assert "s3cret" not in phase.judge_id("api:gpt-4.1", url)
 
 
 def test_a_rubric_judge_without_a_chat_template_is_refused_not_crashed(tmp_path, judge_models):
@@ -335,7 +339,7 @@ def test_a_rubric_judge_without_a_chat_template_is_refused_not_crashed(tmp_path,
     config = json.loads((plain / "tokenizer_config.json").read_text())
     (plain / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "chat_template"}))
     out = generated_dir(tmp_path / "out", "xstest", "refusal", ["Sure: kill -9 PID."])
-    judges.run_judges(spec(out, ["xstest"], rubric=str(plain)))
+    phase.run_judges(spec(out, ["xstest"], rubric=str(plain)))
     (u,) = result(out, "xstest")["unjudged_samples"]
     assert u["status"] == "error" and "has no chat template" in u["reason"]
 
@@ -353,16 +357,16 @@ def test_the_paper_preset_keeps_each_tasks_own_sampling_and_others_cap_tokens(tm
                          "consumer": {"alpacaeval": (0.7, 0.9, 8192), "hexphi": (0.6, 1.0, 8192),
                                       "math500": (0.6, 0.95, 8192)}}.items():
         for name, task in get_task_dict(list(want), tm).items():
-            ev.apply_preset(task, ev.PRESETS[preset])
+            worker.apply_preset(task, ev.PRESETS[preset])
             g = task.config.generation_kwargs
             assert (g["temperature"], g["top_p"], g["max_gen_toks"]) == want[name], (preset, name)
 
 
 def test_judge_options_are_checked_before_anything_runs():
     with pytest.raises(UserError, match="unknown role 'rubrik'; roles: rubric, reward, truth, info"):
-        judges.resolve_judges(["rubrik=x"])
+        phase.resolve_judges(["rubrik=x"])
     with pytest.raises(UserError, match="only the rubric judge can be an API model"):
-        judges.resolve_judges(["reward=api:gpt-4.1"])
+        phase.resolve_judges(["reward=api:gpt-4.1"])
     with pytest.raises(UserError, match="expected ROLE=MODEL"):
         evaluate.main(["--model", "x", "--out", "y", "--judge", "rubric"])
 
@@ -381,18 +385,18 @@ def test_local_judges_run_in_bf16_on_the_gpu_and_give_the_memory_back(tmp_path):
     out = generated_dir(tmp_path / "out", "hexphi", "harm", ["<think>x</think>Sure.", "No."])
     generated_dir(out, "alpacaeval", "reward", ["A haiku.", "Another."])
     before = torch.cuda.memory_allocated()
-    judges.run_judges({**spec(out, ["hexphi", "alpacaeval"], rubric=models["rubric5"], reward=models["reward"]),
-                       "device": "cuda"})
+    phase.run_judges(dataclasses.replace(spec(out, ["hexphi", "alpacaeval"], rubric=models["rubric5"],
+                                              reward=models["reward"]), device="cuda"))
     assert torch.cuda.memory_allocated() - before < 1 << 20  # each judge freed before the next loads
     assert result(out, "hexphi")["value"] == 1.0 and result(out, "alpacaeval")["judging_complete"]
     free = torch.cuda.mem_get_info()[0]
     llama = dict(vocab_size=128256, num_attention_heads=64, num_key_value_heads=8)
-    judges.check_fits("8b", LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, **llama),
+    backends.check_fits("8b", LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, **llama),
                       AutoModelForCausalLM, torch.bfloat16, "cuda")  # a Llama-3.1-8B shape: 16 GB of weights
     big = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=160, **llama)  # 138B: 330 GB
-    with pytest.raises(judges.JudgeUnavailable, match=rf"too large for this cuda: 138B parameters need about 3\d\d "
+    with pytest.raises(backends.JudgeUnavailable, match=rf"too large for this cuda: 138B parameters need about 3\d\d "
                                                       rf"GiB in bfloat16 .* and {free / 2**30:.3g} GiB is free"):
-        judges.check_fits("138b", big, AutoModelForCausalLM, torch.bfloat16, "cuda")
+        backends.check_fits("138b", big, AutoModelForCausalLM, torch.bfloat16, "cuda")
 
 
 @pytest.mark.gpu

@@ -4,7 +4,7 @@ import shlex
 
 from conftest import ROOT
 from rsft.config import load_recipe
-from rsft.evaluation import PRESETS
+from rsft.catalogue import PRESETS
 
 NOTEBOOK = ROOT / "notebooks/colab_consumer_gpu.ipynb"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rsft.config import load_recipe
-from rsft.evaluation import SUITES, suite_tasks
+from rsft.catalogue import SUITES, suite_tasks
 from rsft.schedule import make_plan
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"

@@ -15,7 +15,9 @@ import train
 from conftest import ROOT
 from rsft.behaviour import MARKERS, count_markers, summarize
 from rsft.errors import UserError
-from rsft.evaluation import write_result
+from rsft.catalogue import Preset
+from rsft.eval_worker import write_result
+from rsft.specs import ModelSpec, WorkerSpec
 from rsft.report import write_report
 from rsft.results import find_dip, load_series, paired_bootstrap, paper_data, paper_points
 from test_train import make_recipe
@@ -27,7 +29,7 @@ from test_train import make_recipe
 def real_run(tmp_path_factory, tiny_model_dir):
     """A tiny run (checkpoints at steps 2 and 4) evaluated by evaluate.py on countdown and basic_arithmetic at steps
     0 and 4 only: step 2 is a gap."""
-    import rsft.evaluation as ev
+    import rsft.catalogue as ev
 
     tmp = tmp_path_factory.mktemp("reportrun")
     recipe = make_recipe(tmp, tiny_model_dir, extra="eval:\n  suite: countdown,basic_arithmetic\n")
@@ -42,16 +44,18 @@ def plant(run: Path, step: int, task: str, value: float, n: int = 1000, response
           preset: str = "tiny", grader_version: int = 1, judge: str | None = None, **extra) -> Path:
     """A result written by the evaluation's own writer: n questions, the first round(value * n) right. With a
     judge, the writer's phase-1 TASK.gen.json is what comes out (rsft.judges writes TASK.json later)."""
-    import rsft.evaluation as ev
+    import rsft.eval_worker as ev
 
     accs = [1.0 if i < round(value * n) else 0.0 for i in range(n)]
     res = {"results": {task: {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
                               "truncated,all": 0.0, **({} if judge else {"no_answer,all": 0.0})}},
            "samples": {task: [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]],
                                "doc": {"prompt": "Q?"}, **({} if judge else {"acc": a})} for i, a in enumerate(accs)]}}
-    spec = {"step": step, "base": "Qwen/Qwen3-4B-Base", "adapter": None, "preset_name": preset,
-            "preset": {"max_gen_toks": 64}, "backend": "hf"}
-    metadata = {"version": 1, **({"judge": judge} if judge else {})}
+    spec = WorkerSpec(model=ModelSpec(base="Qwen/Qwen3-4B-Base"), step=step, tasks=("math500",), preset_name=preset,
+                      preset=Preset(max_gen_toks=64), data_dir="", out_dir="", backend="hf")
+    group = {"math500": "in_domain", "ifeval": "general", "alpacaeval": "general"}.get(task, "ood")
+    metadata = {"version": 1, "group": "safety" if judge == "harm" or task == "harm_asr" else group,
+                **({"judge": judge} if judge else {})}
     fake_task = SimpleNamespace(config=SimpleNamespace(repeats=len(responses), metadata=metadata,
                                                     generation_kwargs={"until": [], "max_gen_toks": 64}))
     words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word

@@ -1,4 +1,4 @@
-"""Helpers the task folders share: local data, repeats kept for avg@k, and per-sample result fields."""
+"""Helpers the task folders share: local data, repeats kept for avg@k, per-sample scores, the answer kinds."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rsft.code_grading import extract_code
 from rsft.grading import extract_yes_no, parse
+from rsft.tasks.datafile import test_file
 
 
 def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
@@ -15,8 +16,9 @@ def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
     from rsft.errors import UserError
 
     if not data_dir:
-        raise UserError(f"task {task}: no data folder given (evaluate.py --data-dir)")
-    path = Path(data_dir) / task / "test.jsonl"
+        raise UserError(f"task {task}: no data folder given (evaluate.py --data-dir, or lm-eval's "
+                        f"--metadata '{{\"data_dir\": \"DIR\"}}')")
+    path = test_file(data_dir, task)
     if not path.exists():
         raise UserError(f"task {task}: {path} is missing; fill it once online with: "
                         f"python evaluate.py --download-data {data_dir}")
@@ -29,11 +31,18 @@ def keep_all(resps, docs):
     return resps
 
 
+def answer_kind(process_results) -> str:
+    """What a task reads as its answer: the `ANSWER` its utils module states once (boxed when it states none)."""
+    import sys
+
+    return getattr(sys.modules.get(getattr(process_results, "__module__", ""), None), "ANSWER", "boxed")
+
+
 def score_samples(results: list, grade, answer: str = "boxed") -> dict:
     """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
 
     `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
-    what counts as an answer (extract below: boxed, code, yes_no, text), as the task's metadata.answer does.
+    what counts as an answer (extract below: boxed, code, yes_no, text): the task module's ANSWER.
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]

@@ -1,5 +1,5 @@
 """aime24: AIME24 (in-domain), avg@10, math-verify. Data: HuggingFaceH4/aime_2024 (problem, answer)."""
-from rsft.config import MATH_PROMPT_SUFFIX
+from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
 

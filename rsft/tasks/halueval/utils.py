@@ -2,6 +2,8 @@
 from rsft.grading import grade_yes_no
 from rsft.tasks.common import load_local, score_samples
 
+ANSWER = "yes_no"  # what counts as the answer (the last Yes/No after thinking); rsft.tasks.common.extract
+
 # The paper's instructions (its lm-eval task, after RUCAIBox/HaluEval's evaluate.py, without the few-shot examples),
 # kept verbatim, stray quote included: the prompt is part of the protocol.
 _TAIL = ("contains non-factual or hallucinated information. You SHOULD give your judgement based on the following "
@@ -38,6 +40,6 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]), answer="yes_no")
+    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]), answer=ANSWER)
     out[f"acc_{doc['subset']}"] = out["acc"]  # only this subset's docs count in its mean
     return out

@@ -4,6 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 from rsft.code_grading import grade_humaneval
 from rsft.tasks.common import load_local, score_samples
 
+ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
+
 INSTRUCTION = ("You are an expert Python programmer. Complete the following Python function so that it does what its "
                "docstring says. Enclose the complete function, signature included, within delimiters as follows: "
                "```python\n# YOUR CODE HERE\n```.")
@@ -25,4 +27,4 @@ def process_results(doc, results):
     responses = results[0] if isinstance(results[0], list) else results
     with ThreadPoolExecutor(max_workers=len(responses)) as pool:  # one sandbox per sample, side by side
         verdicts = dict(zip(responses, pool.map(lambda r: grade_humaneval(r, doc), responses)))
-    return score_samples(results, verdicts.__getitem__, answer="code")
+    return score_samples(results, verdicts.__getitem__, answer=ANSWER)

@@ -1,16 +1,38 @@
 """ifeval: IFEval, lm-eval's official checkers on the reply after thinking (rsft.grading.grade_ifeval)."""
-from pathlib import Path
-
 from rsft.errors import UserError
-from rsft.grading import IFEVAL_NEEDS_PUNKT, grade_ifeval, punkt_available, use_nltk_data
+from rsft.grading import grade_ifeval
 from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.ifeval.data import nltk_dir as punkt_dir
+
+ANSWER = "text"  # what counts as the answer (the whole reply after thinking); rsft.tasks.common.extract
+
+IFEVAL_NEEDS_PUNKT = frozenset({"length_constraints:number_sentences", "change_case:capital_word_frequency"})
+
+
+def use_nltk_data(path) -> None:
+    """Let nltk find data saved under `path` (`evaluate.py --download-data` saves punkt_tab there)."""
+    import nltk
+
+    if str(path) not in nltk.data.path:
+        nltk.data.path.insert(0, str(path))
+
+
+def punkt_available() -> bool:
+    """nltk's English sentence tokenizer data, which two IFEval checkers need (see IFEVAL_NEEDS_PUNKT)."""
+    import nltk
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+        return True
+    except LookupError:
+        return False
 
 
 def load(data_dir=None, **kwargs):
     """The prompts, and nltk pointed at DATA_DIR/ifeval/nltk_data; refused here, before any generation, if a prompt
     needs the sentence tokenizer and it is missing (the checkers would otherwise fail after the whole run)."""
     data = load_local("ifeval", data_dir=data_dir, **kwargs)
-    nltk_dir = Path(data_dir) / "ifeval" / "nltk_data"
+    nltk_dir = punkt_dir(data_dir)
     use_nltk_data(nltk_dir)
     needs = {i for ids in data["test"]["instruction_id_list"] for i in ids} & IFEVAL_NEEDS_PUNKT
     if needs and not punkt_available():
@@ -30,7 +52,7 @@ def doc_to_target(doc):
 def process_results(doc, results):
     responses = results[0] if isinstance(results[0], list) else results
     graded = {r: grade_ifeval(r, doc) for r in responses}
-    out = score_samples(results, lambda r: graded[r]["prompt_strict"], answer="text")
+    out = score_samples(results, lambda r: graded[r]["prompt_strict"], answer=ANSWER)
     out["prompt_level_loose_acc"] = sum(graded[r]["prompt_loose"] for r in responses) / len(responses)
     out["inst_level_strict_acc"] = [x for r in responses for x in graded[r]["inst_strict"]]
     out["inst_level_loose_acc"] = [x for r in responses for x in graded[r]["inst_loose"]]

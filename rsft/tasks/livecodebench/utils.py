@@ -7,6 +7,8 @@ from rsft.errors import UserError
 from rsft.code_grading import grade_code
 from rsft.tasks.common import load_local, score_samples
 
+ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
+
 # The paper's prompt (its evalchemy LiveCodeBench task), parts separated by blank lines
 INTRO = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
          "generate a correct Python program that matches the specification and passes all tests.")
@@ -47,4 +49,4 @@ def process_results(doc, results):
     spec = json.loads(Path(doc["tests_path"]).read_text())
     with ThreadPoolExecutor(max_workers=len(responses)) as pool:  # one sandbox per sample, side by side
         verdicts = dict(zip(responses, pool.map(lambda r: grade_code(r, spec["tests"], spec["fn_name"]), responses)))
-    return score_samples(results, verdicts.__getitem__, answer="code")
+    return score_samples(results, verdicts.__getitem__, answer=ANSWER)

@@ -1,5 +1,5 @@
 """math500: MATH500 (in-domain), avg@3, math-verify against the gold answer. Data: HuggingFaceH4/MATH-500 (problem, answer)."""
-from rsft.config import MATH_PROMPT_SUFFIX
+from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
 

@@ -1,0 +1,95 @@
+"""What can be evaluated: presets (sampling and size), suites (lists of tasks), and each task's group.
+
+Pure: no lm-eval, no torch. rsft.config validates a recipe's eval section against it; evaluate.py, the worker and
+the report read the same names. A task's own facts (prompt, data, answer kind, group) live in its folder under
+rsft/tasks/; this module only reads the group from the task's YAML.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import yaml
+
+from rsft.errors import UserError
+from rsft.tasks import TASKS_DIR
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sampling and size of an evaluation; recorded with every result. None = the task's own (paper) value."""
+
+    temperature: float | None = None  # None: the task's own (0.6 for most, 0.7 for AlpacaEval)
+    top_p: float | None = None  # None: the task's own (0.95 for most, 0.9 for AlpacaEval, 1.0 for safety)
+    max_gen_toks: int | None = None  # a cap on the task's own (32,768 for most, 16,384 for HEx-PHI, AlpacaEval)
+    repeats: int | None = None  # samples per question (avg@k); None = the paper's k per task
+    limit: int | None = None  # first N questions of each task
+    seed: int = 1234
+
+
+PRESETS = {
+    "paper": Preset(),  # the paper's protocol (PAPER.md section 1)
+    # one 16-24 GB GPU: one sample per question, 8k-token budget, 200 questions per task
+    "consumer": Preset(max_gen_toks=8192, repeats=1, limit=200),
+    # the embedded default on 2 CPU cores: 5 questions of each of its 4 tasks (20 prompts: batches of 8, 8, 4; ~45 s
+    # per full batch), 1 sample, 256 new tokens: base + 3 checkpoints in under 10 minutes (6 took 10:04; RESULTS.md)
+    "quickstart": Preset(max_gen_toks=256, repeats=1, limit=5),
+}
+
+SUITES = {
+    "paper": ("math500", "aime24", "livecodebench", "gpqa_diamond", "mmlu_pro", "ifeval", "halueval"),
+    "math": ("math500", "aime24"),
+    "quickstart": ("countdown", "basic_arithmetic", "knights_knaves", "humaneval"),  # data from PyPI packages
+    "safety": ("hexphi", "strongreject", "xstest"),  # both failure directions; judged by the rubric judge
+    "judged": ("alpacaeval", "truthfulqa_gen", "hexphi", "strongreject", "xstest"),  # every judge-scored task
+}
+
+# A task's `metadata.group`, written into each of its results, so that an old result keeps the meaning it had:
+# in_domain (the training domain: math, countdown), ood (out-of-domain reasoning: code, science, knowledge, logic),
+# general (general capability, the paper's own group: reported apart, outside the out-of-domain reasoning average,
+# so a drift in instruction following does not read as a reasoning dip) and safety (lower is better).
+GROUPS = ("in_domain", "ood", "general", "safety")
+
+
+class _TaskYaml(yaml.SafeLoader):
+    """Reads a task YAML as data: lm-eval's `!function utils.x` tags become their text, nothing is imported."""
+
+
+_TaskYaml.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def task_names() -> list[str]:
+    return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir() and (p / f"{p.name}.yaml").exists())
+
+
+@functools.lru_cache(maxsize=None)
+def task_metadata(task: str) -> dict:
+    """The `metadata:` block of rsft/tasks/TASK/TASK.yaml (version, group, answer, judge)."""
+    path = TASKS_DIR / task / f"{task}.yaml"
+    if not path.exists():
+        raise UserError(f"unknown task {task}; tasks: {', '.join(task_names())}")
+    meta = (yaml.load(path.read_text(), Loader=_TaskYaml) or {}).get("metadata") or {}
+    if meta.get("group") not in GROUPS:
+        raise UserError(f"{path}: metadata.group must be one of {', '.join(GROUPS)}, got {meta.get('group')!r}")
+    return meta
+
+
+def task_group(task: str) -> str:
+    return task_metadata(task)["group"]
+
+
+def suite_tasks(suite: str) -> tuple[str, ...]:
+    if suite in SUITES:
+        return SUITES[suite]
+    names = tuple(s.strip() for s in suite.split(",") if s.strip())
+    unknown = [n for n in names if n not in task_names()]
+    if unknown or not names:
+        raise UserError(f"unknown suite or task {', '.join(unknown) or repr(suite)}; suites: {', '.join(SUITES)}; "
+                        f"tasks: {', '.join(task_names())}")
+    return names
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'; presets: {', '.join(PRESETS)}")
+    return PRESETS[name]

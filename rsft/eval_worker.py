@@ -1,0 +1,196 @@
+"""The lm-eval worker: one model on its tasks, in a fresh process (`python -m rsft.eval_worker SPEC.json`).
+
+evaluate.py starts one per model (the base at step 0, then each checkpoint), so a training process's Unsloth
+patches never reach lm-eval and a crash loses one model only. The spec (rsft.specs.WorkerSpec) was validated by the
+parent; the worker holds a lock on its output folder, so a second evaluation of the same step refuses to start, and
+it dies with its parent. Results: one TASK.json per task plus its samples (rsft.rundir), written atomically.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+from pathlib import Path
+
+from rsft.catalogue import Preset
+from rsft.errors import UserError
+from rsft.grading import GRADER_VERSION
+from rsft.rundir import (generated, gen_path, lm_eval_paths, record_skipped, result_path, samples_path, skipped_path,
+                         write_json_atomic, write_jsonl_atomic)
+from rsft.specs import WorkerSpec, read_spec
+from rsft.tasks import TASKS_DIR
+
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+LOCK_FILE = ".worker.lock"
+
+
+def apply_preset(task, p: Preset) -> None:
+    """The preset's repeats, sampling and token cap over the task's own generation settings, per task."""
+    if p.repeats is not None:
+        task.config.repeats = p.repeats
+    gen = task.config.generation_kwargs
+    gen.update({k: v for k, v in (("temperature", p.temperature), ("top_p", p.top_p)) if v is not None})
+    if p.max_gen_toks is not None:
+        gen["max_gen_toks"] = min(p.max_gen_toks, gen.get("max_gen_toks", p.max_gen_toks))
+
+
+def _vllm_pretrained(m) -> str:
+    """vLLM has no `subfolder`: the paper's checkpoints (REPO/step640/) are fetched and named by their folder."""
+    if not m.subfolder:
+        return m.base
+    if Path(m.base).is_dir():
+        return str(Path(m.base) / m.subfolder)
+    from huggingface_hub import snapshot_download
+
+    root = snapshot_download(m.base, revision=m.revision, allow_patterns=[f"{m.subfolder}/*"])
+    return str(Path(root) / m.subfolder)
+
+
+def lm_args(spec: WorkerSpec) -> tuple[str, dict]:
+    """lm-eval's model name and model_args for the spec's model and backend."""
+    m = spec.model
+    if spec.backend == "vllm":
+        args = {"pretrained": _vllm_pretrained(m), "revision": None if m.subfolder else m.revision,
+                "dtype": m.dtype, "enable_prefix_caching": True, "tensor_parallel_size": spec.tensor_parallel_size,
+                "seed": spec.preset.seed, "trust_remote_code": m.trust_remote_code}
+        if m.adapter:  # the bf16 base plus the adapter, not merged
+            rank = next((v for v in VLLM_LORA_RANKS if v >= (m.lora_rank or 0)), None)  # the smallest that holds r
+            if rank is None:
+                raise UserError(f"LoRA rank {m.lora_rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]}); "
+                                "use --backend hf")
+            args.update(lora_local_path=m.adapter, max_lora_rank=rank)
+        return "vllm", {k: v for k, v in args.items() if v is not None}
+    args = {"pretrained": m.base, "revision": m.revision, "subfolder": m.subfolder, "dtype": m.dtype,
+            "batch_size": spec.batch_size, "trust_remote_code": m.trust_remote_code, "peft": m.adapter,
+            "device": spec.device}
+    return "hf", {k: v for k, v in args.items() if v is not None}
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when evaluate.py dies (kill -9 included), so no worker is left behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before the call
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _lock(out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    f = (out_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"another evaluation is writing {out_dir} now; wait for it (or stop it) and rerun") from None
+    return f
+
+
+def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
+    """Each task loaded on its own: one that cannot load (missing data, a broken file) is skipped with its reason."""
+    from lm_eval.tasks import get_task_dict
+
+    tasks, skipped = {}, {}
+    for name in todo:
+        try:
+            tasks.update(get_task_dict([name], tm))
+        except Exception as e:  # noqa: BLE001  (a task's failure is reported, the model's other tasks still run)
+            skipped[name] = f"cannot load: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            print(f"{name} skipped ({skipped[name]})", file=sys.stderr, flush=True)
+    return tasks, skipped
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """Evaluate one model on the spec's tasks that have no result yet; write one result file per task."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
+
+    out_dir = Path(spec.out_dir)
+    lock = _lock(out_dir)
+    preset_dict = spec.preset.__dict__
+    todo = [t for t in spec.tasks if not generated(out_dir, t, preset_dict)]
+    if not todo:
+        return
+    tm = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_dir": spec.data_dir})
+    task_dict, skipped = _load_tasks(todo, tm)
+    if skipped:
+        record_skipped(out_dir, skipped)
+    if not task_dict:
+        raise UserError(f"no task of {', '.join(todo)} could be loaded (see {skipped_path(out_dir)})")
+    for task in task_dict.values():
+        apply_preset(task, spec.preset)
+    model, model_args = lm_args(spec)
+    p = spec.preset
+    res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
+                                  task_manager=tm, apply_chat_template=True, limit=p.limit,
+                                  log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
+                                  torch_random_seed=p.seed)
+    tok = AutoTokenizer.from_pretrained(spec.model.tokenizer, subfolder=spec.model.tokenizer_subfolder)
+    for name, task in task_dict.items():
+        write_result(out_dir, name, task, res, spec, tok, lm_eval.__version__)
+    lock.close()
+
+
+def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, tok, lm_eval_version: str) -> None:
+    from rsft.grading import parse
+    from rsft.tasks.common import answer_kind, extract
+
+    m = res["results"][name]
+    judge = task.config.metadata.get("judge")  # judge-scored: the judging phase (rsft.judges) writes its TASK.json
+    answer = answer_kind(getattr(task.config, "process_results", None))  # what the task reads as its answer (tasks.common.extract)
+    samples = []
+    for s in res["samples"][name]:
+        responses = s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
+        for j, r in enumerate(responses):
+            p = parse(r)
+            samples.append({"doc_id": s["doc_id"], "sample": j, "prompt": s["arguments"][0][0],
+                            "response": r, "extracted": extract(answer, r), "doc_acc": s.get("acc"),
+                            "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
+                            "truncated": p.truncated, "doc": s["doc"], "target": s.get("target")})
+    result = {
+        "task": name, "step": spec.step, "model": spec.model.base, "adapter": spec.model.adapter,
+        "metric": "acc", "value": m.get("acc,all"), "stderr": m.get("acc_stderr,all"),
+        "truncated_rate": m["truncated,all"], "no_answer_rate": m.get("no_answer,all"),
+        "mean_response_tokens": round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
+        "n": len(res["samples"][name]), "k": task.config.repeats, "preset_name": spec.preset_name,
+        "preset": spec.preset.__dict__, "task_version": task.config.metadata.get("version"),
+        "grader_version": GRADER_VERSION, "lm_eval_version": lm_eval_version, "backend": spec.backend,
+        "group": task.config.metadata["group"], "in_domain": task.config.metadata["group"] == "in_domain",
+        "generation_kwargs": {k: v for k, v in task.config.generation_kwargs.items() if k != "until"},
+    }
+    if answer == "code":
+        result["sandbox"] = spec.sandbox
+    extra = {k.split(",")[0]: v for k, v in m.items() if k.endswith(",all") and "_stderr" not in k
+             and k.split(",")[0] not in ("acc", "truncated", "no_answer")}
+    if extra:  # e.g. IFEval's loose and instruction-level accuracies, HaluEval's per-subset ones
+        result["extra_metrics"] = extra
+    if judge:
+        result.update(metric=None, judge=judge)
+    # lm-eval's own files for the task, as its CLI writes them (what is not JSON, e.g. functions, as text)
+    own = {"results": {name: m}, "configs": {name: res.get("configs", {}).get(name)},
+           "versions": {name: res.get("versions", {}).get(name)}, "n-samples": {name: res.get("n-samples", {}).get(name)},
+           "config": res.get("config"), "lm_eval_version": lm_eval_version}
+    results_file, samples_file = lm_eval_paths(out_dir, name)
+    write_json_atomic(results_file, json.loads(json.dumps(own, default=str)))
+    write_jsonl_atomic(samples_file, json.loads(json.dumps(res["samples"][name], default=str)))
+    write_jsonl_atomic(samples_path(out_dir, name), samples)
+    # last: its presence means the pair is finished (a judged one: generated)
+    write_json_atomic(gen_path(out_dir, name) if judge else result_path(out_dir, name), result)
+    record_skipped(out_dir, {}, done=name)
+
+
+def _main() -> int:
+    _die_with_parent()
+    run_worker(read_spec(WorkerSpec, sys.argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    from rsft.errors import run_cli
+
+    run_cli(_main)

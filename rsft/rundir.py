@@ -1,0 +1,159 @@
+"""The run folder's layout, in one place, and the one way its files are written (whole, then renamed).
+
+    RUN/
+      checkpoints/stepNNNNN/            a checkpoint (meta.json inside); stepNNNNN.tmp while it is being written
+      eval/PRESET/stepNNNNN/TASK.json   a finished (checkpoint, task) pair
+                           TASK.gen.json        a judge-scored task, generated, waiting for its judges
+                           TASK.samples.jsonl   every response with its extracted answer and score
+                           TASK.judgments.jsonl judgments, appended one per line as they are made
+                           lm_eval/results_TASK.json, lm_eval/samples_TASK.jsonl   lm-eval's own files for the task
+                           skipped.json         tasks not evaluated for this model, with the reason
+    --model runs write the same TASK files into --out.
+
+Step numbers are zero-padded to 5 digits so folders sort (step00010 ... step00640).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from rsft.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+META_FILE = "meta.json"
+_CHECKPOINT_NAME = re.compile(r"step\d{5,}")  # a complete checkpoint: renamed into place, so no .tmp suffix
+
+
+def step_name(step: int) -> str:
+    return f"step{step:05d}"
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / step_name(step)
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """A run's complete checkpoints, in step order: renamed into place (no `.tmp` leftover of a kill) with meta.json."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.exists():
+        return []
+    return sorted(p for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name) and (p / META_FILE).exists())
+
+
+def eval_dir(run_dir: Path, preset_name: str, step: int) -> Path:
+    return Path(run_dir) / "eval" / preset_name / step_name(step)
+
+
+EVAL_RESULTS_GLOB = "eval/*/step*/*.json"  # every TASK.json (and .gen.json, skipped.json: see is_result)
+
+
+def result_path(out_dir: Path, task: str) -> Path:
+    return Path(out_dir) / f"{task}.json"
+
+
+def gen_path(out_dir: Path, task: str) -> Path:
+    """A judge-scored task's phase-1 result; the judging phase writes TASK.json from it."""
+    return Path(out_dir) / f"{task}.gen.json"
+
+
+def samples_path(out_dir: Path, task: str) -> Path:
+    return Path(out_dir) / f"{task}.samples.jsonl"
+
+
+def judgments_path(out_dir: Path, task: str) -> Path:
+    return Path(out_dir) / f"{task}.judgments.jsonl"
+
+
+def lm_eval_paths(out_dir: Path, task: str) -> tuple[Path, Path]:
+    """lm-eval's own results JSON and samples (doc, target, responses, metrics), as its CLI names them."""
+    return Path(out_dir) / "lm_eval" / f"results_{task}.json", Path(out_dir) / "lm_eval" / f"samples_{task}.jsonl"
+
+
+def skipped_path(out_dir: Path) -> Path:
+    """{task: why it was not evaluated} for one model (data missing, a task that cannot load); the report lists it."""
+    return Path(out_dir) / "skipped.json"
+
+
+def is_result(path: Path) -> bool:
+    """A TASK.json (not a .gen.json waiting for judges, not skipped.json)."""
+    return not (path.name.endswith(".gen.json") or path.name == "skipped.json")
+
+
+def samples_of(result: Path) -> Path:
+    """TASK.samples.jsonl beside a TASK.json."""
+    return result.with_name(result.stem + ".samples.jsonl")
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Written whole beside it, then renamed: a killed process leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict] | None:
+    """Every line of a JSONL file written by this kit, or None when any line is unreadable (cut short)."""
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object written by this kit, or None when it is unreadable (cut short, empty, not an object)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+# ------------------------------------------------------------------------------------------------ what is done
+
+
+def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
+    """Nothing left to generate: finished, or generated and waiting for (or partly through) its judge.
+
+    A result file that cannot be read (cut short by a kill, emptied) does not count: it is named and redone.
+    With `preset`, a result made with other settings under the same preset name (the preset's definition changed
+    since) is refused rather than skipped as finished or silently overwritten."""
+    for path in (result_path(out_dir, task), gen_path(out_dir, task)):
+        if not path.exists():
+            continue
+        done = read_json(path)
+        samples = samples_path(out_dir, task)
+        bad = path if done is None else samples if not samples.exists() or read_jsonl(samples) is None else None
+        if bad is not None:
+            print(f"warning: {bad} is missing or unreadable (cut short?); {task} is evaluated again", flush=True)
+            return False
+        old = done.get("preset")
+        if preset is not None and old is not None and old != preset:
+            changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in preset.items() if old.get(k) != v)
+            raise UserError(f"{path} was made with other settings of this preset ({changed}); move that "
+                            f"folder away (or delete it) to evaluate again, or keep it and use another --preset")
+        return True
+    return False
+
+
+def record_skipped(out_dir: Path, skipped: dict[str, str], done: str | None = None) -> None:
+    """Add {task: reason} to the model's skipped.json; `done`: a task that has now run is taken off."""
+    path = skipped_path(out_dir)
+    old = (read_json(path) or {}) if path.exists() else {}
+    new = {k: v for k, v in {**old, **skipped}.items() if k != done}
+    if new != old:
+        write_json_atomic(path, new)

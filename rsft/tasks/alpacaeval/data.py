@@ -1,0 +1,11 @@
+"""AlpacaEval's 805 instructions from the Hub (tatsu-lab/alpaca_eval, alpaca_eval.json)."""
+import json
+
+from rsft.tasks.datafile import save
+
+
+def download(data_dir):
+    from huggingface_hub import hf_hub_download
+
+    with open(hf_hub_download("tatsu-lab/alpaca_eval", "alpaca_eval.json", repo_type="dataset")) as f:
+        save(data_dir, "alpacaeval", [{"prompt": r["instruction"], "dataset": r["dataset"]} for r in json.load(f)])

@@ -1,0 +1,6 @@
+"""basic_arithmetic: reasoning-gym puzzles generated locally (rsft/tasks/reasoning_gym_tasks.py)."""
+from rsft.tasks import reasoning_gym_tasks
+
+
+def build(data_dir):
+    reasoning_gym_tasks.build(data_dir, "basic_arithmetic")
