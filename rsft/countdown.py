@@ -1,9 +1,9 @@
 """Countdown, generated locally: the embedded default's data, in the schema of jasonrqh/Countdown-CoT-20k.
 
 Puzzles come from a seeded procedural generator (numbers, and a target reachable by using each number exactly
-once with + - * /). Long chain-of-thought traces are written by a depth-first search solver that narrates what a
-reasoning model does: it tries a line of attack, sees that it misses, says "wait" and backtracks, finds a path,
-then double-checks it. Every trace is verified with `evaluate_expression` before it is kept.
+once with + - * /). Long chain-of-thought traces narrate a depth-first search in a shuffled order, as a reasoning
+model searches: each combination tried, too big or too small, "wait, no" and back, until one reaches the target,
+then a check. Every trace is verified with `evaluate_expression` before it is kept.
 
 Deviation from the paper: its Countdown-CoT-20k traces were sampled from Qwen3-32B (how the puzzles were made was
 not published, PAPER.md section 3). Ours are templated search traces, short enough to train on two CPU cores.

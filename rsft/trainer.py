@@ -111,15 +111,6 @@ def _load_weights(model, ckpt: Path) -> None:
         model.load_state_dict(load_file(f), strict=False)
 
 
-def _cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
     """(bfloat16 autocast on?, why) for train.autocast off|auto|bfloat16."""
     if cuda:
@@ -127,7 +118,9 @@ def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
     if setting == "bfloat16":
         return True, "bfloat16: asked for by the recipe"
     if setting == "auto":
-        if _cpu_has_native_bf16():
+        from rsft.models import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
             return True, "bfloat16: auto, the CPU has native bfloat16 (avx512_bf16/amx_bf16)"
         return False, "off (float32): auto, the CPU has no native bfloat16"
     return False, "off (float32): asked for by the recipe"

@@ -73,3 +73,28 @@ def test_countdown_procedure_reads_the_target_from_each_prompt():
     assert countdown_procedure(wrong_target).claim_truth == 0.0
     with pytest.raises(ValueError, match="not a Countdown prompt"):
         countdown_procedure([{"prompt": "What is 2 + 2?", "response": "4"}])
+
+
+def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
+    import csv
+    import json
+
+    from rsft.report import write_report
+    from rsft.rundir import samples_of
+    from test_report import plant
+
+    run = tmp_path / "quick"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n")
+    prompt = prompt_for([6, 7, 9], 50)
+    right = "<think>\nTry 6 * 7 = 42, 42 + 8 = 50. That reaches the target!\n</think>\n\\boxed{6 * 7 + 8}"
+    copied = "<think>\nTry 7 * 9 = 56, 56 - 6 = 50. That reaches the target!\n</think>\n\\boxed{7 * 9 - 6}"
+    for step, response in ((0, right), (15, copied)):
+        path = samples_of(plant(run, step, "countdown", 0.5, n=4, responses=(response,)))
+        lines = [{**json.loads(x), "prompt": prompt} for x in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    write_report([run], tmp_path / "rep")
+    rows = {r["step"]: r for r in csv.DictReader((tmp_path / "rep/procedure.csv").open())}
+    assert rows["0 (base)"]["steps right %"] == "100.0" and rows["0 (base)"]["claims true %"] == "100.0"
+    assert rows["15"]["steps right %"] == "50.0" and rows["15"]["claims true %"] == "0.0"
+    assert rows["15"]["target claims"] == "4"

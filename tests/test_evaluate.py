@@ -16,12 +16,14 @@ from rsft.rundir import write_jsonl_atomic
 from rsft.tasks.countdown.data import countdown_test_rows
 from rsft.tasks.humaneval.data import humaneval_rows
 from rsft.tasks.reasoning_gym_tasks import reasoning_gym_rows
+from rsft.tasks.word_problems.data import make_rows
 from rsft.tasks import TASKS_DIR
 from test_train import make_recipe
 
 # One small fixture per task, in the schema its loader reads (the --download-data schemas).
 FIXTURES = {
     "countdown": countdown_test_rows(2),
+    "word_problems": make_rows(2),
     "basic_arithmetic": reasoning_gym_rows("basic_arithmetic", 2),
     "knights_knaves": reasoning_gym_rows("knights_knaves", 2),
     "humaneval": humaneval_rows()[:2],

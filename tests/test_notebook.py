@@ -4,7 +4,6 @@ import shlex
 
 from conftest import ROOT
 from rsft.config import load_recipe
-from rsft.catalogue import PRESETS
 
 NOTEBOOK = ROOT / "notebooks/colab_consumer_gpu.ipynb"
 
@@ -34,7 +33,7 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, smollm2_
     monkeypatch.chdir(tmp_path)
     params = {"RECIPE": str(ROOT / "recipes/quickstart.yaml"),
               "OVERRIDES": ["train.max_steps=2", f"train.output_dir={tmp_path / 'run'}", "eval.suite=countdown"],
-              "EVAL_ARGS": ["--steps", "2"]}
+              "EVAL_ARGS": ["--steps", "2", "--limit", "5"]}
     ns = {}
     for cell in cells():
         if "parameters" in cell["metadata"].get("tags", []):
@@ -43,6 +42,6 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, smollm2_
             exec(compile(python_of(cell), str(NOTEBOOK), "exec"), ns)
     assert ns["RUN"] == str(tmp_path / "run")
     res = json.loads((tmp_path / "run/eval/quickstart/step00002/countdown.json").read_text())
-    assert res["n"] == PRESETS["quickstart"].limit
+    assert res["n"] == 5 and res["preset"]["limit"] == 5  # --limit, recorded with the preset
     assert (tmp_path / "report/report.html").stat().st_size > 0
     assert list((tmp_path / "report").glob("*.png"))
