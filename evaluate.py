@@ -41,7 +41,11 @@ def parse_args(argv):
     p.add_argument("--backend", default="auto", choices=["auto", "hf", "vllm"],
                    help="auto: vllm on a CUDA GPU when installed, else hf")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per model")
-    p.add_argument("--batch-size", type=int, default=8, help="hf backend: prompts per generate call")
+    p.add_argument("--batch-size", type=int, help="hf backend: prompts per generate call (lm-eval sorts them by "
+                   "length); default 64 on CPU (batch 16 generated 1.3x the tokens/s of batch 8 on 2 cores, "
+                   "bench/RESULTS.md), 8 on a GPU, where responses run to thousands of tokens")
+    p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
+                   "in each result as the preset's limit)")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
     p.add_argument("--revision")
     p.add_argument("--subfolder", help="e.g. step640 in the paper's released repositories")
@@ -271,6 +275,18 @@ def main(argv=None) -> int:
     from rsft.hub import require
 
     require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
+    if args.limit is not None:
+        if args.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {args.limit}")
+        from dataclasses import replace
+
+        p = replace(p, limit=args.limit, in_domain_limit=None)
+    batch_size = args.batch_size or (8 if device == "cuda" else 64)
+    dtype = "auto"
+    if device == "cpu":  # bfloat16 weights where the CPU has native bf16 (AVX512-BF16, AMX): faster matmuls
+        from rsft.models import cpu_has_native_bf16
+
+        dtype = "bfloat16" if cpu_has_native_bf16() else "auto"
     ensure_local(data_dir, tasks)
     if args.estimate:
         from rsft.planner import eval_plan_lines
@@ -301,13 +317,13 @@ def main(argv=None) -> int:
         todo = [] if args.judge_only else [t for t in tasks if not generated(out_dir, t, asdict(p))]
         model = ModelSpec(base=base, revision=revision, subfolder=args.subfolder,
                           adapter=str(adapter) if adapter else None, lora_rank=lora_rank(adapter),
-                          trust_remote_code=trust)
+                          trust_remote_code=trust, dtype=dtype)
         plan.append((step, WorkerSpec(
             model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p, data_dir=str(data_dir),
-            out_dir=str(out_dir), backend=backend, device=device, batch_size=args.batch_size,
+            out_dir=str(out_dir), backend=backend, device=device, batch_size=batch_size,
             tensor_parallel_size=args.tensor_parallel_size, sandbox=sandbox) if todo else None))
     failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
-    judge_outputs(out_dirs, tasks, judges, endpoint, args.batch_size, device)
+    judge_outputs(out_dirs, tasks, judges, endpoint, batch_size, device)
     if failed:
         raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
     print(f"results in {out_root}")

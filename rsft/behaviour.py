@@ -12,12 +12,24 @@ of each marker; a phrase can count for two markers only where both match it ("wa
 \\boxed{} answer follows, and as *truncated* when its thinking never closed: the same definitions as the
 tasks' no_answer and truncated rates (rsft/tasks/common.py). Judge-scored tasks ask for no boxed answer: their
 responses count in length, markers and truncation, not in the no-answer share.
+
+Procedure, measured directly on Countdown (`Procedure`): a weak model can copy a trace's surface, writing
+"a op b = c" steps and "that reaches the target" after a wrong equation. Two shares read that from the reasoning
+(the thinking when the response opens one, else the whole response):
+- step accuracy: among the binary steps "a op b = c" written there (+ - * / x ×, whole or decimal numbers; a step
+  that continues a longer chain, "1 + 2 + 3 = 6", is not read), the share whose c is right;
+- claim truth: among the sentences that say the target is reached ("that/this/which/it reaches/is/equals/gives/
+  hits/matches the target"), the share whose steps, written on the same line before the claim, are all right
+  and end at the puzzle's target. A claim with no step before it is not true.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Iterable
+
+from rsft.grading import THINK_CLOSE, THINK_OPEN
 
 # name: (kind, pattern). reflection = checking one's own work; backtracking = abandoning a path for another.
 MARKERS: dict[str, tuple[str, str]] = {
@@ -89,3 +101,85 @@ def summarize(samples: Iterable[dict], expects_answer: bool = True) -> Behaviour
     for s in samples:
         b.add(s, expects_answer)
     return b
+
+
+# ------------------------------------------------------------------------------------------------ Countdown procedure
+
+_NUM = r"\d+(?:\.\d+)?"
+_STEP = re.compile(rf"(?<!\d)(?<!\d\.)({_NUM})\s*([-+*/×x])\s*({_NUM})\s*=\s*({_NUM})(?!\.?\d)")
+_CLAIM = re.compile(r"\b(?:that|this|which|it)\s+(?:reaches|is|equals|gives|hits|matches)\s+(?:the\s+)?target\b",
+                    re.IGNORECASE)
+_CHAIN_BEFORE = re.compile(r"[-+*/×x(]\s*$")  # an operand just before the step: it continues a longer chain
+
+
+def reasoning_text(response: str) -> str:
+    """The thinking (to its end or to the end of a cut-off response) when the response opens one, else all of it."""
+    if THINK_OPEN not in response:
+        return response
+    return response.split(THINK_OPEN, 1)[1].split(THINK_CLOSE, 1)[0]
+
+
+def arithmetic_steps(text: str) -> list[tuple[bool, Fraction]]:
+    """(correct?, stated result) of each binary step "a op b = c" in text, in order."""
+    out = []
+    for m in _STEP.finditer(text):
+        if _CHAIN_BEFORE.search(text[max(0, m.start() - 3) : m.start()]):
+            continue
+        a, op, b, c = Fraction(m[1]), m[2], Fraction(m[3]), Fraction(m[4])
+        if op == "+":
+            value = a + b
+        elif op == "-":
+            value = a - b
+        elif op == "/":
+            value = a / b if b else None
+        else:
+            value = a * b
+        out.append((value == c, c))
+    return out
+
+
+@dataclass
+class Procedure:
+    """Countdown procedure over a set of responses: arithmetic steps right, "reaches the target" claims true."""
+
+    responses: int = 0
+    steps: int = 0
+    correct_steps: int = 0
+    claims: int = 0
+    true_claims: int = 0
+
+    def add(self, response: str, target: int) -> None:
+        self.responses += 1
+        reasoning = reasoning_text(response)
+        steps = arithmetic_steps(reasoning)
+        self.steps += len(steps)
+        self.correct_steps += sum(ok for ok, _ in steps)
+        for m in _CLAIM.finditer(reasoning):
+            line = reasoning[reasoning.rfind("\n", 0, m.start()) + 1 : m.start()]
+            before = arithmetic_steps(line)
+            self.claims += 1
+            self.true_claims += bool(before) and all(ok for ok, _ in before) and before[-1][1] == target
+
+    @property
+    def step_accuracy(self) -> float | None:
+        """Share of arithmetic steps that are right; None when no step was written."""
+        return self.correct_steps / self.steps if self.steps else None
+
+    @property
+    def claim_truth(self) -> float | None:
+        """Share of "reaches the target" claims that are true; None when no claim was made."""
+        return self.true_claims / self.claims if self.claims else None
+
+
+_TARGET_IN_PROMPT = re.compile(r"create an equation that equals (\d+)")  # rsft.countdown.prompt_for
+
+
+def countdown_procedure(samples: Iterable[dict]) -> Procedure:
+    """Procedure over lines of a countdown TASK.samples.jsonl; the target is read from each sample's prompt."""
+    p = Procedure()
+    for s in samples:
+        m = _TARGET_IN_PROMPT.search(s["prompt"])
+        if m is None:
+            raise ValueError(f"not a Countdown prompt (no 'create an equation that equals N'): {s['prompt'][:80]!r}")
+        p.add(s["response"], int(m[1]))
+    return p

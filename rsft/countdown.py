@@ -1,9 +1,9 @@
 """Countdown, generated locally: the embedded default's data, in the schema of jasonrqh/Countdown-CoT-20k.
 
 Puzzles come from a seeded procedural generator (numbers, and a target reachable by using each number exactly
-once with + - * /). Long chain-of-thought traces are written by a depth-first search solver that narrates what a
-reasoning model does: it tries a line of attack, sees that it misses, says "wait" and backtracks, finds a path,
-then double-checks it. Every trace is verified with `evaluate_expression` before it is kept.
+once with + - * /). Long chain-of-thought traces narrate a depth-first search in a shuffled order, as a reasoning
+model searches: each combination tried, too big or too small, "wait, no" and back, until one reaches the target,
+then a check. Every trace is verified with `evaluate_expression` before it is kept.
 
 Deviation from the paper: its Countdown-CoT-20k traces were sampled from Qwen3-32B (how the puzzles were made was
 not published, PAPER.md section 3). Ours are templated search traces, short enough to train on two CPU cores.
@@ -85,6 +85,15 @@ def is_solution(expr: str, numbers: list[int], target: int) -> bool:
 
 # ------------------------------------------------------------------------------------------------ puzzles
 
+# Difficulty of the embedded puzzles (training rows and held-out test rows alike): sized so that SmolLM2-135M
+# learns them in ~45 LoRA steps on 2 CPU cores (bench/RESULTS.md). 4 numbers up to 50 with targets up to 200
+# stayed at 0% there; the paper's puzzles (Countdown-CoT-20k) are harder still.
+COUNT = 3  # numbers per puzzle
+MAX_NUMBER = 20  # each number in 1..MAX_NUMBER
+TARGETS = (1, 100)  # target range, inclusive, reached by one random expression over all the numbers
+MAX_DEAD_ENDS = 8  # a trace narrates at most this many failed combinations before the solution: ~90-360 tokens
+SEARCH_ORDERS = 20  # shuffled search orders tried per puzzle to find one within MAX_DEAD_ENDS
+
 
 def _apply(op: str, a: int, b: int) -> int | None:
     """Integer-valued, non-negative intermediate results only, as people play Countdown."""
@@ -101,91 +110,89 @@ def _wrap(expr: str) -> str:
     return expr if expr.isdigit() else f"({expr})"
 
 
-def _reduce_randomly(rng: random.Random, items: list[tuple[int, str]]) -> list[tuple] | None:
-    """One random line of attack: combine pairs until one value is left. Returns its steps."""
-    items = list(items)
-    steps = []
+def _combine(items: list[tuple[int, str]], i: int, j: int, op: str) -> tuple[tuple, list] | None:
+    """(step, remaining items) after items[i] op items[j], or None when the step is not allowed."""
+    (a, ea), (b, eb) = items[i], items[j]
+    r = _apply(op, a, b)
+    if r is None:
+        return None
+    rest = [x for k, x in enumerate(items) if k not in (i, j)] + [(r, f"{_wrap(ea)} {op} {_wrap(eb)}")]
+    return (a, op, b, r), rest
+
+
+def _random_expression(rng: random.Random, numbers: list[int]) -> tuple[int, str] | None:
+    """One random line of attack over all the numbers: (value, expression), or None if a step is not allowed."""
+    items = [(n, str(n)) for n in numbers]
     while len(items) > 1:
         i, j = rng.sample(range(len(items)), 2)
-        (a, ea), (b, eb) = items[i], items[j]
-        op = rng.choice(OPS)
-        r = _apply(op, a, b)
-        if r is None:
+        combined = _combine(items, i, j, rng.choice(OPS))
+        if combined is None:
             return None
-        steps.append((a, op, b, r))
-        items = [x for k, x in enumerate(items) if k not in (i, j)] + [(r, f"{_wrap(ea)} {op} {_wrap(eb)}")]
-    return steps + [("expr", items[0][1])]
+        items = combined[1]
+    return items[0]
 
 
-def _solve(items: list[tuple[int, str]], target: int, rng: random.Random, budget: list[int]) -> list | None:
-    """Depth-first search over pair combinations; steps of the first solution found, or None."""
+def _leaves(items: list[tuple[int, str]], rng: random.Random):
+    """Depth-first search in a shuffled order: every complete combination as (steps, value, expression)."""
     if len(items) == 1:
-        return [("expr", items[0][1])] if items[0][0] == target else None
-    budget[0] -= 1
-    if budget[0] < 0:
-        return None
-    pairs = [(i, j) for i in range(len(items)) for j in range(len(items)) if i != j]
-    rng.shuffle(pairs)
-    for i, j in pairs:
-        (a, ea), (b, eb) = items[i], items[j]
-        for op in OPS:
-            r = _apply(op, a, b)
-            if r is None or (op in "+*" and i > j):
-                continue
-            rest = [x for k, x in enumerate(items) if k not in (i, j)] + [(r, f"{_wrap(ea)} {op} {_wrap(eb)}")]
-            found = _solve(rest, target, rng, budget)
-            if found is not None:
-                return [(a, op, b, r)] + found
-    return None
+        yield [], items[0][0], items[0][1]
+        return
+    moves = [(i, j, op) for i in range(len(items)) for j in range(len(items)) for op in OPS
+             if i != j and not (op in "+*" and i > j)]  # + and * are commutative: one order each
+    rng.shuffle(moves)
+    for i, j, op in moves:
+        combined = _combine(items, i, j, op)
+        if combined is None:
+            continue
+        step, rest = combined
+        for steps, value, expr in _leaves(rest, rng):
+            yield [step] + steps, value, expr
 
 
 def make_puzzle(rng: random.Random) -> tuple[list[int], int]:
-    """3 or 4 numbers in 1..50 and a target in 10..200 reached by one random valid expression."""
+    """COUNT numbers in 1..MAX_NUMBER and a target in TARGETS reached by one random valid expression."""
     while True:
-        numbers = [rng.randint(1, 50) for _ in range(rng.choice((3, 4)))]
-        steps = _reduce_randomly(rng, [(n, str(n)) for n in numbers])
-        if steps is None:
-            continue
-        target = steps[-2][3]
-        if 10 <= target <= 200:
-            return numbers, target
+        numbers = [rng.randint(1, MAX_NUMBER) for _ in range(COUNT)]
+        reached = _random_expression(rng, numbers)
+        if reached is not None and TARGETS[0] <= reached[0] <= TARGETS[1]:
+            return numbers, reached[0]
 
 
 # ------------------------------------------------------------------------------------------------ traces
 
 
 def _narrate(steps: list) -> str:
-    parts = [f"{a} {op} {b} = {r}" for a, op, b, r in steps[:-1]]
-    return "Let me try " + ", then ".join(parts) + "."
+    return "Try " + ", ".join(f"{a} {op} {b} = {r}" for a, op, b, r in steps)
+
+
+def _search(numbers: list[int], target: int, rng: random.Random) -> tuple[list, list, str] | None:
+    """(dead ends, solution steps, expression) of the first search order that finds the target within
+    MAX_DEAD_ENDS failed combinations; None if no order of SEARCH_ORDERS does."""
+    items = [(n, str(n)) for n in numbers]
+    for _ in range(SEARCH_ORDERS):
+        dead_ends = []
+        for steps, value, expr in _leaves(items, rng):
+            if value == target:
+                return dead_ends, steps, expr
+            if len(dead_ends) == MAX_DEAD_ENDS:
+                break
+            dead_ends.append((steps, value))
+    return None
 
 
 def write_trace(numbers: list[int], target: int, rng: random.Random) -> tuple[str, str] | None:
-    """(response, expression): failed attempts with backtracking, the solution, and a verification."""
-    items = [(n, str(n)) for n in numbers]
-    solution = _solve(items, target, rng, budget=[20000])
-    if solution is None:
+    """(response, expression): the search's failed combinations with backtracking, the solution, a check."""
+    found = _search(numbers, target, rng)
+    if found is None:
         return None
-    expr = solution[-1][1]
-    lines = [f"I need to reach {target} using {numbers}, each number exactly once, with + - * /."]
-    wanted, tries = rng.randint(1, 2), 0
-    while wanted and tries < 50:  # a few wrong lines of attack before the right one
-        tries += 1
-        attempt = _reduce_randomly(rng, items)
-        if attempt is None or attempt[-2][3] == target:
-            continue
-        wanted -= 1
-        got = attempt[-2][3]
+    dead_ends, solution, expr = found
+    lines = [f"I need {target} from {numbers}."]
+    for steps, got in dead_ends:
         side = "too big" if got > target else "too small"
-        lines.append(f"{_narrate(attempt)} That gives {got}, which is {side} (I need {target}).")
-        lines.append(rng.choice(["Wait, that doesn't work.", "Hmm, that's not it.", "That fails."]) +
-                     " Let me backtrack and try a different combination.")
-    lines.append(f"{_narrate(solution)} That gives {target}, which is the target!")
-    lines.append(f"Let me double-check: {expr} = {target}. Numbers used: {sorted(numbers)}, each exactly once. "
-                 "Correct.")
-    response = "<think>\n" + "\n".join(lines) + "\n</think>\n\n" + (
-        f"Combining the numbers step by step: {expr} = {target}, using each of {numbers} exactly once.\n\n"
-        f"\\boxed{{{expr}}}"
-    )
+        lines.append(f"{_narrate(steps)}: {side}. " + rng.choice(["Wait, no.", "Hmm, no.", "Backtrack."]))
+    lines.append(f"{_narrate(solution)}. That reaches the target!")
+    lines.append(f"Check: {expr} = {target}. Correct.")
+    response = "<think>\n" + "\n".join(lines) + "\n</think>\n\n" + f"\\boxed{{{expr}}}"
     return response, expr
 
 

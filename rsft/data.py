@@ -111,7 +111,7 @@ def load_rows(cfg: DataConfig) -> tuple[list, str]:
         from rsft.countdown import make_dataset
 
         rows = make_dataset(cfg.num_examples, seed=cfg.seed)
-        ident = f"embedded-countdown:{cfg.num_examples}:{cfg.seed}"
+        ident = "embedded-countdown:" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()  # the generator's output
     else:
         path = Path(cfg.path).expanduser()
         if path.exists():

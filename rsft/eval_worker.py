@@ -31,8 +31,23 @@ def apply_preset(task, p: Preset) -> None:
         task.config.repeats = p.repeats
     gen = task.config.generation_kwargs
     gen.update({k: v for k, v in (("temperature", p.temperature), ("top_p", p.top_p)) if v is not None})
+    if p.temperature == 0.0:  # greedy: the tasks' template asks for sampling, which temperature 0 cannot do
+        gen["do_sample"] = False
     if p.max_gen_toks is not None:
         gen["max_gen_toks"] = min(p.max_gen_toks, gen.get("max_gen_toks", p.max_gen_toks))
+
+
+def question_limits(task_dict: dict, p: Preset) -> dict:
+    """simple_evaluate's `limit` (first N of every task), or its `samples` (first N per task) when in-domain
+    tasks take another number of questions than the others."""
+    if p.in_domain_limit is None or p.in_domain_limit == p.limit:
+        return {"limit": p.limit}
+    samples = {}
+    for name, task in task_dict.items():
+        n = p.in_domain_limit if task.config.metadata["group"] == "in_domain" else p.limit
+        total = len(task.eval_docs)
+        samples[name] = list(range(total if n is None else min(n, total)))
+    return {"samples": samples}
 
 
 def _vllm_pretrained(m) -> str:
@@ -146,7 +161,7 @@ def run_worker(spec: WorkerSpec) -> None:
     model, model_args = lm_args(spec)
     p = spec.preset
     res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
-                                  task_manager=tm, apply_chat_template=True, limit=p.limit,
+                                  task_manager=tm, apply_chat_template=True, **question_limits(task_dict, p),
                                   log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
                                   torch_random_seed=p.seed)
     tok = AutoTokenizer.from_pretrained(spec.model.tokenizer, subfolder=spec.model.tokenizer_subfolder)

@@ -107,6 +107,15 @@ def pick_training_backend(recipe: Recipe) -> tuple[str, str]:
     return "hf", "auto: no CUDA GPU, so transformers + peft on CPU"
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_dtype(recipe: Recipe):
     import torch
 

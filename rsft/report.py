@@ -11,12 +11,14 @@ the rendering from rsft/report_page.py and rsft/plots.py.
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
-from rsft.behaviour import KINDS, MARKERS, Behaviour
+from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_page import Page
+from rsft.stats import floor_or_ceiling, headline
 from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, find_dip, gaps, groups, load_series,
                           optimization_warnings, paired_bootstrap, paper_blocks, paper_data, paper_points,
                           short_name)
@@ -119,7 +121,7 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
     if len(by_group) > 1:
         notes.append(f"these results come from {len(by_group)} different presets or grader versions "
                      f"({'; '.join(by_group)}); they are never drawn on one figure: each has its own figures.")
-    notes += _version_notes(by_group) + _judge_notes(series, unscored)
+    notes += _version_notes(by_group) + _judge_notes(series, unscored) + _floor_notes(series)
     for s in series:
         for steps, tasks in _gap_lines(s):
             notes.append(f"{s.label}: no result for {', '.join(tasks)} at steps {', '.join(map(str, steps))} "
@@ -134,7 +136,50 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
     return notes
 
 
+def _floor_notes(series: list[Series]) -> list[str]:
+    notes = []
+    for s in series:
+        for task in s.tasks:
+            if s.unit(task) != "%" or len(s.curve(task)) < 2:
+                continue
+            bound = floor_or_ceiling({st: v / 100 for st, (v, _) in s.curve(task).items()})
+            if bound:
+                notes.append(f"{s.label}: {task} is at {'0' if bound == 'floor' else '100'}% at every step (a "
+                             f"{bound} effect): no drop or gain can be seen on it, so its 'no dip' says nothing")
+    return notes
+
+
 # ------------------------------------------------------------------------------------------------ sections
+
+
+def _in_domain_interval(s: Series) -> dict[int, tuple[float, float]]:
+    """A paired-bootstrap 95% interval of the change from the base at the last step, when one task is in-domain."""
+    tasks = [t for t in s.tasks if s.averaged(t) and s.in_domain(t)]
+    if len(tasks) != 1 or 0 not in s.steps:
+        return {}
+    last = s.steps[-1]
+    base, end = s.result(tasks[0], 0), s.result(tasks[0], last)
+    if base is None or end is None or not base.items() or not end.items() or set(base.items()) != set(end.items()):
+        return {}
+    _, lo, hi = paired_bootstrap(base.items(), end.items())
+    return {last: (lo, hi)}
+
+
+def section_headline(page: Page, series: list[Series]) -> None:
+    """What happened, in words, before any table: the in-domain change and the out-of-domain average's course."""
+    lines = []
+    for s in series:
+        in_avg, ood_avg = average(s, True), average(s, False)
+        if 0 not in in_avg and 0 not in ood_avg:
+            continue
+        text = headline({st: v / 100 for st, (v, _) in in_avg.items()} if 0 in in_avg else {},
+                        {st: v / 100 for st, (v, _) in ood_avg.items()} if 0 in ood_avg else {},
+                        in_ci=_in_domain_interval(s))
+        lines.append(f"{s.label}: {text}")
+    if lines:
+        page.heading("What happened")
+        for line in lines:
+            page.text(line)
 
 
 def section_runs(page: Page, series: list[Series]) -> None:
@@ -344,6 +389,48 @@ def section_behaviour(page: Page, series: list[Series], out: Path) -> None:
                      if r.behaviour() is not None]
     write_csv(out / "behaviour.csv", ["series", "task", "step"] + BEHAVIOUR_HEADER, csv_rows)
     _behaviour_figures(page, series, out)
+    section_procedure(page, series, out)
+
+
+PROCEDURE_HEADER = ["step", "responses", "arithmetic steps", "steps right %", "target claims", "claims true %"]
+
+
+def _procedure_rows(s: Series) -> list[list]:
+    """Countdown procedure per step, from the countdown samples files (rsft.behaviour.Procedure)."""
+    from rsft.rundir import samples_of
+
+    rows = []
+    for (task, step), r in sorted(s.results.items(), key=lambda kv: kv[0][1]):
+        path = samples_of(r.path)
+        if task != "countdown" or not path.exists():
+            continue
+        try:
+            p = countdown_procedure(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+        except ValueError as e:  # not the kit's Countdown prompts: no procedure to read
+            rows.append([step_label(step), f"not read: {e}", "", "", "", ""])
+            continue
+        rows.append([step_label(step), p.responses, p.steps, "—" if p.step_accuracy is None else
+                     _r(100 * p.step_accuracy, 1), p.claims, "—" if p.claim_truth is None else
+                     _r(100 * p.claim_truth, 1)])
+    return rows
+
+
+def section_procedure(page: Page, series: list[Series], out: Path) -> None:
+    """Countdown only: is the procedure carried out, or only its surface copied?"""
+    per = [(s, rows) for s in series if (rows := _procedure_rows(s))]
+    if not per:
+        return
+    page.heading("Countdown procedure", 3)
+    page.text("Read from the Countdown responses' reasoning (rsft/behaviour.py): of the arithmetic steps "
+              "\"a op b = c\" written, the share that are right, and of the sentences claiming the target is "
+              "reached, the share whose steps are right and end at the target. A model that copies the surface of "
+              "the traces writes steps and claims whatever their truth.")
+    csv_rows = []
+    for s, rows in per:
+        page.heading(s.label, 4)
+        page.table(PROCEDURE_HEADER, rows)
+        csv_rows += [[s.label] + row for row in rows]
+    write_csv(out / "procedure.csv", ["series"] + PROCEDURE_HEADER, csv_rows)
 
 
 def section_paper(page: Page, series: list[Series], out: Path) -> None:
@@ -427,6 +514,7 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     series, unscored = load_series(run_dirs)
     out.mkdir(parents=True, exist_ok=True)
     page = Page("Report: " + ", ".join(str(d) for d in run_dirs))
+    section_headline(page, series)
     warnings = section_warnings(page, series, unscored)
     section_runs(page, series)
     section_scores(page, series, out)
@@ -436,8 +524,8 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     section_paper(page, series, out)
     section_significance(page, series, out)
     page.heading("Files")
-    page.text("Tables as CSV: scores.csv, dips.csv, scorings.csv, behaviour.csv, paper.csv, significance.csv; "
-              "figures as PNG; "
+    page.text("Tables as CSV: scores.csv, dips.csv, scorings.csv, behaviour.csv, procedure.csv (Countdown runs), "
+              "paper.csv, significance.csv; figures as PNG; "
               "this page as report.md and report.html (self-contained).")
     (out / "report.md").write_text(page.markdown())
     (out / "report.html").write_text(page.html())

@@ -215,6 +215,21 @@ def _torch_load(path: Path):
                         "the run cannot resume exactly from it: train into a new train.output_dir") from None
 
 
+def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
+    """(bfloat16 autocast on?, why) for train.autocast off|auto|bfloat16."""
+    if cuda:
+        return False, "off: on a GPU model.dtype sets the precision"
+    if setting == "bfloat16":
+        return True, "bfloat16: asked for by the recipe"
+    if setting == "auto":
+        from rsft.models import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
+            return True, "bfloat16: auto, the CPU has native bfloat16 (avx512_bf16/amx_bf16)"
+        return False, "off (float32): auto, the CPU has no native bfloat16"
+    return False, "off (float32): asked for by the recipe"
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator):
         self.r, self.run_dir, self.data, self.plan = recipe, run_dir, data, plan
@@ -258,6 +273,8 @@ class Trainer:
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
         self.sharded = self.acc.distributed_type == DistributedType.FSDP  # optimizer state differs per rank
         self.pad_id = self.tokenizer.pad_token_id
+        self.autocast, why = resolve_autocast(t.autocast, torch.cuda.is_available())
+        self.acc.print(f"autocast: {why}")
         if resume is not None:
             self._load_state(resume, meta)
         self._truncate_metrics(self.progress.step)
@@ -369,7 +386,7 @@ class Trainer:
         for i, mb in enumerate(batches):
             batch = {k: v.to(self.acc.device) for k, v in collate(mb.rows, self.pad_id).items()}
             ctx = self.acc.no_sync(self.model) if i < len(batches) - 1 else contextlib.nullcontext()
-            with ctx:
+            with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.model(**batch).loss  # token mean over this micro-batch's response tokens
                 # x processes: data parallelism averages the processes' gradients, the objective is their sum
                 self.acc.backward(loss * (mb.weight * self.acc.num_processes))

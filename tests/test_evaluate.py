@@ -16,12 +16,14 @@ from rsft.rundir import write_jsonl_atomic
 from rsft.tasks.countdown.data import countdown_test_rows
 from rsft.tasks.humaneval.data import humaneval_rows
 from rsft.tasks.reasoning_gym_tasks import reasoning_gym_rows
+from rsft.tasks.word_problems.data import make_rows
 from rsft.tasks import TASKS_DIR
 from test_train import make_recipe
 
 # One small fixture per task, in the schema its loader reads (the --download-data schemas).
 FIXTURES = {
     "countdown": countdown_test_rows(2),
+    "word_problems": make_rows(2),
     "basic_arithmetic": reasoning_gym_rows("basic_arithmetic", 2),
     "knights_knaves": reasoning_gym_rows("knights_knaves", 2),
     "humaneval": humaneval_rows()[:2],
@@ -168,6 +170,19 @@ def test_results_of_a_changed_preset_are_refused_not_reused(evaluated_run, monke
     with pytest.raises(UserError, match=r"step00000/\w+\.json was made with other settings of this preset "
                                         r"\(max_gen_toks 4 -> 8\); move that folder away"):
         evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0"])
+
+
+def test_results_made_before_a_preset_setting_existed_are_reused(evaluated_run, monkeypatch):
+    run, data = evaluated_run
+    for path in (run / "eval/test/step00000").glob("*.json"):
+        res = json.loads(path.read_text())
+        if "preset" in res:  # as written before presets had in_domain_limit
+            assert res["preset"].pop("in_domain_limit") is None
+            path.write_text(json.dumps(res))
+    calls = []
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: calls.append(spec) or True)
+    evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0"])
+    assert calls == []
 
 
 def test_missing_steps_tasks_and_run_folders_are_clear_errors(evaluated_run, tmp_path):

@@ -80,5 +80,5 @@ def test_evaluation_of_base_and_adapter_on_the_gpu(tmp_path, toy_qwen3_dir, back
     assert evaluate.main([str(tmp_path / "run"), "--steps", "0,3", "--backend", backend]) == 0
     for step in (0, 3):
         res = json.loads((tmp_path / f"run/eval/quickstart/step{step:05d}/countdown.json").read_text())
-        assert res["backend"] == backend and res["n"] == PRESETS["quickstart"].limit and 0.0 <= res["value"] <= 1.0
+        assert res["backend"] == backend and res["n"] == PRESETS["quickstart"].in_domain_limit and 0.0 <= res["value"] <= 1.0
         assert res["adapter"] is None if step == 0 else res["adapter"].endswith("step00003")

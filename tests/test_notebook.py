@@ -132,7 +132,8 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, capsys, 
     (drive / "cache/models").symlink_to(Path(os.environ["RSFT_CACHE"]) / "models")  # the converted embedded model
     # the embedded default, two steps; math500 has no data offline, so it is skipped while countdown runs
     params = {"DRIVE": str(drive), "RECIPE": str(ROOT / "recipes/quickstart.yaml"),
-              "OVERRIDES": ["train.max_steps=2", "eval.suite=countdown,math500"], "EVAL_ARGS": ["--steps", "2"]}
+              "OVERRIDES": ["train.max_steps=2", "eval.suite=countdown,math500"],
+              "EVAL_ARGS": ["--steps", "2", "--limit", "5"]}
     ns = {}
     for cell in cells():
         if "gpu-check" in cell["metadata"].get("tags", []):
@@ -150,7 +151,7 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, capsys, 
     run = drive / "runs/quickstart"
     assert Path(ns["RUN"]).resolve() == run.resolve()
     res = json.loads((run / "eval/quickstart/step00002/countdown.json").read_text())
-    assert res["n"] == PRESETS["quickstart"].limit
+    assert res["n"] == 5 and res["preset"]["limit"] == 5  # --limit, recorded with the preset
     assert "math500" in json.loads((run / "eval/quickstart/step00002/skipped.json").read_text())
     assert "evaluation plan 1 model(s) x 2 task(s)" in out and re.search(r"math500 +skipped: no data", out)
     assert re.search(r"time +at most ~\d+ min", out)

@@ -14,7 +14,7 @@ from rsft.schedule import make_plan
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
-PAPER_RECIPES = [p for p in RECIPES if p.stem != "quickstart"]
+PAPER_RECIPES = [p for p in RECIPES if p.stem not in ("quickstart", "quickstart-long")]  # the embedded default
 PAPER_ROWS = 20480  # every jasonrqh/*-20k set
 PAPER_SAVE_STEPS = (10, 20, 40, 80, 160, 320, 480, 640)  # the checkpoints the paper evaluates
 PAPER_DATASETS = {f"jasonrqh/{n}-20k" for n in ("Math-CoT", "Math-NoCoT", "NuminaMath", "DeepSeek-R1", "Countdown-CoT")}

@@ -1,0 +1,111 @@
+"""The embedded default as a user runs it: what it trains on, what it is evaluated on, how big each task is, and the
+CPU precision it picks. (Its times and scores are measured in bench/bench_quickstart.sh, not asserted here.)"""
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import ROOT
+from rsft.catalogue import PRESETS, SUITES, task_group
+from rsft.config import load_recipe
+from rsft.countdown import make_dataset
+from rsft.eval_worker import apply_preset, question_limits
+from rsft.schedule import make_plan
+from rsft.task_data import ensure_local
+from rsft.tasks import datafile
+from rsft.trainer import resolve_autocast
+
+QUICKSTART = ROOT / "recipes/quickstart.yaml"
+
+
+def _key(numbers, target):
+    return tuple(sorted(numbers)), target
+
+
+def test_the_quickstart_trains_every_row_once_on_3_number_puzzles_and_saves_3_checkpoints():
+    r = load_recipe(QUICKSTART)
+    rows = make_dataset(r.data.num_examples, seed=r.data.seed)
+    plan = make_plan(r.train, r.checkpoints, len(rows))
+    assert plan.total_steps == 45 and plan.dropped_rows_per_epoch == 0 and list(plan.save_steps) == [15, 30, 45]
+    assert all(len(row["answer"]["numbers"]) == 3 and 1 <= row["answer"]["target"] <= 100 for row in rows)
+    assert r.train.autocast == "auto" and r.lora.r == 16 and r.lora.lora_alpha == 32
+
+
+def test_the_long_variant_differs_only_in_the_length_of_training():
+    short, long = load_recipe(QUICKSTART), load_recipe(ROOT / "recipes/quickstart-long.yaml")
+    assert (long.model, long.lora, long.data, long.eval) == (short.model, short.lora, short.data, short.eval)
+    assert long.train.num_train_epochs > short.train.num_train_epochs
+
+
+def test_held_out_countdown_is_disjoint_from_the_training_rows_and_big_enough(tmp_path):
+    r = load_recipe(QUICKSTART)
+    train_keys = {_key(row["answer"]["numbers"], row["answer"]["target"])
+                  for row in make_dataset(r.data.num_examples, seed=r.data.seed)}
+    ensure_local(tmp_path, ["countdown"])
+    test = [json.loads(line) for line in datafile.test_file(tmp_path, "countdown").read_text().splitlines()]
+    n = PRESETS["quickstart"].in_domain_limit
+    assert n >= 100 and len(test) >= n
+    assert not train_keys & {_key(row["numbers"], row["target"]) for row in test}
+    assert all(len(row["numbers"]) == 3 and 1 <= row["target"] <= 100 for row in test)
+
+
+def test_the_quickstart_suite_has_countdown_in_domain_and_two_out_of_domain_tasks_of_50(tmp_path):
+    tasks = SUITES["quickstart"]
+    assert [t for t in tasks if task_group(t) == "in_domain"] == ["countdown"]
+    ood = [t for t in tasks if task_group(t) == "ood"]
+    assert len(ood) >= 2 and PRESETS["quickstart"].limit >= 50
+    ensure_local(tmp_path, ood)
+    for t in ood:
+        rows = datafile.test_file(tmp_path, t).read_text().splitlines()
+        assert len(rows) >= PRESETS["quickstart"].limit, t
+        assert len(set(rows)) == len(rows), t  # no question twice
+
+
+def test_word_problems_are_seeded_whole_number_problems():
+    from rsft.tasks.word_problems.data import make_rows
+
+    rows = make_rows()
+    assert rows == make_rows() and len({r["question"] for r in rows}) == len(rows)
+    assert all(r["answer"].isdigit() and r["question"].endswith("?") for r in rows)
+
+
+def _task(group, docs):
+    return SimpleNamespace(config=SimpleNamespace(metadata={"group": group}), eval_docs=list(range(docs)))
+
+
+def test_in_domain_tasks_take_their_own_number_of_questions():
+    p = PRESETS["quickstart"]
+    tasks = {"countdown": _task("in_domain", 200), "word_problems": _task("ood", 200), "tiny": _task("ood", 7)}
+    samples = question_limits(tasks, p)["samples"]
+    assert {k: len(v) for k, v in samples.items()} == {"countdown": 100, "word_problems": 50, "tiny": 7}
+    assert samples["countdown"] == list(range(100))  # the first N, as lm-eval's limit takes them
+    assert question_limits(tasks, PRESETS["consumer"]) == {"limit": 200}
+
+
+def test_the_quickstart_preset_generates_greedily():
+    task = SimpleNamespace(config=SimpleNamespace(repeats=3, generation_kwargs={
+        "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 32768}))
+    apply_preset(task, PRESETS["quickstart"])
+    gen = task.config.generation_kwargs
+    assert gen["do_sample"] is False and gen["temperature"] == 0.0 and gen["max_gen_toks"] == 384
+    assert task.config.repeats == 1
+
+
+def test_autocast_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    import rsft.models
+
+    monkeypatch.setattr(rsft.models, "cpu_has_native_bf16", lambda: True)
+    assert resolve_autocast("auto", cuda=False)[0] is True
+    assert resolve_autocast("auto", cuda=True)[0] is False  # a GPU: model.dtype sets the precision
+    assert resolve_autocast("off", cuda=False)[0] is False
+    monkeypatch.setattr(rsft.models, "cpu_has_native_bf16", lambda: False)
+    on, why = resolve_autocast("auto", cuda=False)
+    assert on is False and "no native bfloat16" in why
+    assert resolve_autocast("bfloat16", cuda=False)[0] is True  # asked for: honoured (emulated, slower)
+
+
+def test_a_mistyped_autocast_value_fails_with_the_choices(tmp_path):
+    from rsft.errors import UserError
+
+    with pytest.raises(UserError, match="train.autocast: 'bf16' is not one of off, auto, bfloat16"):
+        load_recipe(QUICKSTART, ["train.autocast=bf16"])

@@ -1,0 +1,55 @@
+"""The report's numbers in words: the headline, the floor warning and the Wilson intervals, on synthetic results."""
+import pytest
+
+from rsft.stats import floor_or_ceiling, headline, wilson
+
+
+def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
+    lo, hi = wilson(16, 100)
+    assert lo == pytest.approx(0.1007, abs=1e-3) and hi == pytest.approx(0.2445, abs=1e-3)
+    lo, hi = wilson(0, 50)  # at the floor: an interval above 0, not 0 +- 0
+    assert lo == 0.0 and hi == pytest.approx(0.0713, abs=1e-3)
+    assert wilson(50, 50)[1] == 1.0
+    with pytest.raises(ValueError):
+        wilson(0, 0)
+
+
+def test_a_task_at_0_or_100_at_every_step_is_a_floor_or_ceiling_not_no_dip():
+    assert floor_or_ceiling({0: 0.0, 15: 0.0, 45: 0.0}) == "floor"
+    assert floor_or_ceiling({0: 1.0, 45: 1.0}) == "ceiling"
+    assert floor_or_ceiling({0: 0.0, 45: 0.02}) is None
+
+
+def test_headline_names_the_rise_the_drop_and_the_missing_recovery():
+    in_domain = {0: 0.0, 15: 0.08, 30: 0.13, 45: 0.16}
+    ood = {0: 0.23, 15: 0.08, 30: 0.10, 45: 0.12}
+    text = headline(in_domain, ood, in_ci={45: (0.09, 0.23)})
+    assert text == ("in-domain +16 points [+9, +23] by step 45; out-of-domain average −15 points at step 15, "
+                    "not recovered by step 45 (−11).")
+
+
+def test_headline_says_when_the_out_of_domain_average_comes_back_or_never_falls():
+    assert "back to the base by step 45" in headline({0: 0.0, 45: 0.2}, {0: 0.2, 15: 0.1, 45: 0.21})
+    assert "+5 points by step 45, never below the base" in headline({0: 0.0, 45: 0.2}, {0: 0.2, 15: 0.2, 45: 0.25})
+    assert "at the last step" in headline({}, {0: 0.2, 45: 0.1})
+
+
+def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(tmp_path):
+    from rsft.report import write_report
+    from test_report import plant
+
+    run = tmp_path / "quick"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n")
+    for step, in_domain, ood in ((0, 0.0, 0.24), (15, 0.08, 0.08), (45, 0.16, 0.10)):
+        plant(run, step, "math500", in_domain, n=100)  # the in-domain task of the planted run
+        plant(run, step, "word_problems", ood, n=50)
+        plant(run, step, "humaneval", 0.0, n=50)  # 0 at every step: a floor, not "no dip"
+    _, warnings = write_report([run], tmp_path / "rep")
+    md = (tmp_path / "rep/report.md").read_text()
+    assert md.index("What happened") < md.index("Warnings") < md.index("Scores")
+    line = next(x for x in md.splitlines() if x.startswith("quick"))
+    assert "in-domain +16 points [+" in line and "by step 45" in line
+    assert "out-of-domain average −" in line and "at step 15, not recovered by step 45" in line
+    assert any("humaneval is at 0% at every step (a floor effect)" in w for w in warnings)
+    assert not any("word_problems is at" in w for w in warnings)
