@@ -392,6 +392,29 @@ def grade_countdown(response: str, numbers: list[int], target: int) -> bool:
     return expr is not None and is_solution(expr, list(numbers), int(target))
 
 
+# ------------------------------------------------------------------------------------------------ whole numbers
+
+_INTEGER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?![\d.]*\d)")
+
+
+def extract_number(response: str) -> str | None:
+    """A whole-number answer, read flexibly: the last integer in the last \\boxed{} after thinking, else (no box,
+    or one without a number) the last integer of the reply after thinking (lm-eval's gsm8k "flexible-extract" reads the last number the same way).
+    The quickstart's out-of-domain tasks read it so: the 135M base model answers "the answer is 8" and never
+    boxes, the trained one boxes; a boxed-only reading would score the format, not the arithmetic. Cut-off
+    thinking gives None."""
+    p = parse(response)
+    if p.truncated:
+        return None
+    found = _INTEGER.findall(p.boxed or "") or _INTEGER.findall(p.answer_text[-20000:])  # "\\boxed{}. It is 8"
+    return found[-1].replace(",", "") if found else None
+
+
+def grade_number(response: str, gold: str) -> bool:
+    answer = extract_number(response)
+    return answer is not None and int(answer) == int(gold)
+
+
 # ------------------------------------------------------------------------------------------------ yes / no
 
 

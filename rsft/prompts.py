@@ -7,3 +7,6 @@ MATH_EVAL_PROMPT_SUFFIX, which MATH500 and AIME24 use.
 """
 MATH_PROMPT_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 MATH_EVAL_PROMPT_SUFFIX = "\n Please reason step by step, and put your final answer within \\boxed{}."
+# The quickstart's out-of-domain tasks (word_problems, capitals): after the longer sentence above the 135M base
+# model rambles and rarely states an answer (bench/RESULTS.md, issue 11's calibration), after this one it answers.
+SHORT_ANSWER_SUFFIX = " Put the final answer in \\boxed{}."

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from rsft.code_grading import extract_code
-from rsft.grading import extract_yes_no, parse
+from rsft.grading import extract_number, extract_yes_no, parse
 from rsft.tasks.datafile import eval_data_dir, test_file
 
 
@@ -49,7 +49,7 @@ def score_samples(results: list, grade, answer: str = "boxed") -> dict:
     """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
 
     `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
-    what counts as an answer (extract below: boxed, code, yes_no, text): the task module's ANSWER.
+    what counts as an answer (extract below: boxed, code, yes_no, number, text): the task module's ANSWER.
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]
@@ -62,12 +62,14 @@ def score_samples(results: list, grade, answer: str = "boxed") -> dict:
 
 
 def extract(kind: str, response: str) -> str | None:
-    """The answer a task reads from a response, by the task's `metadata.answer`: boxed (default), code, yes_no,
-    text (the whole reply after thinking). None: no answer (cut-off thinking counts as none)."""
+    """The answer a task reads from a response, by the task's `ANSWER`: boxed (default), code, yes_no,
+    number, text (the whole reply after thinking). None: no answer (cut-off thinking counts as none)."""
     if kind == "code":
         return extract_code(response)
     if kind == "yes_no":
         return extract_yes_no(response)
+    if kind == "number":
+        return extract_number(response)
     p = parse(response)
     if kind == "text":
         return None if p.truncated or not p.answer_text.strip() else p.answer_text.strip()
