@@ -40,7 +40,8 @@ def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(
 
     run = tmp_path / "quick"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: "
+                                     "embedded:countdown\n")
     for step, in_domain, ood in ((0, 0.0, 0.24), (15, 0.08, 0.08), (45, 0.16, 0.10)):
         plant(run, step, "math500", in_domain, n=100)  # the in-domain task of the planted run
         plant(run, step, "word_problems", ood, n=50)
