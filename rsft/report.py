@@ -1,12 +1,14 @@
 """The report of evaluated runs: one page of sections, each a table (also written as CSV) and its figures.
 
-Sections: warnings (mixed presets or grader versions, missing steps, unjudged results, under-optimized runs),
-runs, scores, the dip, length and behaviour, the paper side by side, paired bootstraps. The numbers come from
-rsft/results.py, the markers from rsft/behaviour.py, the figures from rsft/plots.py; rsft/report_page.py renders
-the page as Markdown and as one self-contained HTML file.
+Sections: what happened (the headline in words, with paired-bootstrap intervals, and the change-from-base
+figure), warnings (mixed presets or grader versions, missing steps, unjudged results, floor or ceiling effects,
+under-optimized runs), runs (with metrics.jsonl's tokens, time and loss), scores (each cell with n and a 95%
+interval), the dip, two scorings, length and behaviour (and the Countdown procedure), the paper side by side,
+paired bootstraps. The numbers come from rsft/results.py and rsft/stats.py, the markers from rsft/behaviour.py, the
+figures from rsft/plots.py; rsft/report_page.py renders the page as Markdown and as one self-contained HTML file.
 
-One module of ~440 lines on purpose: the report's sections, in page order; the numbers come from rsft/results.py,
-the rendering from rsft/report_page.py and rsft/plots.py.
+One module of ~700 lines on purpose: the report's sections in page order, each with its few small helpers above
+it, so a section reads in one place; nothing here computes more than a cell's interval.
 """
 from __future__ import annotations
 
@@ -284,7 +286,9 @@ def section_runs(page: Page, series: list[Series], out: Path) -> None:
     page.heading("Runs")
     rows, logs = [], {}
     for s in series:
-        log = logs.setdefault(s.run_dir, training_log(s.run_dir))
+        if s.run_dir not in logs:  # one run, several series (presets): its log is read once
+            logs[s.run_dir] = training_log(s.run_dir)
+        log = logs[s.run_dir]
         tables = sorted({b["table"] for b in paper_blocks(s.model, s.data)})
         rows.append([s.label, s.run_dir, s.model, s.data, s.preset_name, s.grader_version,
                      ", ".join(map(str, s.steps)), ", ".join(s.tasks), "; ".join(tables) or "none",
@@ -292,7 +296,7 @@ def section_runs(page: Page, series: list[Series], out: Path) -> None:
     page.table(["series", "run folder", "base model", "data", "preset", "grader", "steps", "tasks",
                 "paper setting", "tokens trained", "training time (h:mm:ss)"], rows)
     page.text("Tokens and time are metrics.jsonl's last line (tokens_seen, elapsed_s: time in training steps, without "
-              "evaluation or saving); — for a run folder without metrics.jsonl.")
+              "model loading, saving or evaluation); — for a run folder without metrics.jsonl.")
     for run_dir, log in logs.items():
         if log and log.unreadable:
             page.warning(f"{run_dir}/metrics.jsonl: {log.unreadable} unreadable lines skipped (torn by a kill?)")

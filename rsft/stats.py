@@ -78,11 +78,11 @@ def headline(in_domain: dict[int, float], ood: dict[int, float], in_ci: dict[int
     `*_ci`: an interval of the change from the base per step (a paired bootstrap), shown where given."""
     in_ci, ood_ci = in_ci or {}, ood_ci or {}
     parts = []
-    if in_domain:
+    if len(in_domain) > 1:  # a base and a later step: a change to state
         last = max(in_domain)
         parts.append(f"in-domain {_points(in_domain[last] - in_domain[0])} points{_interval(in_ci.get(last))} "
                      f"by step {last}")
-    if ood:
+    if len(ood) > 1:
         steps = sorted(s for s in ood if s != 0)
         last = steps[-1]
         change = {s: ood[s] - ood[0] for s in steps}
