@@ -1,30 +1,37 @@
 """The report of evaluated runs: one page of sections, each a table (also written as CSV) and its figures.
 
-Sections: warnings (mixed presets or grader versions, missing steps, unjudged results, under-optimized runs),
-runs, scores, the dip, length and behaviour, the paper side by side, paired bootstraps. The numbers come from
-rsft/results.py, the markers from rsft/behaviour.py, the figures from rsft/plots.py; rsft/report_page.py renders
-the page as Markdown and as one self-contained HTML file.
+Sections: what happened (the headline in words, with paired-bootstrap intervals, and the change-from-base
+figure), warnings (mixed presets or grader versions, missing steps, unjudged results, floor or ceiling effects,
+under-optimized runs), runs (with metrics.jsonl's tokens, time and loss), scores (each cell with n and a 95%
+interval), the dip, two scorings, length and behaviour (and the Countdown procedure), the paper side by side,
+paired bootstraps. The numbers come from rsft/results.py and rsft/stats.py, the markers from rsft/behaviour.py, the
+figures from rsft/plots.py; rsft/report_page.py renders the page as Markdown and as one self-contained HTML file.
 
-One module of ~440 lines on purpose: the report's sections, in page order; the numbers come from rsft/results.py,
-the rendering from rsft/report_page.py and rsft/plots.py.
+One module of ~700 lines on purpose: the report's sections in page order, each with its few small helpers above
+it, so a section reads in one place; nothing here computes more than a cell's interval.
 """
 from __future__ import annotations
 
 import csv
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_page import Page
-from rsft.stats import floor_or_ceiling, headline
+from rsft.stats import floor_or_ceiling, headline, normal_interval, stratified_bootstrap, wilson, worst_step
 from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, find_dip, gaps, groups, load_series,
                           optimization_warnings, paired_bootstrap, paper_blocks, paper_data, paper_points,
                           short_name)
 
-INTRO = ("Scores are percent (the result files hold fractions), ± one standard error over questions as lm-eval "
-         "reports it (a metric with its own unit, such as a reward model's mean score, is shown as it is). Step 0 "
+INTRO = ("Scores are percent (the result files hold fractions), each with its 95% interval in brackets; n is the "
+         "number of questions and k the samples per question (a metric with its own unit, such as a reward model's "
+         "mean score, is shown as it is). For a task scored once per question (k = 1) the score is a proportion and "
+         "the interval is Wilson's, which stays sound at 0% and 100% (where ± 1.96 standard errors shrinks to a "
+         "point); for avg@k (k > 1), the averages and other units it is the value ± 1.96 standard errors as lm-eval "
+         "reports them, clipped to 0..100%. Each column's header says which. Step 0 "
          "is the base model. The in-domain and out-of-domain averages are means over the higher-is-better "
          "reasoning percentages of each domain, at the steps where every one of them has a result; general-capability "
          "tasks (IFEval, HaluEval, TruthfulQA, AlpacaEval: the paper's own group), lower-is-better tasks (an "
@@ -58,9 +65,13 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
 
 
+def _notes(s: Series, task: str) -> list[str]:
+    return [n for n in (s.unit(task) if s.unit(task) != "%" else "",
+                        "" if s.higher_is_better(task) else "lower is better") if n]
+
+
 def _column(s: Series, task: str) -> str:
-    notes = [n for n in (s.unit(task) if s.unit(task) != "%" else "",
-                         "" if s.higher_is_better(task) else "lower is better") if n]
+    notes = _notes(s, task)
     return f"{task} ({', '.join(notes)})" if notes else task
 
 
@@ -152,51 +163,205 @@ def _floor_notes(series: list[Series]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ sections
 
 
-def _in_domain_interval(s: Series) -> dict[int, tuple[float, float]]:
-    """A paired-bootstrap 95% interval of the change from the base at the last step, when one task is in-domain."""
-    tasks = [t for t in s.tasks if s.averaged(t) and s.in_domain(t)]
-    if len(tasks) != 1 or 0 not in s.steps:
-        return {}
-    last = s.steps[-1]
-    base, end = s.result(tasks[0], 0), s.result(tasks[0], last)
-    if base is None or end is None or not base.items() or not end.items() or set(base.items()) != set(end.items()):
-        return {}
-    _, lo, hi = paired_bootstrap(base.items(), end.items())
-    return {last: (lo, hi)}
+def _domain_tasks(s: Series, in_domain: bool) -> list[str]:
+    return [t for t in s.tasks if s.averaged(t) and s.in_domain(t) == in_domain]  # the tasks of average()
 
 
-def section_headline(page: Page, series: list[Series]) -> None:
-    """What happened, in words, before any table: the in-domain change and the out-of-domain average's course."""
+def _domain_interval(s: Series, in_domain: bool, step: int) -> tuple[float, float] | None:
+    """A paired-bootstrap 95% interval (fractions) of the domain average's change from the base at `step`
+    (rsft.stats.stratified_bootstrap: questions pair within a task, not across tasks). None when one of the
+    domain's tasks has no per-question scores (no samples file, a judged task) or other questions at the two steps."""
+    pairs = []
+    for task in _domain_tasks(s, in_domain):
+        a, b = s.result(task, 0), s.result(task, step)
+        ia, ib = a and a.items(), b and b.items()
+        if not ia or not ib or set(ia) != set(ib):
+            return None
+        pairs.append((ia, ib))
+    return stratified_bootstrap(pairs)[1:] if pairs else None
+
+
+def _fractions(s: Series, in_domain: bool) -> dict[int, float]:
+    """The domain average as fractions, or {} without a base and a later step to compare it with."""
+    avg = {step: v / 100 for step, (v, _) in average(s, in_domain).items()}
+    return avg if 0 in avg and len(avg) > 1 else {}
+
+
+def _headline_steps(in_avg: dict[int, float], ood_avg: dict[int, float]) -> dict[bool, int]:
+    """The step each domain's headline number is read at (rsft.stats.headline): in-domain at the last step; the
+    out-of-domain average at its worst step if it fell below the base, else at the last step."""
+    steps = {True: max(in_avg)} if in_avg else {}
+    if ood_avg:
+        worst = worst_step(ood_avg)
+        steps[False] = worst if ood_avg[worst] < ood_avg[0] else max(ood_avg)
+    return steps
+
+
+def _headline_line(s: Series) -> str | None:
+    in_avg, ood_avg = _fractions(s, True), _fractions(s, False)
+    if not in_avg and not ood_avg:
+        return None
+    cis = {flag: {step: ci} for flag, step in _headline_steps(in_avg, ood_avg).items()
+           if (ci := _domain_interval(s, flag, step))}
+    text = f"{s.label}: {headline(in_avg, ood_avg, in_ci=cis.get(True), ood_ci=cis.get(False))}"
+    missing = [name for name, avg, flag in (("in-domain", in_avg, True), ("out-of-domain", ood_avg, False))
+               if avg and flag not in cis]
+    if missing:
+        text += (f" (No interval for the {' or the '.join(missing)} change: a task there has no per-question "
+                 f"scores, or other questions at the two steps, so nothing can be paired.)")
+    return text
+
+
+def _change_lines(s: Series, colour: str) -> list[Line]:
+    """Each domain average minus its base value, in points; step 0 is the point (0, 0)."""
     lines = []
-    for s in series:
-        in_avg, ood_avg = average(s, True), average(s, False)
-        if 0 not in in_avg and 0 not in ood_avg:
+    for name, flag, style in ((IN_AVG, True, "-"), (OOD_AVG, False, "--")):
+        avg = average(s, flag)
+        if 0 in avg and len(avg) > 1:
+            lines.append(Line(f"{s.label}: {name}", {st: (v - avg[0][0], None) for st, (v, _) in avg.items()},
+                              colour, linestyle=style))
+    return lines
+
+
+def section_headline(page: Page, series: list[Series], out: Path) -> None:
+    """What happened, in words and one figure, before any table: the in-domain change and the out-of-domain
+    average's course, each with a paired-bootstrap interval where the results keep their questions."""
+    lines = [line for s in series if (line := _headline_line(s))]
+    if not lines:
+        return
+    page.heading("What happened")
+    for line in lines:
+        page.text(line)
+    page.text("Changes are in percentage points against the base model (step 0); brackets: a 95% paired bootstrap "
+              "over questions (each task's questions resampled, the tasks weighted equally as in the averages).")
+    for name, members in groups(series).items():
+        change = [line for s, c in zip(members, colors(len(members))) for line in _change_lines(s, c)]
+        if change:
+            path = figure(out / f"change_{_slug(name)}.png", f"Change from the base model ({name})",
+                          [Panel("in-domain (solid) and out-of-domain (dashed) average", "change from the base "
+                                 "(points)", change, x="symlog", y="change")], ncols=1)
+            page.image(path, f"In-domain and out-of-domain average minus the base model's, in points, against "
+                             f"step ({name}); step 0 is the base itself.")
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """What train.py's metrics.jsonl says of a run: the loss per step, and its totals at the last step."""
+
+    losses: dict[int, float]  # step -> loss; steps skipped by the non-finite rule are left out
+    tokens: int  # tokens_seen at the last step
+    seconds: float  # elapsed_s at the last step: time spent in training steps, not evaluating or saving
+    unreadable: int  # lines that are not a step's JSON record (a line torn by a kill)
+
+
+def training_log(run_dir: Path) -> TrainingLog | None:
+    """None for a run folder without metrics.jsonl (results written by evaluate.py --model, or copied)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    records, unreadable = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
             continue
-        text = headline({st: v / 100 for st, (v, _) in in_avg.items()} if 0 in in_avg else {},
-                        {st: v / 100 for st, (v, _) in ood_avg.items()} if 0 in ood_avg else {},
-                        in_ci=_in_domain_interval(s))
-        lines.append(f"{s.label}: {text}")
-    if lines:
-        page.heading("What happened")
-        for line in lines:
-            page.text(line)
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if isinstance(rec, dict) and {"step", "tokens_seen", "elapsed_s"} <= set(rec):
+            records.append(rec)
+        else:
+            unreadable += 1
+    if not records:
+        return None
+    losses = {r["step"]: r["loss"] for r in records if not r.get("skipped") and type(r.get("loss")) in (int, float)}
+    return TrainingLog(losses, records[-1]["tokens_seen"], records[-1]["elapsed_s"], unreadable)
 
 
-def section_runs(page: Page, series: list[Series]) -> None:
+def duration(seconds: float) -> str:
+    minutes, sec = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{sec:02d}"
+
+
+def section_runs(page: Page, series: list[Series], out: Path) -> None:
     page.heading("Runs")
-    rows = []
+    rows, logs = [], {}
     for s in series:
+        if s.run_dir not in logs:  # one run, several series (presets): its log is read once
+            logs[s.run_dir] = training_log(s.run_dir)
+        log = logs[s.run_dir]
         tables = sorted({b["table"] for b in paper_blocks(s.model, s.data)})
         rows.append([s.label, s.run_dir, s.model, s.data, s.preset_name, s.grader_version,
-                     ", ".join(map(str, s.steps)), ", ".join(s.tasks), "; ".join(tables) or "none"])
+                     ", ".join(map(str, s.steps)), ", ".join(s.tasks), "; ".join(tables) or "none",
+                     "—" if log is None else f"{log.tokens:,}", "—" if log is None else duration(log.seconds)])
     page.table(["series", "run folder", "base model", "data", "preset", "grader", "steps", "tasks",
-                "paper setting"], rows)
+                "paper setting", "tokens trained", "training time (h:mm:ss)"], rows)
+    page.text("Tokens and time are metrics.jsonl's last line (tokens_seen, elapsed_s: time in training steps, without "
+              "model loading, saving or evaluation); — for a run folder without metrics.jsonl.")
+    for run_dir, log in logs.items():
+        if log and log.unreadable:
+            page.warning(f"{run_dir}/metrics.jsonl: {log.unreadable} unreadable lines skipped (torn by a kill?)")
+    lines = [Line(run_dir.name, {st: (v, None) for st, v in log.losses.items()}, c, marker=None)
+             for (run_dir, log), c in zip(((d, g) for d, g in logs.items() if g and g.losses), colors(len(logs)))]
+    if lines:
+        path = figure(out / "loss.png", "Training loss", [Panel("training loss (metrics.jsonl)", "loss", lines,
+                                                                  x="linear")], ncols=1)
+        page.image(path, "The training loss at every optimizer step, as train.py logged it in metrics.jsonl (steps "
+                         "skipped for a non-finite loss are left out).")
 
 
-def _score_table(s: Series, tasks: list[str], averages: dict[str, dict]) -> tuple[list[str], list[list]]:
-    curves = [s.curve(t) for t in tasks] + list(averages.values())
-    rows = [[step_label(step)] + [num(*c[step]) if step in c else "—" for c in curves] for step in s.steps]
-    return ["step"] + [_column(s, t) for t in tasks] + list(averages), rows
+WILSON, NORMAL = "Wilson", "±1.96 s.e."
+
+
+def _wilson_applies(r: Result) -> bool:
+    """A percentage scored once per question: each question is 0 or 1, the value a proportion of n."""
+    return r.scale == 100.0 and r.raw.get("k") == 1 and bool(r.raw.get("n"))
+
+
+def _interval(r: Result) -> tuple[float, float] | None:
+    """The result's 95% interval in the units shown (None when it has no standard error and no Wilson)."""
+    if _wilson_applies(r):
+        return tuple(100 * x for x in wilson(r.value * r.n, r.n))
+    if r.stderr is None:
+        return None
+    bounds = (0.0, 1.0) if r.scale == 100.0 else (None, None)  # a percentage cannot leave 0..100
+    return tuple(r.scale * x for x in normal_interval(r.value, r.stderr, *bounds))
+
+
+def cell(v: float, interval: tuple[float, float] | None) -> str:
+    return f"{v:.1f}" + (f" [{interval[0]:.1f}, {interval[1]:.1f}]" if interval else "")
+
+
+def _of_task(s: Series, task: str) -> dict[int, Result]:
+    return {step: r for (t, step), r in sorted(s.results.items()) if t == task}
+
+
+def _task_column(s: Series, task: str) -> tuple[str, dict[int, str]]:
+    """The header (n and k where every step shares them, and the interval's kind) and the cells of one task."""
+    rs = _of_task(s, task)
+    ns, ks = {r.raw.get("n") for r in rs.values()}, {r.raw.get("k") for r in rs.values()}
+    kinds = dict.fromkeys(WILSON if _wilson_applies(r) else NORMAL for r in rs.values())
+    sizes = [f"n={n}" for n in ns if len(ns) == 1 and n] + [f"k={k}" for k in ks if len(ks) == 1 and k and k != 1]
+    header = f"{task} ({', '.join(_notes(s, task) + sizes + list(kinds))})"
+    cells = {step: cell(r.scale * r.value, _interval(r)) + (f" n={r.raw.get('n')}" if len(ns) > 1 else "")
+             for step, r in rs.items()}
+    return header, cells
+
+
+def _average_column(s: Series, name: str, in_domain: bool) -> tuple[str, dict[int, str]]:
+    """An average of one task is that task, Wilson interval included; of several, mean ± 1.96 s.e."""
+    tasks = _domain_tasks(s, in_domain)
+    if len(tasks) == 1:
+        return f"{name} (= {tasks[0]})", _task_column(s, tasks[0])[1]
+    return f"{name} ({NORMAL})", {step: cell(v, None if se is None else normal_interval(v, se, 0.0, 100.0))
+                                  for step, (v, se) in average(s, in_domain).items()}
+
+
+def _score_table(s: Series, tasks: list[str], averages: bool) -> tuple[list[str], list[list]]:
+    columns = [_task_column(s, t) for t in tasks]
+    columns += [_average_column(s, n, flag) for n, flag in ((IN_AVG, True), (OOD_AVG, False))
+                if averages and _domain_tasks(s, flag)]
+    rows = [[step_label(step)] + [cells.get(step, "—") for _, cells in columns] for step in s.steps]
+    return ["step"] + [header for header, _ in columns], rows
 
 
 def _score_csv_rows(s: Series) -> list[list]:
@@ -206,18 +371,23 @@ def _score_csv_rows(s: Series) -> list[list]:
             r = s.result(task, step)
             rates = [_r(None if x is None else 100 * x) for x in (r.raw.get("truncated_rate"),
                                                                    r.raw.get("no_answer_rate"))]
+            lo, hi = _interval(r) or (None, None)
             rows.append([s.label, s.run_dir, s.preset_name, s.grader_version, step, task, r.raw.get("metric"),
                          s.unit(task), s.higher_is_better(task), s.in_domain(task), _r(v), _r(se), r.raw.get("n"),
-                         r.raw.get("k"), *rates, r.raw.get("mean_response_tokens")])
+                         r.raw.get("k"), *rates, r.raw.get("mean_response_tokens"), _r(lo), _r(hi),
+                         "" if lo is None else WILSON if _wilson_applies(r) else NORMAL])
     for name, avg in ((IN_AVG, average(s, True)), (OOD_AVG, average(s, False))):
-        rows += [[s.label, s.run_dir, s.preset_name, s.grader_version, step, name, "mean", "%", True,
-                  name == IN_AVG, _r(v), _r(se), "", "", "", "", ""] for step, (v, se) in avg.items()]
+        for step, (v, se) in avg.items():
+            lo, hi = (None, None) if se is None else normal_interval(v, se, 0.0, 100.0)
+            rows.append([s.label, s.run_dir, s.preset_name, s.grader_version, step, name, "mean", "%", True,
+                         name == IN_AVG, _r(v), _r(se), "", "", "", "", "", _r(lo), _r(hi),
+                         "" if se is None else NORMAL])
     return rows
 
 
 SCORE_CSV_HEADER = ["series", "run", "preset", "grader_version", "step", "task", "metric", "unit",
                     "higher_is_better", "in_domain", "value", "stderr", "n", "k", "truncated_pct", "no_answer_pct",
-                    "mean_response_tokens"]
+                    "mean_response_tokens", "ci95_low", "ci95_high", "ci95_kind"]
 
 
 def _task_lines(members: list[Series], colours: list[str], task: str) -> list[Line]:
@@ -240,10 +410,10 @@ def section_scores(page: Page, series: list[Series], out: Path) -> None:
         averaged = [t for t in s.tasks if s.averaged(t)]
         others = [t for t in s.tasks if not s.averaged(t)]
         if averaged:
-            page.table(*_score_table(s, averaged, {IN_AVG: average(s, True), OOD_AVG: average(s, False)}))
+            page.table(*_score_table(s, averaged, averages=True))
         if others:
             page.text("Not in the averages (general capability, lower is better, or not a percentage):")
-            page.table(*_score_table(s, others, {}))
+            page.table(*_score_table(s, others, averages=False))
         csv_rows += _score_csv_rows(s)
     write_csv(out / "scores.csv", SCORE_CSV_HEADER, csv_rows)
     for name, members in groups(series).items():
@@ -273,8 +443,12 @@ def section_dips(page: Page, series: list[Series], out: Path) -> None:
             if not curve:
                 continue
             d = find_dip({step: v for step, (v, _) in curve.items()}, higher_is_better)
-            rows.append([name, num(d.base), num(d.worst), "—" if d.worst_step is None else d.worst_step, d.verdict])
-            csv_rows.append([s.label, name, _r(d.base), _r(d.worst), d.worst_step, d.recovered_step, d.verdict])
+            percent = name in (IN_AVG, OOD_AVG) or s.unit(name) == "%"
+            bound = percent and len(curve) > 1 and floor_or_ceiling({st: v / 100 for st, (v, _) in curve.items()})
+            verdict = (f"none can be seen: at {'0' if bound == 'floor' else '100'}% at every step (a {bound})"
+                       if bound else d.verdict)
+            rows.append([name, num(d.base), num(d.worst), "—" if d.worst_step is None else d.worst_step, verdict])
+            csv_rows.append([s.label, name, _r(d.base), _r(d.worst), d.worst_step, d.recovered_step, verdict])
         page.heading(s.label, 3)
         page.table(["benchmark", "base", "worst after base", "at step", "recovery"], rows)
     write_csv(out / "dips.csv", ["series", "benchmark", "base", "worst", "worst_step", "recovered_step",
@@ -344,6 +518,13 @@ def _behaviour_row(b: Behaviour) -> list:
             + [_r(b.per_1k(k)) for k in KINDS] + [_r(b.per_1k(m)) for m in MARKERS])
 
 
+def _behaviour_cells(b: Behaviour) -> list[str]:
+    """The page's row: one number format per column, 1 decimal for length and shares, 2 for the rates per 1k
+    tokens (the CSV keeps _behaviour_row's rounded numbers)."""
+    row = _behaviour_row(b)
+    return [str(row[0])] + [c if isinstance(c, str) else f"{c:.{1 if i < 3 else 2}f}" for i, c in enumerate(row[1:])]
+
+
 BEHAVIOUR_HEADER = (["responses", "mean tokens", "truncated %", "no final answer %"]
                     + [f"{k} /1k tok" for k in KINDS] + [f"{m} /1k tok" for m in MARKERS])
 
@@ -383,7 +564,7 @@ def section_behaviour(page: Page, series: list[Series], out: Path) -> None:
         missing = [f"{t} at step {st}" for (t, st), r in sorted(s.results.items()) if r.behaviour() is None]
         if missing:
             page.text(f"No samples file for {', '.join(missing)}: left out of this table.")
-        page.table(["step"] + BEHAVIOUR_HEADER, [[step_label(st)] + _behaviour_row(b) for st, b in by_step.items()])
+        page.table(["step"] + BEHAVIOUR_HEADER, [[step_label(st)] + _behaviour_cells(b) for st, b in by_step.items()])
         csv_rows += [[s.label, "all", st] + _behaviour_row(b) for st, b in by_step.items()]
         csv_rows += [[s.label, t, st] + _behaviour_row(r.behaviour()) for (t, st), r in sorted(s.results.items())
                      if r.behaviour() is not None]
@@ -514,9 +695,9 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     series, unscored = load_series(run_dirs)
     out.mkdir(parents=True, exist_ok=True)
     page = Page("Report: " + ", ".join(str(d) for d in run_dirs))
-    section_headline(page, series)
+    section_headline(page, series, out)
     warnings = section_warnings(page, series, unscored)
-    section_runs(page, series)
+    section_runs(page, series, out)
     section_scores(page, series, out)
     section_dips(page, series, out)
     section_scorings(page, series, out)
@@ -525,7 +706,8 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     section_significance(page, series, out)
     page.heading("Files")
     page.text("Tables as CSV: scores.csv, dips.csv, scorings.csv, behaviour.csv, procedure.csv (Countdown runs), "
-              "paper.csv, significance.csv; figures as PNG; "
+              "paper.csv, significance.csv; figures as PNG (change_*.png: the change from the base; loss.png: the "
+              "training loss, for runs with a metrics.jsonl); "
               "this page as report.md and report.html (self-contained).")
     (out / "report.md").write_text(page.markdown())
     (out / "report.html").write_text(page.html())

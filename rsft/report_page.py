@@ -9,10 +9,24 @@ from pathlib import Path
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+text-align:left}th{background:#f2f2f2}.num{text-align:right;font-variant-numeric:tabular-nums}
 .warn{background:#fff4e0;border-left:4px solid #e69500;padding:.4em .8em;margin:.4em 0}
 img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#555;margin-bottom:1.4em}
 code{background:#f5f5f5;padding:0 3px}"""
+
+
+# a number, a number ± its error, a number [its interval], an interval alone, a duration h:mm:ss:
+# "16.0 [9.4, 24.7]", "16.0 [9.4, 24.7] n=100", "+3.1", "45", "[+0.5, +2.0]", "0:07:12"
+NUMBER = re.compile(r"[−+-]?\d[\d,]*(\.\d+)?%?( ± \d+(\.\d+)?)?( \[[−+-]?[\d.]+, [−+-]?[\d.]+\])?( n=\d+)?"
+                    r"|\[[−+-]?[\d.]+, [−+-]?[\d.]+\]|\d+:\d\d:\d\d")
+EMPTY = {"", "—"}
+
+
+def numeric_columns(rows: list[list[str]]) -> list[bool]:
+    """Per column: True when every filled cell is a number (right-aligned, so digits line up), else text (left)."""
+    columns = list(zip(*rows)) if rows else []
+    return [any(c not in EMPTY for c in col) and all(c in EMPTY or NUMBER.fullmatch(c) for c in col)
+            for col in columns]
 
 
 class Page:
@@ -49,7 +63,9 @@ class Page:
             elif kind == "table":
                 header, rows = args
                 cell = lambda c: c.replace("|", "\\|")  # noqa: E731
-                lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+                align = numeric_columns(rows) or [False] * len(header)
+                lines = ["| " + " | ".join(map(cell, header)) + " |",
+                         "|" + "".join("---:|" if num else ":---|" for num in align)]
                 lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
                 out.append("\n".join(lines) + "\n")
             elif kind == "image":
@@ -71,8 +87,9 @@ class Page:
                 out.append(f"<p class='warn'><b>Warning:</b> {e(args[0])}</p>")
             elif kind == "table":
                 header, rows = args
-                out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-                out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+                align = [" class='num'" if num else "" for num in numeric_columns(rows) or [False] * len(header)]
+                out.append("<table><tr>" + "".join(f"<th{a}>{e(h)}</th>" for h, a in zip(header, align)) + "</tr>")
+                out += ["<tr>" + "".join(f"<td{a}>{e(c)}</td>" for c, a in zip(row, align)) + "</tr>" for row in rows]
                 out.append("</table>")
             elif kind == "image":
                 data = base64.b64encode(args[0].read_bytes()).decode()

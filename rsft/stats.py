@@ -1,6 +1,7 @@
-"""Small statistics for the report: Wilson intervals, floor/ceiling effects, and the run's headline in words.
+"""Small statistics for the report: Wilson intervals, a paired bootstrap of a domain average, floor/ceiling
+effects, and the run's headline in words.
 
-Pure Python, on fractions in [0, 1] (scores of the result files); the words speak in percentage points.
+On fractions in [0, 1] (scores of the result files); the words speak in percentage points.
 """
 from __future__ import annotations
 
@@ -17,6 +18,39 @@ def wilson(correct: float, n: int, z: float = 1.96) -> Interval:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def normal_interval(value: float, stderr: float, low: float | None = None,
+                    high: float | None = None, z: float = 1.96) -> Interval:
+    """value +- 1.96 s.e., clipped to [low, high] where given: for means (avg@k, averages, raw-unit metrics),
+    whose per-question scores are not 0/1, so Wilson does not apply."""
+    lo, hi = value - z * stderr, value + z * stderr
+    return (lo if low is None else max(low, lo)), (hi if high is None else min(high, hi))
+
+
+def stratified_bootstrap(pairs: list[tuple[dict, dict]], n_boot: int = 10_000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """(change, low, high) of the equal-weight mean over tasks of each task's mean paired difference b - a.
+    pairs: one (a, b) per task, {question id: score} at two steps. Questions pair only within a task (the same
+    questions at both steps), never across tasks, so each task's questions are resampled on their own; tasks
+    weigh equally, as in the report's domain averages. With one task it is rsft.results.paired_bootstrap."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    change, means = 0.0, np.zeros(n_boot)
+    for a, b in pairs:
+        if set(a) != set(b) or not a:
+            raise ValueError("each task needs the same questions, at least one, on both sides")
+        d = np.array([b[i] - a[i] for i in sorted(a)], dtype=float)
+        change += d.mean() / len(pairs)
+        means += d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1) / len(pairs)
+    tail = 100 * (1 - level) / 2
+    return float(change), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def worst_step(by_step: dict[int, float]) -> int:
+    """The step after the base with the lowest score (the earliest of equals): where a dip is measured."""
+    return min((s for s in by_step if s != 0), key=lambda s: (by_step[s], s))
 
 
 def floor_or_ceiling(by_step: dict[int, float]) -> str | None:
@@ -44,15 +78,15 @@ def headline(in_domain: dict[int, float], ood: dict[int, float], in_ci: dict[int
     `*_ci`: an interval of the change from the base per step (a paired bootstrap), shown where given."""
     in_ci, ood_ci = in_ci or {}, ood_ci or {}
     parts = []
-    if in_domain:
+    if len(in_domain) > 1:  # a base and a later step: a change to state
         last = max(in_domain)
         parts.append(f"in-domain {_points(in_domain[last] - in_domain[0])} points{_interval(in_ci.get(last))} "
                      f"by step {last}")
-    if ood:
+    if len(ood) > 1:
         steps = sorted(s for s in ood if s != 0)
         last = steps[-1]
         change = {s: ood[s] - ood[0] for s in steps}
-        worst = min(steps, key=lambda s: (change[s], s))
+        worst = worst_step(ood)
         if change[worst] < 0:
             back = next((s for s in steps if s > worst and change[s] >= 0), None)
             recovery = (f"back to the base by step {back}" if back is not None else

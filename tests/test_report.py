@@ -109,7 +109,11 @@ def test_tables_hold_the_numbers_the_evaluation_wrote(real_run, tmp_path):
         assert float(row["value"]) == pytest.approx(100 * r["value"], abs=0.01)
         assert float(row["stderr"] or 0) == pytest.approx(100 * (r["stderr"] or 0), abs=0.01)
         assert int(row["n"]) == r["n"] == 2 and int(row["k"]) == r["k"] == 2
-        assert f"{100 * r['value']:.1f} ± {100 * r['stderr']:.1f}" in md
+        # avg@2: not a proportion of n, so value ± 1.96 s.e. (clipped to 0..100), not Wilson
+        v, half = 100 * r["value"], 196 * (r["stderr"] or 0)
+        assert f"{v:.1f} [{max(0, v - half):.1f}, {min(100, v + half):.1f}]" in md
+        assert row["ci95_kind"] == "±1.96 s.e." and float(row["ci95_low"]) == pytest.approx(max(0, v - half), abs=0.01)
+    assert "countdown (n=2, k=2, ±1.96 s.e.)" in md
     # countdown is the only in-domain task and basic_arithmetic the only out-of-domain one: the averages equal them
     for step in (0, 4):
         by = {x["task"]: float(x["value"]) for x in rows if int(x["step"]) == step}
@@ -125,7 +129,7 @@ def test_averages_and_lower_is_better_tasks(cot4b, tmp_path):
     assert rows[("harm_asr", 20)]["higher_is_better"] == "False"  # shown, but in no average
     md = (tmp_path / "rep/report.md").read_text()
     assert ("Not in the averages (general capability, lower is better, or not a percentage):\n\n| step | harm_asr "
-            "(lower is better) | ifeval |") in md
+            "(lower is better, n=1000, Wilson) | ifeval (n=1000, Wilson) |") in md
 
 
 # ------------------------------------------------------------------------------------------------ the dip
@@ -303,8 +307,8 @@ def test_plots_and_html_are_written_and_decode(cot4b, tmp_path):
 
     html_path, _ = write_report([cot4b], tmp_path / "rep")
     pngs = sorted((tmp_path / "rep").glob("*.png"))
-    assert [p.name for p in pngs] == ["averages_tiny.png", "behaviour_tiny.png", "length_tiny.png",
-                                      "scores_tiny.png"]
+    assert [p.name for p in pngs] == ["averages_tiny.png", "behaviour_tiny.png", "change_tiny.png",
+                                      "length_tiny.png", "scores_tiny.png"]  # no metrics.jsonl: no loss.png
     with Image.open(pngs[-1]) as img:
         img.load()
         assert img.size[0] > 400 and img.size[1] > 200
@@ -404,3 +408,168 @@ def test_the_report_splits_a_strict_dip_into_cut_off_answers_and_the_rest(tmp_pa
             "preset's reading still credits") in md and "its own dip there is 5.0 points" in md
     rows = read_csv(tmp_path / "rep/scorings.csv")
     assert [(int(r["step"]), float(r["value_minus_strict"])) for r in rows] == [(0, 0.0), (20, 15.0), (640, 2.0)]
+
+
+# ------------------------------------------------------------------------------------------------ reading the run
+
+
+def quick_run(root: Path, ood: dict[int, float], metrics: list[dict] | None = None, name: str = "quick") -> Path:
+    """A quickstart-shaped run: math500 in domain (n=100) rising 0 -> 16%, word_problems out of domain (n=50) at
+    the given fractions, humaneval (n=50) at 0 at every step; metrics.jsonl written when given."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: "
+                                     "embedded:countdown\n")
+    for step, in_domain in ((0, 0.0), (15, 0.08), (30, 0.13), (45, 0.16)):
+        plant(run, step, "math500", in_domain, n=100)
+        plant(run, step, "word_problems", ood[step], n=50)
+        plant(run, step, "humaneval", 0.0, n=50)
+    if metrics is not None:
+        (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    return run
+
+
+NOT_RECOVERED = {0: 0.48, 15: 0.16, 30: 0.20, 45: 0.24}  # word_problems: 24/50 -> 8/50, back only to 12/50
+RECOVERED = {0: 0.48, 15: 0.16, 30: 0.40, 45: 0.56}
+
+
+def headline_of(md: str) -> str:
+    return md.split("## What happened\n\n", 1)[1].split("\n", 1)[0]
+
+
+def test_scores_table_shows_n_and_a_wilson_interval_per_cell(tmp_path):
+    write_report([quick_run(tmp_path, NOT_RECOVERED)], tmp_path / "rep")
+    md = (tmp_path / "rep/report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| step | math500"))
+    assert header == ("| step | math500 (n=100, Wilson) | humaneval (n=50, Wilson) | word_problems (n=50, Wilson) | "
+                      "in-domain avg (= math500) | out-of-domain avg (±1.96 s.e.) |")
+    row = next(line for line in md.split("## Scores")[1].splitlines() if line.startswith("| 15 |"))
+    # hand-computed Wilson intervals: 8/100 -> [4.1, 15.0]; 0/50 -> [0, 7.1]; 8/50 -> [8.3, 28.5]
+    assert row.startswith("| 15 | 8.0 [4.1, 15.0] | 0.0 [0.0, 7.1] | 16.0 [8.3, 28.5] | 8.0 [4.1, 15.0] |")
+    csv_rows = {(x["task"], int(x["step"])): x for x in read_csv(tmp_path / "rep/scores.csv")}
+    assert (csv_rows[("word_problems", 15)]["ci95_low"], csv_rows[("word_problems", 15)]["ci95_high"]) == ("8.34",
+                                                                                                          "28.51")
+    assert csv_rows[("out-of-domain avg", 15)]["ci95_kind"] == "±1.96 s.e."
+
+
+def test_an_all_zero_task_gets_the_floor_warning_not_no_dip(tmp_path):
+    _, warnings = write_report([quick_run(tmp_path, NOT_RECOVERED)], tmp_path / "rep")
+    assert any("humaneval is at 0% at every step (a floor effect)" in w for w in warnings)
+    dips = {x["benchmark"]: x["verdict"] for x in read_csv(tmp_path / "rep/dips.csv")}
+    assert dips["humaneval"] == "none can be seen: at 0% at every step (a floor)"
+    assert dips["math500"] == "no dip (never worse than base)"  # it starts at 0 but rises: no floor
+
+
+def test_percent_axes_start_at_0_and_span_at_least_the_minimum():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rsft.plots import MIN_SPAN, Line, Panel, _draw, _format_axis, y_limits
+
+    zeros = Panel("humaneval", "%", [Line("quick", {0: (0.0, 0.0), 15: (0.0, 0.0), 45: (0.0, 0.0)}, "C0")])
+    fig, ax = plt.subplots()
+    for line in zeros.lines:
+        _draw(ax, line, base_as_line=True)
+    _format_axis(ax, zeros)
+    assert ax.get_ylim() == (0.0, MIN_SPAN) == (0.0, 10.0)  # not -0.04 .. +0.04
+    plt.close(fig)
+    high = Panel("countdown", "% of responses", [Line("q", {0: (20.0, 2.0), 45: (60.0, 5.0)}, "C0")])
+    assert y_limits(high) == (0.0, pytest.approx(65.0 + 6.5))  # to the top error bar + 10%
+    assert y_limits(Panel("full", "%", [Line("q", {0: (100.0, 0.0)}, "C0")])) == (0.0, 105.0)
+    lo, hi = y_limits(Panel("change", "points", [Line("q", {0: (0.0, None), 15: (-2.0, None)}, "C0")], y="change"))
+    assert lo < -2.0 and hi > 0.0 and hi - lo == pytest.approx(MIN_SPAN)
+    assert y_limits(Panel("tokens", "tokens", [Line("q", {0: (300.0, None)}, "C0")])) is None
+
+
+def test_headline_reads_a_drop_at_step_15_not_recovered_with_paired_intervals(tmp_path):
+    write_report([quick_run(tmp_path, NOT_RECOVERED)], tmp_path / "rep")
+    line = headline_of((tmp_path / "rep/report.md").read_text())
+    # in domain: math500 0 -> 16; out of domain: (word_problems + humaneval) / 2: 24 -> 8 -> 10 -> 12
+    assert re.fullmatch(r"quick: in-domain \+16 points \[\+\d+, \+\d+\] by step 45; out-of-domain average −16 "
+                        r"points \[−\d+, −\d+\] at step 15, not recovered by step 45 \(−12\)\.", line), line
+    lo, hi = (int(x.replace("−", "-")) for x in re.findall(r"\[([−+]\d+), ([−+]\d+)\] at step 15", line)[0])
+    assert lo < -16 < hi < 0  # the interval excludes 0: a real drop
+    assert (tmp_path / "rep/change_tiny.png").stat().st_size > 5_000
+    md = (tmp_path / "rep/report.md").read_text()
+    assert md.index("What happened") < md.index("change_tiny.png") < md.index("## Warnings")
+
+
+def test_headline_says_when_the_drop_is_recovered(tmp_path):
+    write_report([quick_run(tmp_path, RECOVERED)], tmp_path / "rep")
+    line = headline_of((tmp_path / "rep/report.md").read_text())
+    assert "out-of-domain average −16 points [−" in line and "at step 15, back to the base by step 45." in line
+
+
+def test_headline_says_why_it_has_no_interval_when_questions_cannot_be_paired(tmp_path):
+    run = quick_run(tmp_path, NOT_RECOVERED)
+    (run / "eval/tiny/step00015/word_problems.samples.jsonl").unlink()  # no per-question scores at step 15
+    write_report([run], tmp_path / "rep")
+    line = headline_of((tmp_path / "rep/report.md").read_text())
+    assert "−16 points at step 15" in line and "No interval for the out-of-domain change" in line
+    assert "in-domain +16 points [+" in line
+
+
+def test_the_domain_interval_resamples_each_tasks_questions_and_weighs_tasks_equally():
+    from rsft.stats import stratified_bootstrap
+
+    a = {i: float(i < 10) for i in range(40)}
+    b = {i: float(i < 25) for i in range(40)}
+    assert stratified_bootstrap([(a, b)]) == pytest.approx(paired_bootstrap(a, b))  # one task: the paired one
+    flat = {i: 0.0 for i in range(200)}
+    change, lo, hi = stratified_bootstrap([(a, b), (flat, dict(flat))])
+    assert change == pytest.approx((15 / 40 + 0) / 2)  # tasks weigh equally, whatever their size
+    assert lo == pytest.approx(paired_bootstrap(a, b)[1] / 2, abs=0.02) and lo > 0
+    with pytest.raises(ValueError, match="same questions"):
+        stratified_bootstrap([(a, {**b, 99: 1.0})])
+
+
+METRICS = [{"step": i, "epoch": i / 45, "loss": 2.0 - i / 30, "grad_norm": 1.0, "learning_rate": 1e-3, "tokens": 900,
+            "tokens_seen": 900 * i, "tokens_per_s": 250.0, "elapsed_s": 6.4 * i, "skipped_steps": 0}
+           for i in range(1, 46)]
+
+
+def test_the_runs_section_shows_the_training_loss_tokens_and_time_from_metrics_jsonl(tmp_path):
+    run = quick_run(tmp_path, NOT_RECOVERED, metrics=METRICS)
+    write_report([run], tmp_path / "rep")
+    md = (tmp_path / "rep/report.md").read_text()
+    row = next(line for line in md.split("## Runs")[1].splitlines() if line.startswith("| quick"))
+    assert row.endswith("| 40,500 | 0:04:48 |")  # 900 x 45 tokens; 6.4 s x 45 = 288 s
+    assert "](loss.png)" in md and (tmp_path / "rep/loss.png").stat().st_size > 5_000
+    from rsft.report import training_log
+
+    log = training_log(run)
+    assert len(log.losses) == 45 and log.losses[45] == pytest.approx(0.5) and log.unreadable == 0
+
+
+def test_a_torn_metrics_line_and_skipped_steps_are_counted_not_plotted(tmp_path):
+    from rsft.report import training_log
+
+    run = quick_run(tmp_path, NOT_RECOVERED, metrics=METRICS[:3] + [{**METRICS[3], "loss": None, "skipped": True}])
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 5, "loss": 1.8, "tok')  # a kill mid-line
+    log = training_log(run)
+    assert sorted(log.losses) == [1, 2, 3] and (log.tokens, log.unreadable) == (3600, 1)
+    write_report([run], tmp_path / "rep")
+    assert "metrics.jsonl: 1 unreadable lines skipped" in (tmp_path / "rep/report.md").read_text()
+
+
+def test_a_run_without_metrics_jsonl_has_no_loss_figure_and_no_totals(tmp_path):
+    write_report([quick_run(tmp_path, NOT_RECOVERED)], tmp_path / "rep")
+    md = (tmp_path / "rep/report.md").read_text()
+    row = next(line for line in md.split("## Runs")[1].splitlines() if line.startswith("| quick"))
+    assert row.endswith("| — | — |")
+    assert not (tmp_path / "rep/loss.png").exists() and "](loss.png)" not in md and "training loss at every" not in md
+
+
+def test_text_columns_are_left_aligned_and_number_columns_right(tmp_path):
+    from rsft.report_page import Page
+
+    page = Page("t")
+    page.table(["benchmark", "base", "interval", "reading"], [["math500", "16.0 [8.3, 28.5]", "[+0.5, +2.0]", "real"],
+                                                              ["gpqa", "—", "[−1.0, +2.0]", "noise"]])
+    assert "|:---|---:|---:|:---|" in page.markdown()
+    html = page.html()
+    assert "<td>math500</td><td class='num'>16.0 [8.3, 28.5]</td><td class='num'>[+0.5, +2.0]</td><td>real</td>" in html
+    assert "<th>benchmark</th><th class='num'>base</th>" in html

@@ -1,7 +1,7 @@
 """The report's numbers in words: the headline, the floor warning and the Wilson intervals, on synthetic results."""
 import pytest
 
-from rsft.stats import floor_or_ceiling, headline, wilson
+from rsft.stats import floor_or_ceiling, headline, normal_interval, wilson, worst_step
 
 
 def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
@@ -9,9 +9,22 @@ def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
     assert lo == pytest.approx(0.1007, abs=1e-3) and hi == pytest.approx(0.2445, abs=1e-3)
     lo, hi = wilson(0, 50)  # at the floor: an interval above 0, not 0 +- 0
     assert lo == 0.0 and hi == pytest.approx(0.0713, abs=1e-3)
+    lo, hi = wilson(8, 50)  # by hand: centre 0.18426, half-width 0.10089
+    assert lo == pytest.approx(0.0834, abs=1e-4) and hi == pytest.approx(0.2851, abs=1e-4)
     assert wilson(50, 50)[1] == 1.0
     with pytest.raises(ValueError):
         wilson(0, 0)
+
+
+def test_the_normal_interval_is_value_plus_minus_1_96_se_clipped_where_asked():
+    assert normal_interval(0.5, 0.1) == pytest.approx((0.304, 0.696))
+    assert normal_interval(0.02, 0.05, 0.0, 1.0) == pytest.approx((0.0, 0.118))  # a share cannot go below 0
+    assert normal_interval(1.42, 1.0) == pytest.approx((-0.54, 3.38))  # a raw unit is not clipped
+
+
+def test_the_worst_step_is_the_lowest_after_the_base_and_the_earliest_of_equals():
+    assert worst_step({0: 0.1, 15: 0.3, 30: 0.2, 45: 0.2}) == 30
+    assert worst_step({0: 0.0, 15: 0.5}) == 15  # the base itself is never the worst step
 
 
 def test_a_task_at_0_or_100_at_every_step_is_a_floor_or_ceiling_not_no_dip():
@@ -32,6 +45,7 @@ def test_headline_says_when_the_out_of_domain_average_comes_back_or_never_falls(
     assert "back to the base by step 45" in headline({0: 0.0, 45: 0.2}, {0: 0.2, 15: 0.1, 45: 0.21})
     assert "+5 points by step 45, never below the base" in headline({0: 0.0, 45: 0.2}, {0: 0.2, 15: 0.2, 45: 0.25})
     assert "at the last step" in headline({}, {0: 0.2, 45: 0.1})
+    assert headline({0: 0.1}, {0: 0.2}) == "No steps beyond the base to compare."  # only the base evaluated
 
 
 def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(tmp_path):
@@ -40,7 +54,8 @@ def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(
 
     run = tmp_path / "quick"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: "
+                                     "embedded:countdown\n")
     for step, in_domain, ood in ((0, 0.0, 0.24), (15, 0.08, 0.08), (45, 0.16, 0.10)):
         plant(run, step, "math500", in_domain, n=100)  # the in-domain task of the planted run
         plant(run, step, "word_problems", ood, n=50)
