@@ -33,8 +33,8 @@ PRESETS = {
     # one 16-24 GB GPU: one sample per question, 8k-token budget, 200 questions per task
     "consumer": Preset(max_gen_toks=8192, repeats=1, limit=200),
     # the embedded default on 2 CPU cores: greedy, 100 held-out Countdown puzzles (a 15-point change is outside
-    # the noise) and 50 questions of each out-of-domain task, 384 new tokens (the longest training trace is ~360)
-    "quickstart": Preset(temperature=0.0, max_gen_toks=384, repeats=1, limit=50, in_domain_limit=100),
+    # the noise) and 50 questions of each out-of-domain task, 256 new tokens (the longest training response is ~240)
+    "quickstart": Preset(temperature=0.0, max_gen_toks=256, repeats=1, limit=50, in_domain_limit=100),
 }
 
 SUITES = {

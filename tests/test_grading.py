@@ -210,3 +210,21 @@ def test_hostile_outputs_return_within_the_bound_for_yes_no_and_code(response):
     assert grade_yes_no(response, "yes") is False
     assert extract_code(response) is None and extract_code("```python\n" * 50_000) is None
     assert time.perf_counter() - t < 2
+
+
+@pytest.mark.parametrize("reply, answer", [
+    ("Sam has 5 + 3 = 8 apples. The answer is 8.", "8"),  # no box: the reply's last number (the 135M base)
+    ("2 + 3 = 5, so \\boxed{5} and 7 more words", "5"),  # a box wins over later numbers
+    ("\\boxed{8 apples}", "8"),
+    ("The answer is \\boxed{}. Sam has 8.", "8"),  # an empty box: the reply's number
+    ("a total of 1,200", "1200"),
+    ("<think>2 + 3 = 5", None),  # cut-off thinking answers nothing
+    ("<think>2 + 3 = 4? no, 5</think>So it is 5.", "5"),
+    ("it is 2.5", None),  # not a whole number
+    ("no number here", None),
+])
+def test_whole_number_answers_are_read_flexibly(reply, answer):
+    from rsft.grading import extract_number, grade_number
+
+    assert extract_number(reply) == answer and extract(kind="number", response=reply) == answer
+    assert grade_number(reply, "8") is (answer == "8")

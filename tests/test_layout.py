@@ -85,3 +85,21 @@ def test_a_task_without_data_is_named_with_the_way_to_get_it(tmp_path):
     assert json.loads(skipped_path(tmp_path).read_text()) == why
     record_skipped(tmp_path, {}, done="gpqa_diamond")  # evaluated later: taken off the list
     assert json.loads(skipped_path(tmp_path).read_text()) == {}
+
+
+def test_locally_made_data_written_by_another_version_of_the_kit_is_rewritten(tmp_path, capsys):
+    from rsft.tasks.common import load_local
+    from rsft.tasks.datafile import test_file
+
+    ensure_local(tmp_path, ["countdown"])
+    fresh = test_file(tmp_path, "countdown").read_text()
+    stale = '{"prompt": "Using the numbers [3, 45, 8, 46] ...", "numbers": [3, 45, 8, 46], "target": 80}\n'
+    test_file(tmp_path, "countdown").write_text(stale)  # the held-out set of an older generator
+    capsys.readouterr()
+    ensure_local(tmp_path, ["countdown"])
+    assert test_file(tmp_path, "countdown").read_text() == fresh
+    assert "differs from what this version of the kit generates; rewritten" in capsys.readouterr().out
+    ensure_local(tmp_path, ["countdown"])  # the same rows: left alone, nothing said
+    assert capsys.readouterr().out == ""
+    test_file(tmp_path, "countdown").write_text(stale)
+    assert load_local("countdown", data_dir=str(tmp_path))["test"][0]["numbers"] != [3, 45, 8, 46]  # lm-eval's way in

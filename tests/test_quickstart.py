@@ -61,24 +61,63 @@ def test_the_quickstart_suite_has_countdown_in_domain_and_two_out_of_domain_task
         assert len(set(rows)) == len(rows), t  # no question twice
 
 
-def test_word_problems_are_seeded_whole_number_problems():
+def test_word_problems_are_seeded_one_step_sums_and_differences_with_right_answers():
+    import re
+
     from rsft.tasks.word_problems.data import make_rows
 
     rows = make_rows()
     assert rows == make_rows() and len({r["question"] for r in rows}) == len(rows)
-    assert all(r["answer"].isdigit() and r["question"].endswith("?") for r in rows)
+    for r in rows:
+        a, b = map(int, re.findall(r"\d+", r["question"]))
+        subtract = any(w in r["question"] for w in ("gives away", "lost"))
+        assert int(r["answer"]) == (a - b if subtract else a + b) >= 0, r
+        assert max(a, b, int(r["answer"])) <= 20 and r["question"].endswith("?")
+    subtractions = sum(any(w in r["question"] for w in ("gives away", "lost")) for r in rows)
+    assert 0.3 < subtractions / len(rows) < 0.7  # both operations, about half each
 
 
-def _task(group, docs):
-    return SimpleNamespace(config=SimpleNamespace(metadata={"group": group}), eval_docs=list(range(docs)))
+def test_capitals_are_60_countries_each_with_its_own_capital():
+    from rsft.tasks.capitals.data import make_rows
+
+    rows = make_rows()
+    assert len(rows) == 60 and len({r["country"] for r in rows}) == 60 and len({r["answer"] for r in rows}) == 60
+    assert all(r["answer"] in r["accepted"] for r in rows)
+
+
+@pytest.mark.parametrize("reply, right", [
+    ("The capital of France is Paris.", True),
+    ("\\boxed{paris}", True),  # any case
+    ("It is Paris, or maybe London.", False),  # a list of capitals is not an answer
+    ("Parisian food is good.", False),  # a whole word only
+    ("<think>Paris is", False),  # cut-off thinking answers nothing
+    ("<think>hmm</think> Paris", True),
+    ("I think it is Lyon.", False),
+])
+def test_a_capital_counts_only_when_the_reply_names_it_and_no_other(reply, right):
+    from rsft.tasks.capitals.utils import grade_capital
+
+    assert grade_capital(reply, "Paris") is right
+
+
+def test_accepted_spellings_count_for_their_capital():
+    from rsft.tasks.capitals.utils import grade_capital
+
+    assert grade_capital("The capital is Kiev.", "Kyiv") and grade_capital("\\boxed{Bogotá}", "Bogota")
+
+
+def _task(name, group, docs):
+    return SimpleNamespace(config=SimpleNamespace(task=f"rsft_{name}", metadata={"group": group}),
+                           eval_docs=list(range(docs)))
 
 
 def test_in_domain_tasks_take_their_own_number_of_questions():
     p = PRESETS["quickstart"]
-    tasks = {"countdown": _task("in_domain", 200), "word_problems": _task("ood", 200), "tiny": _task("ood", 7)}
-    samples = question_limits(tasks, p)["samples"]
-    assert {k: len(v) for k, v in samples.items()} == {"countdown": 100, "word_problems": 50, "tiny": 7}
-    assert samples["countdown"] == list(range(100))  # the first N, as lm-eval's limit takes them
+    tasks = {t: _task(t, g, n) for t, g, n in (("countdown", "in_domain", 200), ("word_problems", "ood", 200),
+                                               ("tiny", "ood", 7))}
+    samples = question_limits(tasks, p)["samples"]  # keyed by lm-eval's names, which simple_evaluate looks up
+    assert {k: len(v) for k, v in samples.items()} == {"rsft_countdown": 100, "rsft_word_problems": 50, "rsft_tiny": 7}
+    assert samples["rsft_countdown"] == list(range(100))  # the first N, as lm-eval's limit takes them
     assert question_limits(tasks, PRESETS["consumer"]) == {"limit": 200}
 
 
@@ -87,7 +126,7 @@ def test_the_quickstart_preset_generates_greedily():
         "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 32768}))
     apply_preset(task, PRESETS["quickstart"])
     gen = task.config.generation_kwargs
-    assert gen["do_sample"] is False and gen["temperature"] == 0.0 and gen["max_gen_toks"] == 384
+    assert gen["do_sample"] is False and gen["temperature"] == 0.0 and gen["max_gen_toks"] == 256
     assert task.config.repeats == 1
 
 

@@ -12,8 +12,9 @@ from rsft.tasks.datafile import eval_data_dir, test_file
 def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
     """{"test": Dataset} from DATA_DIR/<task>/test.jsonl. `data_dir` comes from the TaskManager's metadata
     (evaluate.py --data-dir, or lm-eval's --metadata '{"data_dir": DIR}'); without it, the kit's own data folder.
-    A task whose data is made locally (its data.py has `build`) builds it here when it is missing, so the plain
-    lm-eval CLI needs nothing prepared; a Hub benchmark's missing data is one error naming the download."""
+    A task whose data is made locally (its data.py has `build`) builds it here (rewritten only when it differs), so
+    the plain lm-eval CLI needs nothing prepared and never reads a stale file; a Hub benchmark's missing data is
+    one error naming the download."""
     import importlib
 
     import datasets
@@ -22,13 +23,13 @@ def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
 
     data_dir = Path(data_dir) if data_dir else eval_data_dir()
     path = test_file(data_dir, task)
-    if not path.exists():
-        maker = importlib.import_module(f"rsft.tasks.{task}.data")
-        if not hasattr(maker, "build"):
-            raise UserError(f"task {task}: {path} is missing; fill it once online with: python evaluate.py "
-                            f"--download-data {data_dir} (lm-eval's CLI finds another folder with --metadata "
-                            f"'{{\"data_dir\": \"DIR\"}}')")
+    maker = importlib.import_module(f"rsft.tasks.{task}.data")
+    if hasattr(maker, "build"):  # made locally: (re)written when missing or made by another version of the kit
         maker.build(data_dir)
+    elif not path.exists():
+        raise UserError(f"task {task}: {path} is missing; fill it once online with: python evaluate.py "
+                        f"--download-data {data_dir} (lm-eval's CLI finds another folder with --metadata "
+                        f"'{{\"data_dir\": \"DIR\"}}')")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {"test": datasets.Dataset.from_list(rows)}
 

@@ -17,6 +17,18 @@ def test_file(data_dir: Path, task: str) -> Path:
 
 
 def save(data_dir: Path, task: str, rows: list[dict]) -> None:
+    """Write a locally made task's rows, unless the file already holds exactly these: a generator changed by an
+    update of the kit rewrites its file, so no stale held-out set is evaluated under the new task's name."""
+    import json
+
     path = test_file(data_dir, task)
+    if path.exists():
+        try:
+            old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError):
+            old = None  # cut short or damaged: rewritten
+        if old == rows:
+            return
+        print(f"{task}: {path} differs from what this version of the kit generates; rewritten", flush=True)
     write_jsonl_atomic(path, rows)
     print(f"{task}: {len(rows)} rows -> {path}", flush=True)
