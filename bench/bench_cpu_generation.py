@@ -1,0 +1,68 @@
+"""CPU generation speed of the embedded model, the three knobs the quickstart's evaluation turns, each against its
+baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged.
+
+64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
+tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
+    python bench/bench_cpu_generation.py batch 8,32,64 [NEW_TOKENS]
+    python bench/bench_cpu_generation.py dtype bf16,fp32 [NEW_TOKENS]
+    python bench/bench_cpu_generation.py merge runs/quickstart/checkpoints/step00045 [NEW_TOKENS]
+Numbers of 2026-12-01 in bench/RESULTS.md (the embedded default that learns).
+"""
+import json
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rsft.models import resolve_model_path
+from rsft.tasks.datafile import eval_data_dir, test_file
+
+MODEL = resolve_model_path("embedded:smollm2-135m-instruct")
+
+
+def prompts(tok, n=64):
+    rows = [json.loads(line) for line in test_file(eval_data_dir(), "countdown").read_text().splitlines()][:n]
+    return [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
+                                    add_generation_prompt=True) for r in rows]
+
+
+def speed(model, tok, texts, batch, new_tokens) -> float:
+    start = time.time()
+    for i in range(0, len(texts), batch):
+        enc = tok(texts[i:i + batch], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+    return len(texts) * new_tokens / (time.time() - start)
+
+
+def main(what: str, arg: str, new_tokens: int) -> None:
+    tok = AutoTokenizer.from_pretrained(MODEL)
+    tok.padding_side = "left"
+    texts = prompts(tok)
+    if what == "batch":
+        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16).eval()
+        for b in map(int, arg.split(",")):
+            print(f"bf16 batch {b}: {speed(model, tok, texts, b, new_tokens):.0f} tokens/s", flush=True)
+    elif what == "dtype":
+        for name in arg.split(","):
+            dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
+            model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=dtype).eval()
+            print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+    elif what == "merge":
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16).eval()
+        print(f"base: {speed(base, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+        model = PeftModel.from_pretrained(base, arg).eval()
+        print(f"adapter unmerged: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+        model = model.merge_and_unload()
+        print(f"adapter merged: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 96)
