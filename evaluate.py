@@ -42,8 +42,8 @@ def parse_args(argv):
                    help="auto: vllm on a CUDA GPU when installed, else hf")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per model")
     p.add_argument("--batch-size", type=int, help="hf backend: prompts per generate call (lm-eval sorts them by "
-                   "length); default 64 on CPU (batch 16 generated 1.3x the tokens/s of batch 8 on 2 cores, "
-                   "bench/RESULTS.md), 8 on a GPU, where responses run to thousands of tokens")
+                   "length); default 64 on CPU (3.4x the tokens/s of batch 8 on 2 cores, bench/RESULTS.md), "
+                   "8 on a GPU, where responses run to thousands of tokens")
     p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
                    "in each result as the preset's limit)")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")

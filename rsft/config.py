@@ -102,8 +102,8 @@ class TrainConfig:
     nonfinite_grad_norm: Literal["stop", "skip"] = "stop"
     seed: int = 42  # adapter initialisation (and dropout); data order is fixed, as in the paper
     # CPU only: bfloat16 runs the forward and backward under torch.autocast (weights, adapters and optimizer stay
-    # float32), ~1.5x the tokens/s of float32 on CPUs with native bf16 (AVX512-BF16, AMX); auto = bfloat16 on such
-    # a CPU, else off. On a GPU model.dtype sets the precision and this is ignored.
+    # float32), ~1.26x float32's speed on CPUs with native bf16 (AVX512-BF16, AMX; bench/RESULTS.md); auto =
+    # bfloat16 on such a CPU, else off. On a GPU model.dtype sets the precision and this is ignored.
     autocast: Literal["off", "auto", "bfloat16"] = "off"
     logging_steps: int = 1  # write metrics every N optimizer steps
     report_to: Literal["none", "tensorboard", "wandb"] = "none"

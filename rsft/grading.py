@@ -399,10 +399,10 @@ _INTEGER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?![\d.]*\d)")
 
 def extract_number(response: str) -> str | None:
     """A whole-number answer, read flexibly: the last integer in the last \\boxed{} after thinking, else (no box,
-    or one without a number) the last integer of the reply after thinking (lm-eval's gsm8k "flexible-extract" reads the last number the same way).
-    The quickstart's out-of-domain tasks read it so: the 135M base model answers "the answer is 8" and never
-    boxes, the trained one boxes; a boxed-only reading would score the format, not the arithmetic. Cut-off
-    thinking gives None."""
+    or one without a number) the last integer of the reply after thinking, as lm-eval's gsm8k "flexible-extract"
+    reads the last number. The quickstart's out-of-domain tasks read it so: the 135M base model answers "the
+    answer is 8" and never boxes, the trained one boxes; a boxed-only reading would score the format, not the
+    arithmetic. Cut-off thinking gives None."""
     p = parse(response)
     if p.truncated:
         return None

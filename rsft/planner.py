@@ -342,17 +342,20 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
     from rsft.tasks import TASKS_DIR
     from rsft.task_data import is_local, missing
 
+    from rsft.catalogue import task_group
+
     cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
     repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))
+    limit = p.in_domain_limit if p.in_domain_limit is not None and task_group(task) == "in_domain" else p.limit
     cap = int(cfg["generation_kwargs"]["max_gen_toks"])
     cap = min(cap, p.max_gen_toks) if p.max_gen_toks is not None else cap
     why = missing(data_dir, [task]).get(task)
     if why is None:
         with open(Path(data_dir) / task / "test.jsonl") as f:
             n = sum(1 for line in f if line.strip())
-        return TaskLoad(task, min(n, p.limit) if p.limit else n, repeats, cap)
+        return TaskLoad(task, min(n, limit) if limit else n, repeats, cap)
     if is_local(task):  # built by evaluate.py before the first model
-        return TaskLoad(task, p.limit, repeats, cap)
+        return TaskLoad(task, limit, repeats, cap)
     return TaskLoad(task, 0, repeats, cap, skipped=why)
 
 
