@@ -142,12 +142,14 @@ def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
             print(f"warning: {bad} is missing or unreadable (cut short?); {task} is evaluated again", flush=True)
             return False
         old = done.get("preset")
-        # a setting added to presets after a result was made is absent from it, and read as unset (None)
-        changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in (preset or {}).items() if old and old.get(k) != v)
-        if preset is not None and old is not None and (changed or set(old) - set(preset)):
-            changed = changed or f"settings {sorted(set(old) - set(preset))} are gone from the preset"
-            raise UserError(f"{path} was made with other settings of this preset ({changed}); move that "
-                            f"folder away (or delete it) to evaluate again, or keep it and use another --preset")
+        if preset is not None and old is not None:
+            # a setting added to presets after a result was made is absent from it, and read as unset (None)
+            changed = [f"{k} {old.get(k)} -> {v}" for k, v in preset.items() if old.get(k) != v]
+            changed += [f"{k} is gone from the preset" for k in sorted(set(old) - set(preset))]
+            if changed:
+                raise UserError(f"{path} was made with other settings of this preset ({', '.join(changed)}); move "
+                                f"that folder away (or delete it) to evaluate again, or keep it and use another "
+                                f"--preset")
         return True
     return False
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rsft.cache import cache_root
-from rsft.rundir import write_jsonl_atomic
+from rsft.rundir import read_jsonl, write_jsonl_atomic
 
 
 def eval_data_dir() -> Path:
@@ -19,15 +19,9 @@ def test_file(data_dir: Path, task: str) -> Path:
 def save(data_dir: Path, task: str, rows: list[dict]) -> None:
     """Write a locally made task's rows, unless the file already holds exactly these: a generator changed by an
     update of the kit rewrites its file, so no stale held-out set is evaluated under the new task's name."""
-    import json
-
     path = test_file(data_dir, task)
     if path.exists():
-        try:
-            old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except (OSError, ValueError):
-            old = None  # cut short or damaged: rewritten
-        if old == rows:
+        if read_jsonl(path) == rows:  # None when cut short or damaged: rewritten
             return
         print(f"{task}: {path} differs from what this version of the kit generates; rewritten", flush=True)
     write_jsonl_atomic(path, rows)
