@@ -125,6 +125,18 @@ def lora_rank(adapter: Path | None) -> int | None:
     return json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
 
 
+def checkpoint_model(ckpt: Path | None, **base):
+    """The ModelSpec of one model to evaluate: the base (None), a LoRA checkpoint (its adapter on the base), or a
+    full fine-tuning checkpoint (model.finetune: full), which is a whole model folder and is loaded as one."""
+    from rsft.specs import ModelSpec
+
+    if ckpt is not None and not (Path(ckpt) / "adapter_config.json").exists():
+        if not (Path(ckpt) / "config.json").exists():
+            raise UserError(f"{ckpt} holds neither a LoRA adapter (adapter_config.json) nor a model (config.json)")
+        return ModelSpec(base=str(ckpt), trust_remote_code=base["trust_remote_code"], dtype=base["dtype"])
+    return ModelSpec(**base, adapter=str(ckpt) if ckpt else None, lora_rank=lora_rank(ckpt))
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     import ctypes
     import signal
@@ -225,7 +237,7 @@ def main(argv=None) -> int:
     from rsft.catalogue import preset, suite_tasks
     from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
     from rsft.rundir import eval_dir, generated, record_skipped
-    from rsft.specs import ModelSpec, WorkerSpec
+    from rsft.specs import WorkerSpec
     from rsft.task_data import download, ensure_local, missing
     from rsft.tasks.datafile import eval_data_dir
 
@@ -315,9 +327,8 @@ def main(argv=None) -> int:
             record_skipped(out_dir, no_data)
         out_dirs.append(out_dir)
         todo = [] if args.judge_only else [t for t in tasks if not generated(out_dir, t, asdict(p))]
-        model = ModelSpec(base=base, revision=revision, subfolder=args.subfolder,
-                          adapter=str(adapter) if adapter else None, lora_rank=lora_rank(adapter),
-                          trust_remote_code=trust, dtype=dtype)
+        model = checkpoint_model(adapter, base=base, revision=revision, subfolder=args.subfolder,
+                                 trust_remote_code=trust, dtype=dtype)
         plan.append((step, WorkerSpec(
             model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p, data_dir=str(data_dir),
             out_dir=str(out_dir), backend=backend, device=device, batch_size=batch_size,

@@ -91,7 +91,7 @@ def is_solution(expr: str, numbers: list[int], target: int) -> bool:
 COUNT = 3  # numbers per puzzle
 MAX_NUMBER = 20  # each number in 1..MAX_NUMBER
 TARGETS = (1, 100)  # target range, inclusive, reached by one random expression over all the numbers
-MAX_DEAD_ENDS = 4  # a trace narrates at most this many failed combinations before the solution: ~90-240 tokens
+MAX_DEAD_ENDS = 2  # a trace narrates at most this many failed combinations before the solution: ~80-170 tokens
 SEARCH_ORDERS = 20  # shuffled search orders tried per puzzle to find one within MAX_DEAD_ENDS
 
 

@@ -83,7 +83,8 @@ def lm_args(spec: WorkerSpec) -> tuple[str, dict]:
 
 
 def hf_model(spec: WorkerSpec):
-    """lm-eval's HFLM for the hf backend with a LoRA adapter: the adapter merged into the base's weights.
+    """lm-eval's HFLM over a model built here: on CPU with grouped-query attention under a padding mask
+    (rsft.models.cpu_attention: 2.1x the generation speed, the same tokens), a LoRA adapter merged.
 
     lm-eval's own `peft=` keeps the adapter unmerged, which runs every targeted layer's two low-rank matmuls at
     each token: 0.55x the merged model's generation speed on CPU (161 vs 295 tokens/s for the embedded model,
@@ -91,17 +92,22 @@ def hf_model(spec: WorkerSpec):
     dtype (bfloat16 here): the same rounding every merged LoRA export has. vLLM keeps the adapter unmerged."""
     import torch
     from lm_eval.models.huggingface import HFLM
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rsft.models import cpu_attention
 
     m = spec.model
     dtype = "auto" if m.dtype == "auto" else getattr(torch, m.dtype)
-    base = AutoModelForCausalLM.from_pretrained(m.base, revision=m.revision, subfolder=m.subfolder or "",
-                                                dtype=dtype, trust_remote_code=m.trust_remote_code)
-    model = PeftModel.from_pretrained(base, m.adapter).merge_and_unload().to(spec.device).eval()
+    attention = {"attn_implementation": cpu_attention()} if spec.device == "cpu" else {}
+    model = AutoModelForCausalLM.from_pretrained(m.base, revision=m.revision, subfolder=m.subfolder or "",
+                                                 dtype=dtype, trust_remote_code=m.trust_remote_code, **attention)
+    if m.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, m.adapter).merge_and_unload()
     tok = AutoTokenizer.from_pretrained(m.tokenizer, subfolder=m.tokenizer_subfolder,
                                         trust_remote_code=m.trust_remote_code)
-    return HFLM(pretrained=model, tokenizer=tok, batch_size=spec.batch_size)
+    return HFLM(pretrained=model.to(spec.device).eval(), tokenizer=tok, batch_size=spec.batch_size)
 
 
 def _die_with_parent() -> None:
@@ -181,7 +187,7 @@ def run_worker(spec: WorkerSpec) -> None:
         apply_preset(task, spec.preset)
         _grading_progress(name, task, spec.preset.limit)
     model, model_args = lm_args(spec)
-    if model == "hf" and spec.model.adapter:
+    if model == "hf" and (spec.model.adapter or spec.device == "cpu"):
         model, model_args = hf_model(spec), None
     p = spec.preset
     res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),

@@ -116,6 +116,42 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+CPU_ATTENTION = "sdpa_gqa"  # the attention the hf backend uses on CPU (cpu_attention)
+
+
+def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """torch's scaled_dot_product_attention with the key/value heads shared by their query heads (enable_gqa).
+
+    transformers' own "sdpa" shares them only when there is no attention mask (on CUDA a mask sends grouped
+    attention to the slow math kernel); with the padding mask of every batched generate it first copies the whole
+    key/value cache once per query head, at every layer of every new token. On CPU torch runs grouped attention
+    with a mask directly, with the same result (tests/test_models.py): 2.1x the quickstart's generation speed on
+    2 cores (bench/RESULTS.md). Same arguments and return as transformers' attention functions."""
+    import torch
+
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    causal = bool(query.shape[2] > 1 and attention_mask is None and causal)
+    if causal and key.shape[2] > query.shape[2]:  # a prefill that is not aligned top-left: mask it explicitly
+        q, k = query.shape[2], key.shape[2]
+        attention_mask = torch.ones(q, k, dtype=torch.bool, device=query.device).tril(k - q)
+        causal = False
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout if module.training else 0.0, scale=scaling,
+        is_causal=causal, enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+def cpu_attention() -> str:
+    """Registers CPU_ATTENTION with transformers (its AttentionInterface; masks made as for sdpa) and names it,
+    for `attn_implementation=` of a model that runs on CPU."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(CPU_ATTENTION, _sdpa_gqa)
+    AttentionMaskInterface.register(CPU_ATTENTION, sdpa_mask)
+    return CPU_ATTENTION
+
+
 def pick_dtype(recipe: Recipe):
     import torch
 

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -187,6 +188,25 @@ def test_results_made_before_a_preset_setting_existed_are_reused(evaluated_run, 
     monkeypatch.setattr(evaluate, "run_one", lambda spec: calls.append(spec) or True)
     evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0"])
     assert calls == []
+
+
+def test_a_full_fine_tuning_run_is_evaluated_checkpoint_by_checkpoint(tmp_path, tiny_model_dir):
+    """model.finetune: full saves whole models, no adapter: each checkpoint is loaded as the model itself."""
+    data = tmp_path / "data"
+    write_fixtures(data)
+    recipe = make_recipe(tmp_path, tiny_model_dir, extra="eval:\n  suite: countdown\n")
+    train.main([str(recipe), "model.finetune=full", "train.learning_rate=1e-3", "train.num_train_epochs=1",
+                "checkpoints.steps=[]"])
+    import rsft.catalogue as ev
+
+    ev.PRESETS["test"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
+    assert evaluate.main([str(tmp_path / "run"), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"]) == 0
+    r0, r4 = (json.loads((tmp_path / f"run/eval/test/step0000{s}/countdown.json").read_text()) for s in (0, 4))
+    assert r0["model"] == str(Path(tiny_model_dir).resolve()) and r0["adapter"] is None
+    assert r4["model"] == str(tmp_path / "run/checkpoints/step00004") and r4["adapter"] is None and r4["n"] == 2
+    (tmp_path / "run/checkpoints/step00004/config.json").unlink()
+    with pytest.raises(UserError, match="step00004 holds neither a LoRA adapter .* nor a model"):
+        evaluate.main([str(tmp_path / "run"), "--data-dir", str(data), "--preset", "test", "--steps", "4"])
 
 
 def test_missing_steps_tasks_and_run_folders_are_clear_errors(evaluated_run, tmp_path):
