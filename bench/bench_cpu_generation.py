@@ -1,11 +1,13 @@
-"""CPU generation speed of the embedded model, the three knobs the quickstart's evaluation turns, each against its
-baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged.
+"""CPU generation speed of the embedded model, the four knobs the quickstart's evaluation turns, each against its
+baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged, and
+transformers' sdpa attention against the kit's grouped-query one under the padding mask (rsft.models.cpu_attention).
 
 64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
 tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
     python bench/bench_cpu_generation.py batch 8,32,64 [NEW_TOKENS]
     python bench/bench_cpu_generation.py dtype bf16,fp32 [NEW_TOKENS]
     python bench/bench_cpu_generation.py merge runs/quickstart/checkpoints/step00045 [NEW_TOKENS]
+    python bench/bench_cpu_generation.py attention sdpa,sdpa_gqa,sdpa [NEW_TOKENS]
 Numbers of 2026-12-01 in bench/RESULTS.md (the embedded default that learns).
 """
 import json
@@ -58,6 +60,15 @@ def main(what: str, arg: str, new_tokens: int) -> None:
         print(f"adapter unmerged: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
         model = model.merge_and_unload()
         print(f"adapter merged: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+    elif what == "attention":
+        from rsft.models import CPU_ATTENTION, cpu_attention
+
+        cpu_attention()  # registers CPU_ATTENTION with transformers
+        for name in arg.split(","):
+            if name not in ("sdpa", CPU_ATTENTION):
+                raise SystemExit(f"attention: sdpa or {CPU_ATTENTION}, got {name}")
+            model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16, attn_implementation=name).eval()
+            print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
     else:
         raise SystemExit(__doc__)
 

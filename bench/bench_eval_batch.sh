@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU generation batch: the embedded base model on the quickstart suite's first N questions of each task
-# (greedy, the quickstart preset's 384-token cap), once per batch size, the same questions each time. Appends one
+# (the quickstart preset's sampling, seed and token cap), once per batch size, the same questions each time. Appends one
 # JSON line per batch size (wall seconds of the whole evaluate.py call: load, generate, grade) to
 # bench/results/eval_batch.jsonl. Run it on an otherwise idle machine; the load average is recorded.
 #   bash bench/bench_eval_batch.sh [N] [BATCH ...]      # default: N=64, batches 8 32 64

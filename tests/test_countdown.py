@@ -25,7 +25,7 @@ def test_puzzles_have_the_quickstart_size_and_traces_search_within_the_dead_end_
         assert TARGETS[0] <= target <= TARGETS[1] and TARGETS == (1, 100)
         thinking = r["response"].split("</think>")[0]
         dead_ends = thinking.count(": too ")
-        assert dead_ends <= MAX_DEAD_ENDS == 4 and thinking.count("That reaches the target!") == 1
+        assert dead_ends <= MAX_DEAD_ENDS == 2 and thinking.count("That reaches the target!") == 1
     assert len({(tuple(sorted(r["answer"]["numbers"])), r["answer"]["target"]) for r in rows}) == 200  # distinct
     assert max(r["response"].count(": too ") for r in rows) == MAX_DEAD_ENDS  # the cap is reached, not just obeyed
 

@@ -121,13 +121,21 @@ def test_in_domain_tasks_take_their_own_number_of_questions():
     assert question_limits(tasks, PRESETS["consumer"]) == {"limit": 200}
 
 
-def test_the_quickstart_preset_generates_greedily():
+def test_the_quickstart_preset_samples_as_the_paper_once_per_question():
     task = SimpleNamespace(config=SimpleNamespace(repeats=3, generation_kwargs={
-        "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 32768}))
+        "do_sample": True, "temperature": 1.0, "top_p": 1.0, "max_gen_toks": 32768}))
     apply_preset(task, PRESETS["quickstart"])
     gen = task.config.generation_kwargs
-    assert gen["do_sample"] is False and gen["temperature"] == 0.0 and gen["max_gen_toks"] == 256
-    assert task.config.repeats == 1
+    assert gen["do_sample"] is True and gen["temperature"] == 0.6 and gen["top_p"] == 0.95
+    assert gen["max_gen_toks"] == 192 and task.config.repeats == 1
+
+
+def test_the_quickstart_token_cap_holds_every_training_response(tokenizer):
+    """A trained model may need as many tokens as the longest trace it learnt from: the cap must not cut that."""
+    data = load_recipe(QUICKSTART).data
+    longest = max(len(tokenizer(r["response"], add_special_tokens=False)["input_ids"]) + 1  # + EOS
+                  for r in make_dataset(data.num_examples, seed=data.seed))
+    assert longest <= PRESETS["quickstart"].max_gen_toks < longest + 32  # and not far above it: time
 
 
 def test_autocast_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
