@@ -35,7 +35,7 @@ PRESETS = {
     # the embedded default on 2 CPU cores: the paper's sampling, one sample, 100 held-out Countdown puzzles (a
     # 15-point change is outside the noise) and 50 questions of each out-of-domain task, 192 new tokens (the
     # longest training response is 172). Sampling, not greedy: the 135M model's greedy replies repeat one dead end
-    # until the cap (Countdown 10% greedy vs 14% sampled, same checkpoint; bench/RESULTS.md)
+    # until the cap (Countdown 10% greedy vs 14% sampled, one 4-dead-end checkpoint; bench/RESULTS.md)
     "quickstart": Preset(temperature=0.6, top_p=0.95, max_gen_toks=192, repeats=1, limit=50, in_domain_limit=100),
 }
 

@@ -117,8 +117,8 @@ def _cpu_hflm():
     from rsft.sampling import as_greedy
 
     class CpuHFLM(HFLM):
-        """lm-eval's HFLM, sampling through rsft.sampling.NucleusSample (the same distribution; transformers'
-        own top-p sort and multinomial draw took 31% of each step on 2 cores)."""
+        """lm-eval's HFLM, sampling through rsft.sampling.NucleusSample: the same distribution, 312 instead of
+        472 ms a step (64 prompts, 2 cores; greedy 301; bench/RESULTS.md)."""
 
         def _model_generate(self, context, max_length, stop, **generation_kwargs):
             return super()._model_generate(context, max_length, stop, **as_greedy(generation_kwargs))
