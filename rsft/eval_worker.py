@@ -63,8 +63,8 @@ def _vllm_pretrained(m) -> str:
 
 
 def lm_args(spec: WorkerSpec) -> tuple[str, dict]:
-    """lm-eval's model name and model_args for the spec's model and backend (an hf model with an adapter is
-    built by hf_model instead)."""
+    """lm-eval's model name and model_args for the spec's model and backend (an hf model with an adapter, or any
+    hf model on CPU, is built by hf_model instead)."""
     m = spec.model
     if spec.backend == "vllm":
         args = {"pretrained": _vllm_pretrained(m), "revision": None if m.subfolder else m.revision,
@@ -83,8 +83,9 @@ def lm_args(spec: WorkerSpec) -> tuple[str, dict]:
 
 
 def hf_model(spec: WorkerSpec):
-    """lm-eval's HFLM over a model built here: on CPU with grouped-query attention under a padding mask
-    (rsft.models.cpu_attention: 2.1x the generation speed, the same tokens), a LoRA adapter merged.
+    """lm-eval's HFLM over a model built here, a LoRA adapter merged; on CPU with grouped-query attention under the
+    padding mask (rsft.models.cpu_attention: the same tokens, 1.76x for the quickstart's 256-token Countdown
+    evaluation) and rsft.sampling's sampler.
 
     lm-eval's own `peft=` keeps the adapter unmerged, which runs every targeted layer's two low-rank matmuls at
     each token: 0.55x the merged model's generation speed on CPU (161 vs 295 tokens/s for the embedded model,

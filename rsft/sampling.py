@@ -7,6 +7,9 @@ top-p read off the 64 most likely tokens (exact whenever they hold p of the mass
 transformers does it), then one draw by the Gumbel-max rule (the argmax of log-probabilities plus Gumbel noise is
 a draw from their softmax), among those 64 when top-p left no other. It returns scores whose only finite entry is the drawn token, so generate runs with
 `do_sample=False` and its argmax picks that token. Draws come from torch's global generator, which lm-eval seeds.
+Only the task's and preset's sampling settings are read, not a model's generation_config (transformers' own
+sampling would add, say, a top_k written there); its other processors (repetition penalty, minimum length) still
+run, before this one.
 """
 from __future__ import annotations
 
