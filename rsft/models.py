@@ -126,7 +126,7 @@ def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     attention to the slow math kernel); with the padding mask of every batched generate it first copies the whole
     key/value cache once per query head, at every layer of every new token (40 of the 105 s of a 64-prompt
     Countdown batch on 2 cores). On CPU torch runs grouped attention with a mask directly, with the same result
-    (tests/test_models.py): one checkpoint's 100 Countdown prompts in 1 min 52 s instead of 3 min 14 s
+    (tests/test_models.py): one checkpoint's 100 Countdown prompts in 1 min 52 s instead of 3 min 17 s
     (bench/RESULTS.md). Same arguments and return as transformers' attention functions."""
     import torch
 

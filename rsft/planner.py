@@ -340,9 +340,8 @@ def _task_config(path: Path) -> dict:
 def task_load(task: str, p, data_dir: Path) -> TaskLoad:
     """Task `task` under preset `p` (rsft.catalogue.Preset), as rsft/eval_worker.py will run it."""
     from rsft.tasks import TASKS_DIR
-    from rsft.task_data import is_local, missing
-
     from rsft.catalogue import task_group
+    from rsft.task_data import is_local, missing
 
     cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
     repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))

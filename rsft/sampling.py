@@ -1,15 +1,15 @@
 """Sampling for transformers' generate on CPU: the same distribution as its own, without its two slow steps.
 
 transformers samples a token by sorting the whole vocabulary for top-p and drawing with `torch.multinomial`; for a
-batch of 64 over SmolLM2's 49,152 tokens on 2 CPU cores that is 44 + 100 ms of a 467 ms step (greedy: 286 ms;
-bench/RESULTS.md). `NucleusSample` gives each token the same probability: temperature, then top-k if asked, then
-top-p read off the 64 most likely tokens (exact whenever they hold p of the mass, else the full sort, as
-transformers does it), then one draw by the Gumbel-max rule (the argmax of log-probabilities plus Gumbel noise is
-a draw from their softmax), among those 64 when top-p left no other. It returns scores whose only finite entry is the drawn token, so generate runs with
-`do_sample=False` and its argmax picks that token. Draws come from torch's global generator, which lm-eval seeds.
-Only the task's and preset's sampling settings are read, not a model's generation_config (transformers' own
-sampling would add, say, a top_k written there); its other processors (repetition penalty, minimum length) still
-run, before this one.
+batch of 64 over SmolLM2's 49,152 tokens on 2 CPU cores that is 44 + 100 ms of a 467 ms step (cProfile; greedy
+286 ms; bench/RESULTS.md). `NucleusSample` gives each token the same probability: temperature, then top-k if
+asked, then top-p read off the 64 most likely tokens (exact whenever they hold p of the mass, else the full sort,
+as transformers does it), then one draw by the Gumbel-max rule (the argmax of log-probabilities plus Gumbel noise
+is a draw from their softmax), among those 64 when top-p left no other. It returns scores whose only finite
+entry is the drawn token, so generate runs with `do_sample=False` and its argmax picks that token. Draws come
+from torch's global generator, which lm-eval seeds. Only the task's and preset's sampling settings are read, not
+a model's generation_config (transformers' own sampling would add, say, a top_k written there); its other
+processors (repetition penalty, minimum length) still run, before this one.
 """
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
 
     run = tmp_path / "quick"
     run.mkdir()
-    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: embedded:countdown\n")
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n"
+                                     "data:\n  path: embedded:countdown\n")
     prompt = prompt_for([6, 7, 9], 50)
     right = "<think>\nTry 6 * 7 = 42, 42 + 8 = 50. That reaches the target!\n</think>\n\\boxed{6 * 7 + 8}"
     copied = "<think>\nTry 7 * 9 = 56, 56 - 6 = 50. That reaches the target!\n</think>\n\\boxed{7 * 9 - 6}"

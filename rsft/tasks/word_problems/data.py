@@ -2,7 +2,8 @@
 
 Out-of-domain for the embedded default: arithmetic asked in words, not an equation over given numbers. Sized so
 that SmolLM2-135M-Instruct answers a good share before training (sums and differences up to 20, two phrasings
-each; 34% at step 0, bench/RESULTS.md), so that a drop or a gain can be seen. Seeded: the same rows everywhere.
+each; at step 0 34% greedy, 28% sampled: bench/RESULTS.md), so that a drop or a gain can be seen. Seeded: the
+same rows everywhere.
 """
 from __future__ import annotations
 
