@@ -42,12 +42,15 @@ def question_limits(task_dict: dict, p: Preset) -> dict:
     tasks take another number of questions than the others."""
     if p.in_domain_limit is None or p.in_domain_limit == p.limit:
         return {"limit": p.limit}
-    samples = {}
-    for task in task_dict.values():
-        n = p.in_domain_limit if task.config.metadata["group"] == "in_domain" else p.limit
-        total = len(task.eval_docs)
-        samples[task.config.task] = list(range(total if n is None else min(n, total)))  # lm-eval's name: rsft_X
-    return {"samples": samples}
+    return {"samples": {task.config.task: list(range(questions(task, p))) for task in task_dict.values()}}  # rsft_X
+
+
+def questions(task, p: Preset) -> int:
+    """How many of the task's questions the preset evaluates: its first in_domain_limit (in-domain tasks) or
+    limit (the others), all of them when that is None."""
+    n = p.in_domain_limit if p.in_domain_limit is not None and task.config.metadata["group"] == "in_domain" else p.limit
+    total = len(task.eval_docs)
+    return total if n is None else min(n, total)
 
 
 def _vllm_pretrained(m) -> str:
@@ -164,13 +167,12 @@ def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
     return tasks, skipped
 
 
-def _grading_progress(name: str, task, limit: int | None) -> None:
+def _grading_progress(name: str, task, p: Preset) -> None:
     """A progress bar with ETA over the task's grading (its process_results, called once per question after
     generation: sandboxed code runs and math-verify take minutes on a full benchmark)."""
     from tqdm import tqdm
 
-    n = len(task.eval_docs)
-    bar = tqdm(total=min(n, limit) if limit else n, desc=f"grading {name}", unit="question", file=sys.stderr,
+    bar = tqdm(total=questions(task, p), desc=f"grading {name}", unit="question", file=sys.stderr,
                dynamic_ncols=True, delay=2)  # shown once grading has taken 2 s
     score = task.process_results
 
@@ -202,7 +204,7 @@ def run_worker(spec: WorkerSpec) -> None:
         raise UserError(f"no task of {', '.join(todo)} could be loaded (see {skipped_path(out_dir)})")
     for name, task in task_dict.items():
         apply_preset(task, spec.preset)
-        _grading_progress(name, task, spec.preset.limit)
+        _grading_progress(name, task, spec.preset)
     model, model_args = lm_args(spec)
     if model == "hf" and (spec.model.adapter or spec.device == "cpu"):
         model, model_args = hf_model(spec), None

@@ -121,6 +121,21 @@ def test_in_domain_tasks_take_their_own_number_of_questions():
     assert question_limits(tasks, PRESETS["consumer"]) == {"limit": 200}
 
 
+def test_the_grading_bar_counts_each_tasks_own_questions(monkeypatch):
+    import tqdm
+
+    from rsft import eval_worker
+
+    totals = {}
+    monkeypatch.setattr(tqdm, "tqdm", lambda total, desc, **kw: totals.setdefault(desc, total) and None)
+    p = PRESETS["quickstart"]
+    for name, group in (("countdown", "in_domain"), ("capitals", "ood")):
+        task = _task(name, group, 200)
+        task.process_results = lambda doc, results: {}
+        eval_worker._grading_progress(name, task, p)
+    assert totals == {"grading countdown": 100, "grading capitals": 50}  # before: 50 for both, ETA off by 2x
+
+
 def test_the_quickstart_preset_samples_as_the_paper_once_per_question():
     task = SimpleNamespace(config=SimpleNamespace(repeats=3, generation_kwargs={
         "do_sample": True, "temperature": 1.0, "top_p": 1.0, "max_gen_toks": 32768}))
