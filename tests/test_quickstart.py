@@ -26,7 +26,7 @@ def test_the_quickstart_trains_every_row_once_on_3_number_puzzles_and_saves_3_ch
     r = load_recipe(QUICKSTART)
     rows = make_dataset(r.data.num_examples, seed=r.data.seed)
     plan = make_plan(r.train, r.checkpoints, len(rows))
-    assert plan.total_steps == 45 and plan.dropped_rows_per_epoch == 0 and list(plan.save_steps) == [15, 30, 45]
+    assert plan.total_steps == 70 and plan.dropped_rows_per_epoch == 0 and list(plan.save_steps) == [10, 35, 70]
     assert all(len(row["answer"]["numbers"]) == 3 and 1 <= row["answer"]["target"] <= 100 for row in rows)
     assert r.train.autocast == "auto" and r.lora.r == 16 and r.lora.lora_alpha == 32
 
