@@ -126,6 +126,6 @@ def figure(path: Path, title: str, panels: list[Panel], ncols: int = 3) -> Path:
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.95))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # grown to hold a legend wider than the panels
     plt.close(fig)
     return path

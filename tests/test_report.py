@@ -460,6 +460,19 @@ def test_an_all_zero_task_gets_the_floor_warning_not_no_dip(tmp_path):
     assert dips["math500"] == "no dip (never worse than base)"  # it starts at 0 but rises: no floor
 
 
+def test_a_one_panel_figure_keeps_its_whole_legend(tmp_path):
+    import matplotlib.image
+
+    from rsft.plots import Line, Panel, figure
+
+    lines = [Line(f"bench-quickstart-long-variant: {what} average", {0: (0.0, None), 10: (5.0, None)}, "C0", ls)
+             for what, ls in (("in-domain", "-"), ("out-of-domain", "--"))]
+    png = matplotlib.image.imread(figure(tmp_path / "change.png", "Change", [Panel("avg", "points", lines,
+                                                                                   x="symlog", y="change")]))
+    white = (png[..., :3] > 0.99).all(axis=-1)
+    assert white[:, 0].all() and white[:, -1].all()  # nothing drawn up to the left or right edge: no cut label
+
+
 def test_percent_axes_start_at_0_and_span_at_least_the_minimum():
     import matplotlib
 
