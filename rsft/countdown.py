@@ -86,7 +86,7 @@ def is_solution(expr: str, numbers: list[int], target: int) -> bool:
 # ------------------------------------------------------------------------------------------------ puzzles
 
 # Difficulty of the embedded puzzles (training rows and held-out test rows alike): sized so that SmolLM2-135M
-# learns them in ~45 LoRA steps on 2 CPU cores (bench/RESULTS.md). 4 numbers up to 50 with targets up to 200
+# learns them in ~70 LoRA steps of 4 rows on 2 CPU cores (bench/RESULTS.md). 4 numbers up to 50 with targets up to 200
 # stayed at 0% there; the paper's puzzles (Countdown-CoT-20k) are harder still.
 COUNT = 3  # numbers per puzzle
 MAX_NUMBER = 20  # each number in 1..MAX_NUMBER
