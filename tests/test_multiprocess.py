@@ -22,7 +22,7 @@ def overrides(model_dir, out, accumulation):
     # 16 embedded Countdown rows / (4 per device x accumulation x processes = 8) = 2 steps/epoch x 2 epochs = 4 steps
     return [f"model.name_or_path={model_dir}", "data.num_examples=16", "data.max_length=256",
             f"train.gradient_accumulation_steps={accumulation}", "train.num_train_epochs=2",
-            "checkpoints.doubling_from=1",
+            "checkpoints.doubling_from=1", "checkpoints.steps=[]",  # the recipe's step 10 lies beyond these 4
             f"train.output_dir={out}"]
 
 

@@ -132,7 +132,7 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, capsys, 
     (drive / "cache/models").symlink_to(Path(os.environ["RSFT_CACHE"]) / "models")  # the converted embedded model
     # the embedded default, two steps; math500 has no data offline, so it is skipped while countdown runs
     params = {"DRIVE": str(drive), "RECIPE": str(ROOT / "recipes/quickstart.yaml"),
-              "OVERRIDES": ["train.max_steps=2", "eval.suite=countdown,math500"],
+              "OVERRIDES": ["train.max_steps=2", "checkpoints.steps=[]", "eval.suite=countdown,math500"],
               "EVAL_ARGS": ["--steps", "2", "--limit", "5"]}
     ns = {}
     for cell in cells():
