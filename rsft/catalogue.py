@@ -27,6 +27,10 @@ class Preset:
     in_domain_limit: int | None = None  # first N questions of each in-domain task, when it differs from limit
     seed: int = 1234
 
+    def limit_for(self, group: str) -> int | None:
+        """The first N questions a task of `group` ("in_domain", "ood", ...) takes; None: all of them."""
+        return self.in_domain_limit if self.in_domain_limit is not None and group == "in_domain" else self.limit
+
 
 PRESETS = {
     "paper": Preset(),  # the paper's protocol (PAPER.md section 1)

@@ -48,7 +48,7 @@ def question_limits(task_dict: dict, p: Preset) -> dict:
 def questions(task, p: Preset) -> int:
     """How many of the task's questions the preset evaluates: its first in_domain_limit (in-domain tasks) or
     limit (the others), all of them when that is None."""
-    n = p.in_domain_limit if p.in_domain_limit is not None and task.config.metadata["group"] == "in_domain" else p.limit
+    n = p.limit_for(task.config.metadata["group"])
     total = len(task.eval_docs)
     return total if n is None else min(n, total)
 

@@ -345,7 +345,7 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
 
     cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
     repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))
-    limit = p.in_domain_limit if p.in_domain_limit is not None and task_group(task) == "in_domain" else p.limit
+    limit = p.limit_for(task_group(task))
     cap = int(cfg["generation_kwargs"]["max_gen_toks"])
     cap = min(cap, p.max_gen_toks) if p.max_gen_toks is not None else cap
     why = missing(data_dir, [task]).get(task)
