@@ -1,6 +1,7 @@
-"""CPU generation speed of the embedded model, the four knobs the quickstart's evaluation turns, each against its
-baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged, and
-transformers' sdpa attention against the kit's grouped-query one under the padding mask (rsft.models.cpu_attention).
+"""CPU generation speed of the embedded model, the five knobs the quickstart's evaluation turns, each against its
+baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged,
+transformers' sdpa attention against the kit's grouped-query one under the padding mask (rsft.models.cpu_attention),
+and transformers' DynamicCache against the kit's preallocated one (rsft.kv_cache), alternated.
 
 64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
 tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
@@ -8,6 +9,7 @@ tokens (min_new_tokens = max_new_tokens, so every setting generates the same tok
     python bench/bench_cpu_generation.py dtype bf16,fp32 [NEW_TOKENS]
     python bench/bench_cpu_generation.py merge runs/quickstart/checkpoints/step00045 [NEW_TOKENS]
     python bench/bench_cpu_generation.py attention sdpa,sdpa_gqa,sdpa [NEW_TOKENS]
+    python bench/bench_cpu_generation.py cache dynamic,preallocated,dynamic,preallocated [NEW_TOKENS]
 Numbers of 2026-12-01 in bench/RESULTS.md (the embedded default that learns).
 """
 import json
@@ -29,12 +31,14 @@ def prompts(tok, n=64):
                                     add_generation_prompt=True) for r in rows]
 
 
-def speed(model, tok, texts, batch, new_tokens) -> float:
+def speed(model, tok, texts, batch, new_tokens, cache=None) -> float:
+    """Tokens/s; `cache(batch_length)` builds the past_key_values for each batch (None: transformers' own)."""
     start = time.time()
     for i in range(0, len(texts), batch):
         enc = tok(texts[i:i + batch], return_tensors="pt", padding=True)
+        extra = {"past_key_values": cache(enc["input_ids"].shape[1] + new_tokens)} if cache else {}
         with torch.no_grad():
-            model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, **extra)
     return len(texts) * new_tokens / (time.time() - start)
 
 
@@ -69,6 +73,17 @@ def main(what: str, arg: str, new_tokens: int) -> None:
                 raise SystemExit(f"attention: sdpa or {CPU_ATTENTION}, got {name}")
             model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16, attn_implementation=name).eval()
             print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
+    elif what == "cache":
+        from rsft.kv_cache import preallocated_cache
+        from rsft.models import cpu_attention
+
+        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16,
+                                                     attn_implementation=cpu_attention()).eval()
+        for name in arg.split(","):
+            if name not in ("dynamic", "preallocated"):
+                raise SystemExit(f"cache: dynamic or preallocated, got {name}")
+            cache = (lambda n: preallocated_cache(model.config, n)) if name == "preallocated" else None
+            print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens, cache):.0f} tokens/s", flush=True)
     else:
         raise SystemExit(__doc__)
 
