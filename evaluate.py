@@ -30,6 +30,8 @@ from pathlib import Path
 
 from rsft.errors import UserError, run_cli
 
+CPU_BATCH = 128  # hf on CPU: prompts per generate call (200 quickstart prompts: 128 + 72); bench/RESULTS.md
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,8 +44,9 @@ def parse_args(argv):
                    help="auto: vllm on a CUDA GPU when installed, else hf")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs per model")
     p.add_argument("--batch-size", type=int, help="hf backend: prompts per generate call (lm-eval sorts them by "
-                   "length); default 64 on CPU (3.4x the tokens/s of batch 8 on 2 cores, bench/RESULTS.md), "
-                   "8 on a GPU, where responses run to thousands of tokens")
+                   "length); default 128 on CPU (1.1-1.3x the tokens/s of batch 64 on 2 cores, bench/RESULTS.md; "
+                   "lower it for a model above ~0.5B on CPU: the key/value cache grows with it), 8 on a GPU, where "
+                   "responses run to thousands of tokens")
     p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
                    "in each result as the preset's limit)")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
@@ -293,7 +296,7 @@ def main(argv=None) -> int:
         from dataclasses import replace
 
         p = replace(p, limit=args.limit, in_domain_limit=None)
-    batch_size = args.batch_size or (8 if device == "cuda" else 64)
+    batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
     dtype = "auto"
     if device == "cpu":  # bfloat16 weights where the CPU has native bf16 (AVX512-BF16, AMX): faster matmuls
         from rsft.models import cpu_has_native_bf16

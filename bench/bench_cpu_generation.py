@@ -5,7 +5,9 @@ and transformers' DynamicCache against the kit's preallocated one (rsft.kv_cache
 
 64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
 tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
-    python bench/bench_cpu_generation.py batch 8,32,64 [NEW_TOKENS]
+`batch` with SAMPLES_DIR (one evaluated model's folder, e.g. runs/quickstart/eval/<preset>/step00070) sends the
+prompts that evaluation sent instead: for the quickstart, its 200 prompts of three tasks.
+    python bench/bench_cpu_generation.py batch 8,32,64 [NEW_TOKENS] [SAMPLES_DIR]
     python bench/bench_cpu_generation.py dtype bf16,fp32 [NEW_TOKENS]
     python bench/bench_cpu_generation.py merge runs/quickstart/checkpoints/step00045 [NEW_TOKENS]
     python bench/bench_cpu_generation.py attention sdpa,sdpa_gqa,sdpa [NEW_TOKENS]
@@ -31,6 +33,18 @@ def prompts(tok, n=64):
                                     add_generation_prompt=True) for r in rows]
 
 
+def eval_prompts(tok, samples_dir: str) -> list[str]:
+    """The prompts an evaluation sent (every *.samples.jsonl of one model's result folder), longest first, as
+    lm-eval orders them."""
+    from pathlib import Path
+
+    texts = [json.loads(line)["prompt"] for f in sorted(Path(samples_dir).glob("*.samples.jsonl"))
+             for line in f.read_text().splitlines()]
+    if not texts:
+        raise SystemExit(f"no *.samples.jsonl in {samples_dir}")
+    return sorted(texts, key=lambda t: -len(tok(t, add_special_tokens=False)["input_ids"]))
+
+
 def speed(model, tok, texts, batch, new_tokens, cache=None) -> float:
     """Tokens/s; `cache(batch_length)` builds the past_key_values for each batch (None: transformers' own)."""
     start = time.time()
@@ -42,14 +56,20 @@ def speed(model, tok, texts, batch, new_tokens, cache=None) -> float:
     return len(texts) * new_tokens / (time.time() - start)
 
 
-def main(what: str, arg: str, new_tokens: int) -> None:
+def main(what: str, arg: str, new_tokens: int, samples: str | None = None) -> None:
     tok = AutoTokenizer.from_pretrained(MODEL)
     tok.padding_side = "left"
     texts = prompts(tok)
-    if what == "batch":
-        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16).eval()
+    if what == "batch":  # as the evaluation generates: grouped-query attention, the preallocated cache
+        from rsft.kv_cache import preallocated_cache
+        from rsft.models import cpu_attention
+
+        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16,
+                                                     attn_implementation=cpu_attention()).eval()
+        texts = eval_prompts(tok, samples) if samples else texts
         for b in map(int, arg.split(",")):
-            print(f"bf16 batch {b}: {speed(model, tok, texts, b, new_tokens):.0f} tokens/s", flush=True)
+            rate = speed(model, tok, texts, b, new_tokens, lambda n: preallocated_cache(model.config, n))
+            print(f"bf16 batch {b}, {len(texts)} prompts: {rate:.0f} tokens/s", flush=True)
     elif what == "dtype":
         for name in arg.split(","):
             dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[name]
@@ -91,4 +111,5 @@ def main(what: str, arg: str, new_tokens: int) -> None:
 if __name__ == "__main__":
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 96)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 96,
+         sys.argv[4] if len(sys.argv) > 4 else None)
