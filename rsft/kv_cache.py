@@ -26,10 +26,10 @@ class PreallocatedLayer(DynamicLayer):
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        end = self._filled + key_states.shape[-2]
-        if not self._holds_keys() or end > self._k.shape[-2]:
-            self._reseat(key_states, end - self._filled)
-            end = self._filled + key_states.shape[-2]
+        new = key_states.shape[-2]
+        if not self._holds_keys() or self._filled + new > self._k.shape[-2]:
+            self._reseat(key_states, new)
+        end = self._filled + new
         self._k[..., self._filled:end, :] = key_states
         self._v[..., self._filled:end, :] = value_states
         self._filled = end

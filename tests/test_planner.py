@@ -130,10 +130,12 @@ def test_the_consumer_recipes_fit_the_cards_they_are_named_for(recipe, card):
 
 def test_the_cpu_generation_figure_is_the_measured_one():
     results = (ROOT / "bench/RESULTS.md").read_text()
-    assert "3 min 16 s, 3 min 06 s, 2 min 44 s (steps 15, 30, 45)" in results  # 200 prompts at 192 tokens
-    assert "About 14 s per model is the fresh process" in results
+    # 200 prompts at 192 tokens, generation per checkpoint; the evaluation phase's wall and its 4 models
+    assert "checkpoints 1 min 59 s, 2 min 04 s, 1 min 56 s (steps 10, 35, 70) | 513 s" in results
+    assert "generation base 1 min 31 s;" in results
     cpu = next(m for m in planner.data()["generation"] if m["card"] == "cpu")
-    assert cpu["tokens_per_s"] == round(200 * 192 / ((196 + 186 + 164) / 3 - 14)) and cpu["per_model_s"] == 14
+    assert cpu["tokens_per_s"] == round(200 * 192 / ((119 + 124 + 116) / 3))
+    assert cpu["per_model_s"] == round((513 - (91 + 119 + 124 + 116)) / 4)
 
 
 def test_a_task_is_planned_from_its_yaml_includes_and_the_preset():
@@ -198,9 +200,9 @@ def test_a_measured_gpu_figure_is_scaled_to_the_card_and_the_model(tmp_path, mon
 def test_the_embedded_default_on_this_cpu_is_planned_from_its_measurement(tmp_path):
     lines = planner.eval_plan_lines(("countdown",), "quickstart", 4, card="cpu",
                                     model="embedded:smollm2-135m-instruct", data_dir=tmp_path)
-    minutes = (4 * 100 * 192 / 229 + 4 * 14) / 60  # countdown is in-domain: the preset's 100 questions
+    minutes = (4 * 100 * 192 / 321 + 4 * 16) / 60  # countdown is in-domain: the preset's 100 questions
     assert lines[0].endswith("hf on this CPU") and "countdown        100 questions" in lines[1]
-    assert f"at most ~{minutes:.0f} min at ~229 tokens/s + 14 s to start each model" in lines[-1]
+    assert f"at most ~{minutes:.0f} min at ~321 tokens/s + 16 s to start each model" in lines[-1]
     other = planner.eval_plan_lines(("countdown",), "quickstart", 1, card="cpu", model="some/model",
                                     data_dir=tmp_path)
     assert other[-1].endswith("not estimated: no measured CPU generation speed for some/model with hf")
