@@ -45,6 +45,15 @@ def eval_prompts(tok, samples_dir: str) -> list[str]:
     return sorted(texts, key=lambda t: -len(tok(t, add_special_tokens=False)["input_ids"]))
 
 
+def eval_model():
+    """The embedded model as the CPU evaluation builds it (bf16, grouped-query attention), and its cache builder."""
+    from rsft.kv_cache import preallocated_cache
+    from rsft.models import cpu_attention
+
+    model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16, attn_implementation=cpu_attention())
+    return model.eval(), lambda length: preallocated_cache(model.config, length)
+
+
 def speed(model, tok, texts, batch, new_tokens, cache=None) -> float:
     """Tokens/s; `cache(batch_length)` builds the past_key_values for each batch (None: transformers' own)."""
     start = time.time()
@@ -61,14 +70,10 @@ def main(what: str, arg: str, new_tokens: int, samples: str | None = None) -> No
     tok.padding_side = "left"
     texts = prompts(tok)
     if what == "batch":  # as the evaluation generates: grouped-query attention, the preallocated cache
-        from rsft.kv_cache import preallocated_cache
-        from rsft.models import cpu_attention
-
-        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16,
-                                                     attn_implementation=cpu_attention()).eval()
+        model, cache = eval_model()
         texts = eval_prompts(tok, samples) if samples else texts
         for b in map(int, arg.split(",")):
-            rate = speed(model, tok, texts, b, new_tokens, lambda n: preallocated_cache(model.config, n))
+            rate = speed(model, tok, texts, b, new_tokens, cache)
             print(f"bf16 batch {b}, {len(texts)} prompts: {rate:.0f} tokens/s", flush=True)
     elif what == "dtype":
         for name in arg.split(","):
@@ -94,16 +99,12 @@ def main(what: str, arg: str, new_tokens: int, samples: str | None = None) -> No
             model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16, attn_implementation=name).eval()
             print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens):.0f} tokens/s", flush=True)
     elif what == "cache":
-        from rsft.kv_cache import preallocated_cache
-        from rsft.models import cpu_attention
-
-        model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.bfloat16,
-                                                     attn_implementation=cpu_attention()).eval()
+        model, cache = eval_model()
         for name in arg.split(","):
             if name not in ("dynamic", "preallocated"):
                 raise SystemExit(f"cache: dynamic or preallocated, got {name}")
-            cache = (lambda n: preallocated_cache(model.config, n)) if name == "preallocated" else None
-            print(f"{name} batch 64: {speed(model, tok, texts, 64, new_tokens, cache):.0f} tokens/s", flush=True)
+            rate = speed(model, tok, texts, 64, new_tokens, cache if name == "preallocated" else None)
+            print(f"{name} batch 64: {rate:.0f} tokens/s", flush=True)
     else:
         raise SystemExit(__doc__)
 

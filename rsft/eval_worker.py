@@ -123,12 +123,12 @@ def _cpu_hflm():
     class CpuHFLM(HFLM):
         """lm-eval's HFLM, sampling through rsft.sampling.NucleusSample (the same distribution, 312 instead of
         472 ms a step: 64 prompts, 2 cores; greedy 301) into rsft.kv_cache's preallocated cache (the same tokens,
-        1.24x over 192 new tokens); bench/RESULTS.md."""
+        1.14-1.28x over 192 new tokens); bench/RESULTS.md."""
 
         def _model_generate(self, context, max_length, stop, **generation_kwargs):
             from rsft.kv_cache import preallocated_cache
 
-            if self.model.generation_config.cache_implementation is None and "past_key_values" not in generation_kwargs:
+            if self.model.generation_config.cache_implementation is None:  # else generate refuses a given cache
                 cache = preallocated_cache(self.model.config, max_length)
                 if cache is not None:
                     generation_kwargs["past_key_values"] = cache
