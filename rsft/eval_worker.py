@@ -111,19 +111,28 @@ def hf_model(spec: WorkerSpec):
         model = PeftModel.from_pretrained(model, m.adapter).merge_and_unload()
     tok = AutoTokenizer.from_pretrained(m.tokenizer, subfolder=m.tokenizer_subfolder,
                                         trust_remote_code=m.trust_remote_code)
-    lm = _cpu_hflm() if spec.device == "cpu" else HFLM
-    return lm(pretrained=model.to(spec.device).eval(), tokenizer=tok, batch_size=spec.batch_size)
+    kw = {"pretrained": model.to(spec.device).eval(), "tokenizer": tok, "batch_size": spec.batch_size}
+    if spec.device == "cpu":
+        return _cpu_hflm()(sample_seed=spec.preset.seed, **kw)
+    return HFLM(**kw)
 
 
 def _cpu_hflm():
+    from collections import Counter
+
     from lm_eval.models.huggingface import HFLM
 
-    from rsft.sampling import as_greedy
+    from rsft.sampling import as_greedy, question_keys
 
     class CpuHFLM(HFLM):
         """lm-eval's HFLM, sampling through rsft.sampling.NucleusSample (the same distribution, 312 instead of
-        472 ms a step: 64 prompts, 2 cores; greedy 301) into rsft.kv_cache's preallocated cache (the same tokens,
-        1.14-1.28x over 192 new tokens); bench/RESULTS.md."""
+        472 ms a step: 64 prompts, 2 cores; greedy 301) with noise keyed per question (the same replies at any
+        batch size), into rsft.kv_cache's preallocated cache (the same tokens, 1.14-1.28x over 192 new tokens);
+        bench/RESULTS.md."""
+
+        def __init__(self, *args, sample_seed: int, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.sample_seed, self.prompts_keyed = sample_seed, Counter()
 
         def _model_generate(self, context, max_length, stop, **generation_kwargs):
             from rsft.kv_cache import preallocated_cache
@@ -132,7 +141,11 @@ def _cpu_hflm():
                 cache = preallocated_cache(self.model.config, max_length)
                 if cache is not None:
                     generation_kwargs["past_key_values"] = cache
-            return super()._model_generate(context, max_length, stop, **as_greedy(generation_kwargs))
+            if generation_kwargs.get("do_sample"):
+                keys = question_keys(context, generation_kwargs["attention_mask"], self.sample_seed,
+                                     self.prompts_keyed)
+                generation_kwargs = as_greedy(generation_kwargs, keys, context.shape[1])
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
 
     return CpuHFLM
 

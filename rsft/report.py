@@ -22,9 +22,9 @@ from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_page import Page
 from rsft.stats import floor_or_ceiling, headline, normal_interval, stratified_bootstrap, wilson, worst_step
-from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, find_dip, gaps, groups, load_series,
-                          optimization_warnings, paired_bootstrap, paper_blocks, paper_data, paper_points,
-                          short_name)
+from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, domain_pairs, domain_tasks, find_dip, gaps,
+                          groups, load_series, optimization_warnings, paired_bootstrap, paper_blocks, paper_data,
+                          paper_points, short_name)
 
 INTRO = ("Scores are percent (the result files hold fractions), each with its 95% interval in brackets; n is the "
          "number of questions and k the samples per question (a metric with its own unit, such as a reward model's "
@@ -163,21 +163,11 @@ def _floor_notes(series: list[Series]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ sections
 
 
-def _domain_tasks(s: Series, in_domain: bool) -> list[str]:
-    return [t for t in s.tasks if s.averaged(t) and s.in_domain(t) == in_domain]  # the tasks of average()
-
-
 def _domain_interval(s: Series, in_domain: bool, step: int) -> tuple[float, float] | None:
     """A paired-bootstrap 95% interval (fractions) of the domain average's change from the base at `step`
-    (rsft.stats.stratified_bootstrap: questions pair within a task, not across tasks). None when one of the
-    domain's tasks has no per-question scores (no samples file, a judged task) or other questions at the two steps."""
-    pairs = []
-    for task in _domain_tasks(s, in_domain):
-        a, b = s.result(task, 0), s.result(task, step)
-        ia, ib = a and a.items(), b and b.items()
-        if not ia or not ib or set(ia) != set(ib):
-            return None
-        pairs.append((ia, ib))
+    (rsft.stats.stratified_bootstrap: questions pair within a task, not across tasks); None where rsft.results'
+    domain_pairs finds nothing to pair."""
+    pairs = domain_pairs(s, in_domain, 0, step)
     return stratified_bootstrap(pairs)[1:] if pairs else None
 
 
@@ -349,7 +339,7 @@ def _task_column(s: Series, task: str) -> tuple[str, dict[int, str]]:
 
 def _average_column(s: Series, name: str, in_domain: bool) -> tuple[str, dict[int, str]]:
     """An average of one task is that task, Wilson interval included; of several, mean ± 1.96 s.e."""
-    tasks = _domain_tasks(s, in_domain)
+    tasks = domain_tasks(s, in_domain)
     if len(tasks) == 1:
         return f"{name} (= {tasks[0]})", _task_column(s, tasks[0])[1]
     return f"{name} ({NORMAL})", {step: cell(v, None if se is None else normal_interval(v, se, 0.0, 100.0))
@@ -359,7 +349,7 @@ def _average_column(s: Series, name: str, in_domain: bool) -> tuple[str, dict[in
 def _score_table(s: Series, tasks: list[str], averages: bool) -> tuple[list[str], list[list]]:
     columns = [_task_column(s, t) for t in tasks]
     columns += [_average_column(s, n, flag) for n, flag in ((IN_AVG, True), (OOD_AVG, False))
-                if averages and _domain_tasks(s, flag)]
+                if averages and domain_tasks(s, flag)]
     rows = [[step_label(step)] + [cells.get(step, "—") for _, cells in columns] for step in s.steps]
     return ["step"] + [header for header, _ in columns], rows
 

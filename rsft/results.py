@@ -24,6 +24,7 @@ from rsft.behaviour import Behaviour, summarize
 from rsft.errors import UserError
 from rsft.catalogue import task_group
 from rsft.rundir import EVAL_RESULTS_GLOB, checkpoint_dirs, is_result, read_jsonl, samples_of
+from rsft.stats import stratified_bootstrap
 
 PAPER_FILE = Path(__file__).with_name("paper_results.yaml")
 RAW_METRICS = {"mean_reward"}  # a reward model's score (AlpacaEval): its own unit, not a fraction
@@ -242,10 +243,15 @@ def groups(series: list[Series]) -> dict[str, list[Series]]:
 # ------------------------------------------------------------------------------------------------ numbers
 
 
+def domain_tasks(s: Series, in_domain: bool) -> list[str]:
+    """The series' tasks in one domain's average (higher-is-better reasoning percentages)."""
+    return [t for t in s.tasks if s.averaged(t) and s.in_domain(t) == in_domain]
+
+
 def average(s: Series, in_domain: bool) -> dict[int, Point]:
     """Mean over the series' averaged tasks of one domain, at each step where all of them have a result. Its
     standard error treats the tasks as independent: sqrt(sum se^2) / n."""
-    tasks = [t for t in s.tasks if s.averaged(t) and s.in_domain(t) == in_domain]
+    tasks = domain_tasks(s, in_domain)
     curves = [s.curve(t) for t in tasks]
     out = {}
     for step in s.steps:
@@ -311,12 +317,32 @@ def optimization_warnings(s: Series) -> list[str]:
                    f"below base ({v:.1f} vs {b:.1f}): the run may be under-optimized (the paper's dips recover "
                    f"only with longer training).")
     if len(after) > 1:
-        p, pse = avg[after[-2]]
-        if v - p > math.sqrt((se or 0) ** 2 + (pse or 0) ** 2):
+        prev = after[-2]
+        p, pse = avg[prev]
+        pairs = domain_pairs(s, False, prev, last)
+        if pairs:  # a paired bootstrap over the questions: sound at 0% too, where a binomial s.e. is 0
+            _, lo, hi = (100 * x for x in stratified_bootstrap(pairs))
+            rising, why = lo > 0, f"a 95% paired-bootstrap interval of the change [{lo:+.1f}, {hi:+.1f}] above 0"
+        else:  # a task without per-question scores (judged): the averages' standard errors
+            rising, why = v - p > math.sqrt((se or 0) ** 2 + (pse or 0) ** 2), "more than one standard error"
+        if rising:
             out.append(f"{s.label}: the out-of-domain average is still rising at the last checkpoint (step "
-                       f"{after[-2]} -> {last}: {p:.1f} -> {v:.1f}, more than one standard error): the run may be "
-                       f"under-optimized.")
+                       f"{prev} -> {last}: {p:.1f} -> {v:.1f}, {why}): the run may be under-optimized.")
     return out
+
+
+def domain_pairs(s: Series, in_domain: bool, a: int, b: int) -> list[tuple[dict, dict]] | None:
+    """One ({question: score at step a}, {question: score at step b}) per task of the domain's average, for
+    rsft.stats.stratified_bootstrap; None when a task has no per-question scores (no samples file, a judged task)
+    or other questions at the two steps, so nothing can be paired."""
+    pairs = []
+    for task in domain_tasks(s, in_domain):
+        ra, rb = s.result(task, a), s.result(task, b)
+        ia, ib = ra and ra.items(), rb and rb.items()
+        if not ia or not ib or set(ia) != set(ib):
+            return None
+        pairs.append((ia, ib))
+    return pairs or None
 
 
 def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 10_000, level: float = 0.95,

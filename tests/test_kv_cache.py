@@ -83,7 +83,8 @@ def test_the_cpu_worker_generates_into_a_cache_sized_for_prompt_and_cap(tiny_mod
 
     monkeypatch.setattr(lm.model, "generate", spy)
     context = torch.tensor([[1, 2, 3, 4]])
-    out = lm._model_generate(context, max_length=10, stop=["<|im_end|>"], do_sample=True, temperature=0.6, top_p=0.95)
+    out = lm._model_generate(context, max_length=10, stop=["<|im_end|>"], attention_mask=torch.ones_like(context),
+                             do_sample=True, temperature=0.6, top_p=0.95)
     layers = seen["past_key_values"].layers
     assert all(isinstance(layer, PreallocatedLayer) and layer.capacity == 10 for layer in layers)
     assert out.shape[0] == 1 and out.shape[1] <= 10

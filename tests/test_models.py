@@ -58,3 +58,27 @@ def test_the_cpu_worker_builds_its_models_with_grouped_attention(tiny_model_dir,
     lm = hf_model(spec)
     assert lm.model.config._attn_implementation == "sdpa_gqa" and lm.batch_size == 64
     assert type(lm).__name__ == "CpuHFLM"  # samples through rsft.sampling
+
+
+def test_the_cpu_worker_samples_each_question_the_same_in_any_batch(tiny_model_dir, tmp_path):
+    from collections import Counter
+
+    from rsft.eval_worker import hf_model
+
+    spec = WorkerSpec(model=ModelSpec(base=tiny_model_dir), step=0, tasks=("countdown",), preset_name="quickstart",
+                      preset=preset("quickstart"), data_dir=str(tmp_path), out_dir=str(tmp_path / "out"),
+                      backend="hf", device="cpu", batch_size=64)
+    lm = hf_model(spec)
+    prompts = ["Using the numbers [3, 5, 7], make 22.", "What is 4 + 9?", "Name the capital of France, briefly."]
+
+    def replies(texts):
+        ids, mask = lm.tok_batch_encode(texts)
+        out = lm._model_generate(ids, max_length=ids.shape[1] + 12, stop=["<|im_end|>"], attention_mask=mask,
+                                 do_sample=True, temperature=0.6, top_p=0.95)
+        return [row[ids.shape[1]:].tolist() for row in out]
+
+    together = replies(prompts)
+    lm.prompts_keyed = Counter()  # a fresh evaluation of the same model
+    alone = [replies([p])[0] for p in prompts]
+    assert together == alone
+    assert replies([prompts[0]])[0] != together[0]  # the question's second repeat: another reply

@@ -164,8 +164,20 @@ def test_a_still_rising_run_is_flagged(tmp_path):
     for step, v in ((0, 0.5), (20, 0.3), (40, 0.45), (80, 0.6)):
         plant(run, step, "gpqa_diamond", v)
     _, warnings = write_report([run], tmp_path / "rep")
-    assert any("still rising" in w for w in warnings)
+    assert any("still rising" in w and "paired-bootstrap interval of the change [+" in w for w in warnings)
     assert not any("still below base" in w for w in warnings)
+
+
+def test_two_right_answers_at_a_zero_floor_are_not_called_still_rising(tmp_path):
+    run = tmp_path / "floor"  # the quickstart's shape: out of domain 0% at step 35, 2 of 50 right at step 70
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k")
+    for step, (wp, caps) in ((0, (0.2, 0.66)), (35, (0.0, 0.0)), (70, (0.04, 0.0))):
+        plant(run, step, "word_problems", wp, n=50)
+        plant(run, step, "capitals", caps, n=50)
+    _, warnings = write_report([run], tmp_path / "rep")
+    assert any("still below base" in w for w in warnings)
+    assert not any("still rising" in w for w in warnings)  # 2.0 points, > 1 s.e. (1.4), but [+0, +4] by bootstrap
 
 
 # ------------------------------------------------------------------------------------------------ behaviour
