@@ -1,7 +1,8 @@
-"""CPU generation speed of the embedded model, the five knobs the quickstart's evaluation turns, each against its
+"""CPU generation speed of the embedded model, the six knobs the quickstart's evaluation turns, each against its
 baseline in the same run: batch size, bf16 against float32 weights, a LoRA adapter merged against unmerged,
 transformers' sdpa attention against the kit's grouped-query one under the padding mask (rsft.models.cpu_attention),
-and transformers' DynamicCache against the kit's preallocated one (rsft.kv_cache), alternated.
+transformers' DynamicCache against the kit's preallocated one (rsft.kv_cache), alternated, and the sampler's noise
+keyed per question (rsft.sampling.draw) against one drawn from torch's generator (the sampler before it).
 
 64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
 tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
@@ -12,6 +13,7 @@ prompts that evaluation sent instead: for the quickstart, its 200 prompts of thr
     python bench/bench_cpu_generation.py merge runs/quickstart/checkpoints/step00045 [NEW_TOKENS]
     python bench/bench_cpu_generation.py attention sdpa,sdpa_gqa,sdpa [NEW_TOKENS]
     python bench/bench_cpu_generation.py cache dynamic,preallocated,dynamic,preallocated [NEW_TOKENS]
+    python bench/bench_cpu_generation.py sampler generator,keyed,generator,keyed [DRAWS]
 Numbers of 2026-12-01 in bench/RESULTS.md (the embedded default that learns).
 """
 import json
@@ -65,6 +67,33 @@ def speed(model, tok, texts, batch, new_tokens, cache=None) -> float:
     return len(texts) * new_tokens / (time.time() - start)
 
 
+def generator_draw(scores, top_p: float):
+    """The sampler's draw before its noise was keyed: the same nucleus, Gumbel noise from torch's generator."""
+    from rsft.sampling import _top, nucleus_mask
+
+    def gumbel(like):
+        return -(-torch.rand_like(like).log()).log()
+
+    covered, kept, idx = _top(scores, top_p)
+    if bool(covered.all()):
+        return idx.gather(-1, (kept + gumbel(kept)).argmax(dim=-1, keepdim=True))
+    scores = scores.masked_fill(nucleus_mask(scores, top_p), float("-inf"))
+    return (scores + gumbel(scores)).argmax(dim=-1, keepdim=True)
+
+
+def sampler_speed(name: str, scores, draws: int) -> float:
+    """Milliseconds per draw of one token for every row (the quickstart's top-p 0.95)."""
+    from rsft.sampling import draw
+
+    keys = torch.arange(scores.shape[0])
+    one = (lambda i: generator_draw(scores, 0.95)) if name == "generator" else (lambda i: draw(scores, keys, i, 0.95))
+    one(0)
+    start = time.time()
+    for i in range(draws):
+        one(i)
+    return 1000 * (time.time() - start) / draws
+
+
 def main(what: str, arg: str, new_tokens: int, samples: str | None = None) -> None:
     tok = AutoTokenizer.from_pretrained(MODEL)
     tok.padding_side = "left"
@@ -105,6 +134,15 @@ def main(what: str, arg: str, new_tokens: int, samples: str | None = None) -> No
                 raise SystemExit(f"cache: dynamic or preallocated, got {name}")
             rate = speed(model, tok, texts, 64, new_tokens, cache if name == "preallocated" else None)
             print(f"{name} batch 64: {rate:.0f} tokens/s", flush=True)
+    elif what == "sampler":  # the model's next-token scores after the 64 prompts, at the quickstart's T 0.6
+        model, _ = eval_model()
+        with torch.no_grad():
+            scores = model(**tok(texts, return_tensors="pt", padding=True)).logits[:, -1].float() / 0.6
+        for name in arg.split(","):
+            if name not in ("generator", "keyed"):
+                raise SystemExit(f"sampler: generator or keyed, got {name}")
+            print(f"{name}, 64 rows x {scores.shape[-1]} tokens: {sampler_speed(name, scores, new_tokens):.2f} ms a "
+                  "draw", flush=True)
     else:
         raise SystemExit(__doc__)
 

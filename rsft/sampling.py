@@ -65,9 +65,10 @@ def _row_hash(keys, step: int):
 
 def keyed_uniform(keys, step: int, ids):
     """Uniform draws in (0, 1), one per entry of ids ([rows, n] token ids), as a function of (key, step, token)
-    only: 24 bits of a hash, each float exact."""
+    only: 23 bits of a hash, centred in their interval, so every value is a float32 strictly inside (0, 1) (with 24
+    bits the largest, 1 - 2**-25, rounds to 1.0, whose Gumbel noise is infinite)."""
     bits = _mix(_row_hash(keys, step)[:, None] ^ _mix((ids + 0x68E31DA4) & _M32))
-    return ((bits >> 8).float() + 0.5) * 2.0 ** -24
+    return ((bits >> 9).float() + 0.5) * 2.0 ** -23
 
 
 def _gumbel(keys, step: int, ids):

@@ -48,6 +48,15 @@ def test_keyed_noise_is_uniform_and_independent_across_keys_steps_and_tokens():
     assert torch.equal(u, keyed_uniform(torch.arange(2000), 7, torch.arange(50).expand(2000, -1)))
 
 
+def test_the_extreme_hashes_stay_strictly_inside_0_1(monkeypatch):
+    import rsft.sampling as sampling
+
+    monkeypatch.setattr(sampling, "_mix", lambda x: torch.full_like(x, 0xFFFFFFFF))  # the largest hash there is
+    assert float(keyed_uniform(torch.arange(3), 0, torch.arange(4).expand(3, -1)).max()) < 1.0
+    monkeypatch.setattr(sampling, "_mix", lambda x: torch.zeros_like(x))  # the smallest
+    assert float(keyed_uniform(torch.arange(3), 0, torch.arange(4).expand(3, -1)).min()) > 0.0
+
+
 def test_a_rows_draw_does_not_depend_on_the_other_rows_of_its_batch():
     torch.manual_seed(3)
     scores = torch.randn(5, 300) * 6
