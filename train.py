@@ -119,7 +119,7 @@ def main(argv=None) -> int:
 
     from accelerate import Accelerator
 
-    from rsft.rundir import write_json_atomic
+    from rsft.rundir import TRAIN_LOCK, lock_folder, write_json_atomic
     from rsft.models import load_for_training, load_tokenizer
     from rsft.schedule import make_plan
 
@@ -143,6 +143,9 @@ def main(argv=None) -> int:
 
     # cpu=True on a machine without CUDA lets torchrun's processes join one gloo group (else each trains alone)
     acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=not torch.cuda.is_available())
+    if acc.is_main_process:  # held until this process ends: a second train.py on the folder would clobber its saves
+        lock = lock_folder(run_dir, TRAIN_LOCK, f"another train.py is writing {run_dir} now; wait for it (or stop "
+                           "it), or train into another train.output_dir")  # noqa: F841
     loaded = load_for_training(recipe)
     acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
     data = prepare_data(recipe, loaded.tokenizer)

@@ -7,7 +7,6 @@ it dies with its parent. Results: one TASK.json per task plus its samples (rsft.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -16,13 +15,12 @@ from pathlib import Path
 from rsft.catalogue import Preset, lm_eval_name
 from rsft.errors import UserError
 from rsft.grading import GRADER_VERSION
-from rsft.rundir import (generated, gen_path, lm_eval_paths, record_skipped, result_path, samples_path, skipped_path,
-                         write_json_atomic, write_jsonl_atomic)
+from rsft.rundir import (WORKER_LOCK, generated, gen_path, lm_eval_paths, lock_folder, record_skipped, result_path,
+                         samples_path, skipped_path, write_json_atomic, write_jsonl_atomic)
 from rsft.specs import WorkerSpec, read_spec
 from rsft.tasks import TASKS_DIR
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
-LOCK_FILE = ".worker.lock"
 
 
 def apply_preset(task, p: Preset) -> None:
@@ -163,16 +161,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _lock(out_dir: Path):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    f = (out_dir / LOCK_FILE).open("a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise UserError(f"another evaluation is writing {out_dir} now; wait for it (or stop it) and rerun") from None
-    return f
-
-
 def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
     """Each task loaded on its own: one that cannot load (missing data, a broken file) is skipped with its reason."""
     from lm_eval.tasks import get_task_dict
@@ -211,7 +199,8 @@ def run_worker(spec: WorkerSpec) -> None:
     from transformers import AutoTokenizer
 
     out_dir = Path(spec.out_dir)
-    lock = _lock(out_dir)
+    lock = lock_folder(out_dir, WORKER_LOCK, f"another evaluation is writing {out_dir} now; wait for it (or stop it) "
+                       "and rerun")
     preset_dict = spec.preset.__dict__
     todo = [t for t in spec.tasks if not generated(out_dir, t, preset_dict)]
     if not todo:

@@ -1,6 +1,7 @@
 """The run folder's layout, in one place, and the one way its files are written (whole, then renamed).
 
     RUN/
+      .train.lock                       held by the train.py writing the run (a second one is refused)
       checkpoints/stepNNNNN/            a checkpoint (meta.json inside); stepNNNNN.tmp while it is being written
       eval/PRESET/stepNNNNN/TASK.json   a finished (checkpoint, task) pair
                            TASK.gen.json        a judge-scored task, generated, waiting for its judges
@@ -8,12 +9,14 @@
                            TASK.judgments.jsonl judgments, appended one per line as they are made
                            lm_eval/results_TASK.json, lm_eval/samples_TASK.jsonl   lm-eval's own files for the task
                            skipped.json         tasks not evaluated for this model, with the reason
+                           .worker.lock         held by the evaluation writing this step
     --model runs write the same TASK files into --out.
 
 Step numbers are zero-padded to 5 digits so folders sort (step00010 ... step00640).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -22,6 +25,8 @@ from pathlib import Path
 from rsft.errors import UserError
 
 CHECKPOINTS = "checkpoints"
+TRAIN_LOCK = ".train.lock"
+WORKER_LOCK = ".worker.lock"
 META_FILE = "meta.json"
 _CHECKPOINT_NAME = re.compile(r"step\d{5,}")  # a complete checkpoint: renamed into place, so no .tmp suffix
 
@@ -161,3 +166,16 @@ def record_skipped(out_dir: Path, skipped: dict[str, str], done: str | None = No
     new = {k: v for k, v in {**old, **skipped}.items() if k != done}
     if new != old:
         write_json_atomic(path, new)
+
+
+def lock_folder(folder: Path, lock_name: str, busy: str):
+    """An exclusive lock on folder/lock_name, held while the returned file stays open (the OS drops it when the
+    process dies, kill -9 included, so no stale lock is left); UserError(busy) when another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = (folder / lock_name).open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise UserError(busy) from None
+    return f

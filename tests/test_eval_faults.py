@@ -37,14 +37,21 @@ def test_a_worker_dies_with_evaluate_py_even_after_kill_9(tmp_path):
 
 
 def test_a_second_worker_on_the_same_step_refuses_to_start(tmp_path):
-    from rsft.eval_worker import LOCK_FILE, _lock
+    from rsft.catalogue import preset
+    from rsft.eval_worker import run_worker
+    from rsft.rundir import WORKER_LOCK, lock_folder
+    from rsft.specs import ModelSpec, WorkerSpec
 
-    tmp_path.joinpath(LOCK_FILE).touch()
-    with open(tmp_path / LOCK_FILE) as held:
+    out = tmp_path / "step00000"
+    spec = WorkerSpec(model=ModelSpec(base="Qwen/Qwen3-4B-Base"), step=0, tasks=("countdown",),
+                      preset_name="quickstart", preset=preset("quickstart"), data_dir=str(tmp_path),
+                      out_dir=str(out), backend="hf", device="cpu", batch_size=8)
+    out.mkdir()
+    with open(out / WORKER_LOCK, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first worker, still writing
-        with pytest.raises(UserError, match="another evaluation is writing"):
-            _lock(tmp_path)
-    _lock(tmp_path).close()  # once it is done, the next one starts
+        with pytest.raises(UserError, match=f"another evaluation is writing {out} now"):
+            run_worker(spec)
+    lock_folder(out, WORKER_LOCK, "busy").close()  # once it is done, the next one starts
 
 
 def test_the_worker_and_the_judges_read_a_bad_spec_as_one_line(tmp_path):

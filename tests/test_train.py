@@ -121,6 +121,22 @@ def test_a_different_recipe_in_the_same_run_folder_is_refused(tmp_path, tiny_mod
         train.main([str(p), "train.learning_rate=1e-3"])
 
 
+def test_a_second_training_on_the_same_run_folder_is_refused_while_the_first_runs(tmp_path, tiny_model_dir):
+    import fcntl
+
+    from rsft.rundir import TRAIN_LOCK
+
+    p = make_recipe(tmp_path, tiny_model_dir)
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / TRAIN_LOCK, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first train.py, still training
+        with pytest.raises(UserError, match=f"another train.py is writing {run} now"):
+            train.main([str(p)])
+        assert not (run / "recipe.yaml").exists() and not (run / "checkpoints").exists()  # nothing of its touched
+    assert train.main([str(p)]) == 0  # once it is done, the next one trains
+
+
 def test_tensorboard_logging(tmp_path, tiny_model_dir):
     train.main([str(make_recipe(tmp_path, tiny_model_dir)), "train.report_to=tensorboard"])
     assert list((tmp_path / "run").rglob("events.out.tfevents.*"))
