@@ -89,8 +89,6 @@ def _vocab_gumbel(keys, step: int, vocab: int):
 def _top(scores, top_p: float):
     """(covered, scores of the TOP most likely tokens with top-p's removals at -inf, their token ids): covered
     rows are those whose TOP tokens hold top_p of the probability, so that nothing below them survives top-p."""
-    import torch
-
     top, idx = scores.topk(min(TOP, scores.shape[-1]), dim=-1)
     # log of the softmax normaliser; terms below e^-80 of the largest are clamped there: they add < 1e-30 of it,
     # nothing in float32, and unclamped their denormal exps take 20x as long as the rest of the step's sampling
@@ -122,8 +120,6 @@ def draw(scores, keys, step: int, top_p: float = 1.0):
     """One token per row from softmax(scores) restricted to top-p's nucleus (Gumbel-max), the noise a function of
     (keys[row], step) only. A row whose nucleus lies in its TOP tokens is drawn among those with noise keyed by
     token (keyed_uniform), any other row over the whole vocabulary (_vocab_gumbel): which way is the row's own."""
-    import torch
-
     if top_p >= 1.0:
         return (scores + _vocab_gumbel(keys, step, scores.shape[-1])).argmax(dim=-1, keepdim=True)
     covered, kept, idx = _top(scores, top_p)
