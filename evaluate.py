@@ -46,7 +46,8 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, help="hf backend: prompts per generate call (lm-eval sorts them by "
                    "length); default 128 on CPU (1.1-1.3x the tokens/s of batch 64 on 2 cores, bench/RESULTS.md; "
                    "lower it for a model above ~0.5B on CPU: the key/value cache grows with it), 8 on a GPU, where "
-                   "responses run to thousands of tokens")
+                   "responses run to thousands of tokens. On CPU a sampled reply does not depend on it (the "
+                   "noise is keyed per question), up to bf16 rounding")
     p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
                    "in each result as the preset's limit)")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
