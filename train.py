@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -112,6 +113,20 @@ def main(argv=None) -> int:
 
         gpu(args.gpu)  # an unknown name fails now, not after the data is tokenized
     run_dir = recipe.run_dir()
+    lock = None
+    if not args.check and int(os.environ.get("RANK", "0")) == 0:  # the main process, before anything reads the folder
+        from rsft.rundir import TRAIN_LOCK, lock_folder
+
+        lock = lock_folder(run_dir, TRAIN_LOCK, f"another train.py is writing {run_dir} now; wait for it (or stop "
+                           "it), or train into another train.output_dir")
+    try:  # held while this run trains; a second train.py on the folder would clobber its saves and metrics
+        return _train(args, recipe, run_dir)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(args, recipe: Recipe, run_dir: Path) -> int:
     _check_run_folder(recipe, run_dir)
     from rsft.models import preflight
 
@@ -119,7 +134,7 @@ def main(argv=None) -> int:
 
     from accelerate import Accelerator
 
-    from rsft.rundir import TRAIN_LOCK, lock_folder, write_json_atomic
+    from rsft.rundir import write_json_atomic
     from rsft.models import load_for_training, load_tokenizer
     from rsft.schedule import make_plan
 
@@ -143,9 +158,6 @@ def main(argv=None) -> int:
 
     # cpu=True on a machine without CUDA lets torchrun's processes join one gloo group (else each trains alone)
     acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=not torch.cuda.is_available())
-    if acc.is_main_process:  # held until this process ends: a second train.py on the folder would clobber its saves
-        lock = lock_folder(run_dir, TRAIN_LOCK, f"another train.py is writing {run_dir} now; wait for it (or stop "
-                           "it), or train into another train.output_dir")  # noqa: F841
     loaded = load_for_training(recipe)
     acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
     data = prepare_data(recipe, loaded.tokenizer)

@@ -323,8 +323,9 @@ def optimization_warnings(s: Series) -> list[str]:
         if pairs:  # a paired bootstrap over the questions: sound at 0% too, where a binomial s.e. is 0
             _, lo, hi = (100 * x for x in stratified_bootstrap(pairs))
             rising, why = lo > 0, f"a 95% paired-bootstrap interval of the change [{lo:+.1f}, {hi:+.1f}] above 0"
-        else:  # a task without per-question scores (judged): the averages' standard errors
-            rising, why = v - p > math.sqrt((se or 0) ** 2 + (pse or 0) ** 2), "more than one standard error"
+        else:  # a task without per-question scores (judged): a normal 95% interval from the averages' s.e.
+            rising = v - p > 1.96 * math.sqrt((se or 0) ** 2 + (pse or 0) ** 2)
+            why = "more than 1.96 standard errors of the change"
         if rising:
             out.append(f"{s.label}: the out-of-domain average is still rising at the last checkpoint (step "
                        f"{prev} -> {last}: {p:.1f} -> {v:.1f}, {why}): the run may be under-optimized.")

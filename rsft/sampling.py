@@ -16,7 +16,8 @@ comes from a generator seeded by (key, s); a question's key hashes the seed, its
 that prompt it is (`question_keys`). So a question's sample does not depend on which other questions share its
 batch, or on the batch size: the same seed gives the same replies at any `--batch-size` (up to the float rounding
 of other batch shapes, which can tip a draw that sits at a boundary). It also gives every checkpoint the same
-noise for the same question, so that step-to-step differences are the model's, not the draw's.
+noise for the same question and step, as long as the row's nucleus takes the same way (its top 64, or the whole
+vocabulary) at both, so that step-to-step differences are more the model's than the draw's.
 """
 from __future__ import annotations
 

@@ -168,6 +168,18 @@ def test_a_still_rising_run_is_flagged(tmp_path):
     assert not any("still below base" in w for w in warnings)
 
 
+def test_without_per_question_scores_a_rise_is_read_from_the_standard_errors(tmp_path):
+    from rsft.rundir import samples_of
+
+    run = tmp_path / "rising"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: jasonrqh/Math-CoT-20k")
+    for step, v in ((0, 0.5), (20, 0.3), (40, 0.45), (80, 0.6)):
+        samples_of(plant(run, step, "gpqa_diamond", v)).unlink()  # only the result files, as a judged task has
+    _, warnings = write_report([run], tmp_path / "rep")
+    assert any("still rising" in w and "1.96 standard errors" in w for w in warnings)  # +15 points, s.e. ~2.2
+
+
 def test_two_right_answers_at_a_zero_floor_are_not_called_still_rising(tmp_path):
     run = tmp_path / "floor"  # the quickstart's shape: out of domain 0% at step 35, 2 of 50 right at step 70
     run.mkdir()

@@ -48,6 +48,26 @@ def test_keyed_noise_is_uniform_and_independent_across_keys_steps_and_tokens():
     assert torch.equal(u, keyed_uniform(torch.arange(2000), 7, torch.arange(50).expand(2000, -1)))
 
 
+def test_the_hash_arithmetic_is_exact_32_bit_arithmetic():
+    import random
+
+    from rsft.sampling import _mix, _mul32
+
+    def mix(x):  # lowbias32 on Python ints
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    rng = random.Random(0)
+    xs = [0, 1, 0xFFFFFFFF, 0x80000000] + [rng.getrandbits(32) for _ in range(2000)]
+    t = torch.tensor(xs, dtype=torch.int64)
+    for c in (0x7FEB352D, 0x846CA68B, 0x9E3779B9):
+        assert _mul32(t, c).tolist() == [(x * c) & 0xFFFFFFFF for x in xs]
+    assert _mix(t).tolist() == [mix(x) for x in xs]
+
+
 def test_the_extreme_hashes_stay_strictly_inside_0_1(monkeypatch):
     import rsft.sampling as sampling
 

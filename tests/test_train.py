@@ -124,7 +124,7 @@ def test_a_different_recipe_in_the_same_run_folder_is_refused(tmp_path, tiny_mod
 def test_a_second_training_on_the_same_run_folder_is_refused_while_the_first_runs(tmp_path, tiny_model_dir):
     import fcntl
 
-    from rsft.rundir import TRAIN_LOCK
+    from rsft.rundir import TRAIN_LOCK, lock_folder
 
     p = make_recipe(tmp_path, tiny_model_dir)
     run = tmp_path / "run"
@@ -135,6 +135,10 @@ def test_a_second_training_on_the_same_run_folder_is_refused_while_the_first_run
             train.main([str(p)])
         assert not (run / "recipe.yaml").exists() and not (run / "checkpoints").exists()  # nothing of its touched
     assert train.main([str(p)]) == 0  # once it is done, the next one trains
+    with pytest.raises(UserError, match="different recipe") as failed:
+        train.main([str(p), "train.learning_rate=1e-3"])
+    assert failed.value is not None  # its traceback (and frames) still alive here, yet the folder is let go:
+    lock_folder(run, TRAIN_LOCK, "still held").close()
 
 
 def test_tensorboard_logging(tmp_path, tiny_model_dir):
