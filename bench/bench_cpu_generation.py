@@ -5,7 +5,8 @@ transformers' DynamicCache against the kit's preallocated one (rsft.kv_cache), a
 keyed per question (rsft.sampling.draw) against one drawn from torch's generator (the sampler before it).
 
 64 held-out Countdown prompts (the kit's eval data: run evaluate.py once first), greedy, a fixed number of new
-tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting.
+tokens (min_new_tokens = max_new_tokens, so every setting generates the same tokens). Prints tokens/s per setting;
+`sampler` prints milliseconds per draw over the model's next-token scores, its third argument the number of draws.
 `batch` with SAMPLES_DIR (one evaluated model's folder, e.g. runs/quickstart/eval/<preset>/step00070) sends the
 prompts that evaluation sent instead: for the quickstart, its 200 prompts of three tasks.
     python bench/bench_cpu_generation.py batch 8,32,64 [NEW_TOKENS] [SAMPLES_DIR]
@@ -14,7 +15,8 @@ prompts that evaluation sent instead: for the quickstart, its 200 prompts of thr
     python bench/bench_cpu_generation.py attention sdpa,sdpa_gqa,sdpa [NEW_TOKENS]
     python bench/bench_cpu_generation.py cache dynamic,preallocated,dynamic,preallocated [NEW_TOKENS]
     python bench/bench_cpu_generation.py sampler generator,keyed,generator,keyed [DRAWS]
-Numbers of 2026-12-01 in bench/RESULTS.md (the embedded default that learns).
+Numbers in bench/RESULTS.md: 2026-12-01 (the embedded default that learns; evaluated faster) and 2026-12-02
+(sampled per question, for `sampler`).
 """
 import json
 import sys

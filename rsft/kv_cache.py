@@ -5,7 +5,8 @@ at every layer of every step: for the embedded model and a batch of 64, 23 KB pe
 new token at 350 positions (51% of a decoding step under the profiler). `preallocated_cache` reserves the whole
 length once (the prompt plus the new-token cap, which the caller knows) and gives attention a view of each layer's
 filled part: the same tensors, so the same logits and tokens (tests/test_kv_cache.py), 1.14-1.28x the generation
-speed of the embedded model at batch 64 over 192 new tokens on 2 cores (bench/RESULTS.md). A model with sliding-window (or other non-global) layers keeps transformers' cache.
+speed of the embedded model at batch 64 over 192 new tokens on 2 cores (bench/RESULTS.md). A model with
+sliding-window (or other non-global) layers keeps transformers' cache.
 """
 from __future__ import annotations
 
