@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -113,17 +112,38 @@ def main(argv=None) -> int:
 
         gpu(args.gpu)  # an unknown name fails now, not after the data is tokenized
     run_dir = recipe.run_dir()
-    lock = None
-    if not args.check and int(os.environ.get("RANK", "0")) == 0:  # the main process, before anything reads the folder
-        from rsft.rundir import TRAIN_LOCK, lock_folder
-
-        lock = lock_folder(run_dir, TRAIN_LOCK, f"another train.py is writing {run_dir} now; wait for it (or stop "
-                           "it), or train into another train.output_dir")
+    lock = None if args.check else _lock_run_folder(run_dir)  # before anything reads the folder
     try:  # held while this run trains; a second train.py on the folder would clobber its saves and metrics
         return _train(args, recipe, run_dir)
     finally:
         if lock is not None:
             lock.close()
+
+
+def _lock_run_folder(run_dir: Path):
+    """The run folder's training lock (rsft.rundir.TRAIN_LOCK), taken by the main process, which tells every other
+    process of the run whether it was refused, so that they all stop with the same message. Under srun or mpirun,
+    with no launcher agent to stop them, the other processes would otherwise wait for a rank 0 that has left until
+    the process group's timeout. The process index comes from accelerate (torchrun's RANK, MPI's, SLURM's)."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    from rsft.rundir import TRAIN_LOCK, lock_folder
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # as the Accelerator made later: the same group
+    lock, refusal = None, [None]
+    if state.is_main_process:
+        try:
+            lock = lock_folder(run_dir, TRAIN_LOCK, f"another train.py is writing {run_dir} now; wait for it (or "
+                               "stop it), or train into another train.output_dir")
+        except UserError as e:
+            refusal = [str(e)]
+    if state.num_processes > 1:
+        broadcast_object_list(refusal)
+    if refusal[0]:
+        raise UserError(refusal[0])
+    return lock
 
 
 def _train(args, recipe: Recipe, run_dir: Path) -> int:

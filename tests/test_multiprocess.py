@@ -66,6 +66,39 @@ def test_two_processes_train_the_same_run_as_one_and_resume_exactly(tmp_path, ti
     assert json.loads((ckpts / "step00004/meta.json").read_text())["world_size"] == 2
 
 
+
+def test_a_refused_run_stops_every_process_without_a_launcher_agent(tmp_path, tiny_model_dir):
+    """As srun or mpirun start them: two processes with RANK/WORLD_SIZE and no torchrun agent to stop the second
+    when the first is refused the run folder's lock. Both leave at once with the message, none waits for the
+    process group's timeout, and nothing in the folder is touched."""
+    import fcntl
+    import socket
+
+    from rsft.rundir import TRAIN_LOCK
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "train.py", str(ROOT / "recipes/quickstart.yaml"), *overrides(tiny_model_dir, out, 1)]
+    with open(out / TRAIN_LOCK, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another train.py, still training into the folder
+        procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                       "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                       "MASTER_PORT": str(port)})
+                 for rank in (0, 1)]
+        try:
+            logs = [p.communicate(timeout=240)[0] for p in procs]  # the group's own timeout is 30 minutes
+        finally:
+            for p in procs:
+                p.kill()
+    for p, log in zip(procs, logs):
+        assert p.returncode != 0 and f"another train.py is writing {out} now" in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+    assert sorted(x.name for x in out.iterdir()) == [TRAIN_LOCK]
+
 @pytest.mark.gpu
 def test_fsdp_full_finetuning_trains_as_one_process_saves_full_weights_and_resumes(tmp_path, tiny_model_dir):
     """configs/accelerate/fsdp.yaml on every GPU present (1 or 2): the losses of one plain process, a checkpoint that
