@@ -158,6 +158,19 @@ def make_puzzle(rng: random.Random) -> tuple[list[int], int]:
             return numbers, reached[0]
 
 
+CHANCE_MAX_NUMBERS = 4  # above this the combinations are too many to count in a report (6 numbers: ~10^7)
+
+
+def chance(numbers: list[int], target: int) -> float | None:
+    """What a random guess solves: the share of the puzzle's complete combinations (every way to combine the
+    numbers pair by pair under the traces' rules: + - *, exact division, whole non-negative results; + and * in
+    one order) that reach the target. None above CHANCE_MAX_NUMBERS numbers."""
+    if not numbers or len(numbers) > CHANCE_MAX_NUMBERS:
+        return None
+    values = [value for _, value, _ in _leaves([(n, str(n)) for n in numbers], random.Random(0))]
+    return sum(v == target for v in values) / len(values) if values else 0.0
+
+
 # ------------------------------------------------------------------------------------------------ traces
 
 

@@ -199,7 +199,31 @@ def _headline_line(s: Series) -> str | None:
     if missing:
         text += (f" (No interval for the {' or the '.join(missing)} change: a task there has no per-question "
                  f"scores, or other questions at the two steps, so nothing can be paired.)")
-    return text
+    return text + _guess_note(s)
+
+
+def _samples(r: Result) -> list[dict] | None:
+    """The lines of a result's samples file; None when it has none."""
+    from rsft.rundir import samples_of
+
+    path = samples_of(r.path)
+    if not path.exists():
+        return None
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _guess_note(s: Series) -> str:
+    """For a run evaluated on Countdown: a random guess's score on its puzzles, beside the last step's."""
+    of = _of_task(s, "countdown")
+    if not of:
+        return ""
+    step = max(of)
+    samples = _samples(of[step])
+    guess = _guess_rate(samples) if samples else None
+    if guess is None:
+        return ""
+    return (f" A random guess solves {100 * guess:.1f}% of the Countdown puzzles (step {step_label(step)}: "
+            f"{of[step].scale * of[step].value:.1f}%).")
 
 
 def _change_lines(s: Series, colour: str) -> list[Line]:
@@ -563,26 +587,41 @@ def section_behaviour(page: Page, series: list[Series], out: Path) -> None:
     section_procedure(page, series, out)
 
 
-PROCEDURE_HEADER = ["step", "responses", "arithmetic steps", "steps right %", "target claims", "claims true %"]
+PROCEDURE_HEADER = ["step", "responses", "arithmetic steps", "steps right %", "target claims", "claims true %",
+                    "random guess %"]
+
+
+def _guess_rate(samples: list[dict]) -> float | None:
+    """rsft.countdown.chance averaged over the step's puzzles (each once, whatever its repeats): the score of a
+    random combination of each puzzle's numbers. None when a sample carries no numbers and target, or too many."""
+    from rsft.countdown import chance
+
+    puzzles = {}
+    for x in samples:
+        doc = x.get("doc") or {}
+        if not isinstance(doc.get("numbers"), list) or not isinstance(doc.get("target"), int):
+            return None
+        puzzles[x.get("doc_id", len(puzzles))] = (doc["numbers"], doc["target"])
+    rates = [chance(numbers, target) for numbers, target in puzzles.values()]
+    return None if not rates or None in rates else sum(rates) / len(rates)
 
 
 def _procedure_rows(s: Series) -> list[list]:
     """Countdown procedure per step, from the countdown samples files (rsft.behaviour.Procedure)."""
-    from rsft.rundir import samples_of
-
     rows = []
     for (task, step), r in sorted(s.results.items(), key=lambda kv: kv[0][1]):
-        path = samples_of(r.path)
-        if task != "countdown" or not path.exists():
+        samples = _samples(r) if task == "countdown" else None
+        if samples is None:
             continue
         try:
-            p = countdown_procedure(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            p = countdown_procedure(samples)
         except ValueError as e:  # not the kit's Countdown prompts: no procedure to read
-            rows.append([step_label(step), f"not read: {e}", "", "", "", ""])
+            rows.append([step_label(step), f"not read: {e}", "", "", "", "", ""])
             continue
+        guess = _guess_rate(samples)
         rows.append([step_label(step), p.responses, p.steps, "—" if p.step_accuracy is None else
                      _r(100 * p.step_accuracy, 1), p.claims, "—" if p.claim_truth is None else
-                     _r(100 * p.claim_truth, 1)])
+                     _r(100 * p.claim_truth, 1), "—" if guess is None else _r(100 * guess, 1)])
     return rows
 
 
@@ -595,7 +634,9 @@ def section_procedure(page: Page, series: list[Series], out: Path) -> None:
     page.text("Read from the Countdown responses' reasoning (rsft/behaviour.py): of the arithmetic steps "
               "\"a op b = c\" written, the share that are right, and of the sentences claiming the target is "
               "reached, the share whose steps are right and end at the target. A model that copies the surface of "
-              "the traces writes steps and claims whatever their truth.")
+              "the traces writes steps and claims whatever their truth. Random guess: the score of one way of "
+              "combining each puzzle's numbers drawn at random (rsft/countdown.py `chance`); a Countdown score "
+              "near it is no evidence of search.")
     csv_rows = []
     for s, rows in per:
         page.heading(s.label, 4)

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from rsft.behaviour import Procedure, arithmetic_steps, countdown_procedure, reasoning_text
-from rsft.countdown import make_dataset, prompt_for, write_trace
+from rsft.countdown import chance, make_dataset, prompt_for, write_trace
 
 
 def _one(response: str, target: int) -> Procedure:
@@ -87,15 +87,20 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
     run.mkdir()
     (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\n"
                                      "data:\n  path: embedded:countdown\n")
-    prompt = prompt_for([6, 7, 9], 50)
+    prompt = prompt_for([6, 7, 8], 50)
     right = "<think>\nTry 6 * 7 = 42, 42 + 8 = 50. That reaches the target!\n</think>\n\\boxed{6 * 7 + 8}"
     copied = "<think>\nTry 7 * 9 = 56, 56 - 6 = 50. That reaches the target!\n</think>\n\\boxed{7 * 9 - 6}"
     for step, response in ((0, right), (15, copied)):
         path = samples_of(plant(run, step, "countdown", 0.5, n=4, responses=(response,)))
-        lines = [{**json.loads(x), "prompt": prompt} for x in path.read_text().splitlines()]
+        lines = [{**json.loads(x), "prompt": prompt, "doc": {"numbers": [6, 7, 8], "target": 50}}
+                 for x in path.read_text().splitlines()]
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     write_report([run], tmp_path / "rep")
     rows = {r["step"]: r for r in csv.DictReader((tmp_path / "rep/procedure.csv").open())}
     assert rows["0 (base)"]["steps right %"] == "100.0" and rows["0 (base)"]["claims true %"] == "100.0"
     assert rows["15"]["steps right %"] == "50.0" and rows["15"]["claims true %"] == "0.0"
     assert rows["15"]["target claims"] == "4"
+    guess = f"{100 * chance([6, 7, 8], 50):.1f}"  # 6 * 7 + 8 among the combinations
+    assert rows["15"]["random guess %"] == rows["0 (base)"]["random guess %"] == guess
+    headline = (tmp_path / "rep/report.md").read_text()
+    assert f"A random guess solves {guess}% of the Countdown puzzles (step 15: 50.0%)" in headline

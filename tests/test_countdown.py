@@ -30,6 +30,15 @@ def test_puzzles_have_the_quickstart_size_and_traces_search_within_the_dead_end_
     assert max(r["response"].count(": too ") for r in rows) == MAX_DEAD_ENDS  # the cap is reached, not just obeyed
 
 
+def test_chance_counts_every_combination_under_the_traces_rules():
+    from rsft.countdown import chance
+
+    # 2 and 3: 2 + 3 = 5, 3 - 2 = 1, 2 * 3 = 6 (2 - 3 is negative, 2 / 3 and 3 / 2 are not whole): one in three
+    assert chance([2, 3], 6) == pytest.approx(1 / 3) and chance([3, 2], 1) == pytest.approx(1 / 3)
+    assert chance([2, 3], 7) == 0.0
+    assert 0 < chance([1, 2, 4], 7) < 1 and chance([1, 1, 1], 50) == 0.0  # (1 + 2) + 4 among many; none
+    assert chance([1, 2, 3, 4, 5], 15) is None  # too many numbers to count in a report
+
 def test_generation_is_deterministic_per_seed():
     assert make_dataset(10, seed=1) == make_dataset(10, seed=1)
     assert make_dataset(10, seed=1) != make_dataset(10, seed=2)
