@@ -120,18 +120,28 @@ def main(argv=None) -> int:
             lock.close()
 
 
+def _cpu_only() -> bool:
+    """Train on the CPU: no CUDA GPU, or `accelerate launch --cpu` (its ACCELERATE_USE_CPU). The process group
+    is formed once, by whichever of PartialState and the Accelerator comes first, so both are told the same."""
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    return not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")
+
+
 def _lock_run_folder(run_dir: Path):
     """The run folder's training lock (rsft.rundir.TRAIN_LOCK), taken by the main process, which tells every other
-    process of the run whether it was refused, so that they all stop with the same message. Under srun or mpirun,
-    with no launcher agent to stop them, the other processes would otherwise wait for a rank 0 that has left until
-    the process group's timeout. The process index comes from accelerate (torchrun's RANK, MPI's, SLURM's)."""
+    process of the run whether it was refused (or could not lock), so that they all stop with the same message.
+    Without a launcher agent to stop them (processes started by srun or mpirun with torchrun's RANK, WORLD_SIZE and
+    MASTER_ADDR exported, or on CPU MPI's own variables, which accelerate reads), the others would otherwise wait
+    for a rank 0 that has left until the process group's timeout."""
     import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
     from rsft.rundir import TRAIN_LOCK, lock_folder
 
-    state = PartialState(cpu=not torch.cuda.is_available())  # as the Accelerator made later: the same group
+    state = PartialState(cpu=_cpu_only())  # the group the Accelerator made later joins
     lock, refusal = None, [None]
     if state.is_main_process:
         try:
@@ -139,9 +149,13 @@ def _lock_run_folder(run_dir: Path):
                                "stop it), or train into another train.output_dir")
         except UserError as e:
             refusal = [str(e)]
+        except OSError as e:  # a read-only or foreign folder, a file in its place, no locks on this filesystem
+            refusal = [f"cannot lock the run folder {run_dir}: {e}; set train.output_dir to a writable folder"]
     if state.num_processes > 1:
         broadcast_object_list(refusal)
     if refusal[0]:
+        if state.num_processes > 1:
+            torch.distributed.destroy_process_group()
         raise UserError(refusal[0])
     return lock
 
@@ -177,7 +191,7 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
     import torch
 
     # cpu=True on a machine without CUDA lets torchrun's processes join one gloo group (else each trains alone)
-    acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=not torch.cuda.is_available())
+    acc = Accelerator(log_with=log_with, project_dir=str(run_dir), cpu=_cpu_only())
     loaded = load_for_training(recipe)
     acc.print(f"backend: {loaded.backend} ({loaded.why}); finetune: {recipe.model.finetune}")
     data = prepare_data(recipe, loaded.tokenizer)

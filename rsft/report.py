@@ -222,7 +222,7 @@ def _guess_note(s: Series) -> str:
     guess = _guess_rate(samples) if samples else None
     if guess is None:
         return ""
-    return (f" A random guess solves {100 * guess:.1f}% of the Countdown puzzles (step {step_label(step)}: "
+    return (f" A random guess solves {100 * guess:.1f}% of the Countdown puzzles (step {step}: "
             f"{of[step].scale * of[step].value:.1f}%).")
 
 
@@ -591,19 +591,27 @@ PROCEDURE_HEADER = ["step", "responses", "arithmetic steps", "steps right %", "t
                     "random guess %"]
 
 
+def _puzzle(doc) -> tuple[tuple[int, ...], int] | None:
+    """(numbers, target) of a Countdown sample's doc (rsft/tasks/countdown), None when it is not one."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("numbers"), list):
+        return None
+    numbers, target = doc["numbers"], doc.get("target")
+    if not all(type(n) is int for n in numbers) or type(target) is not int:
+        return None
+    return tuple(numbers), target
+
+
 def _guess_rate(samples: list[dict]) -> float | None:
-    """rsft.countdown.chance averaged over the step's puzzles (each once, whatever its repeats): the score of a
-    random combination of each puzzle's numbers. None when a sample carries no numbers and target, or too many."""
+    """rsft.countdown.chance averaged over the distinct puzzles of the samples (repeats counted once): the score
+    of a random combination of each puzzle's numbers. None when a sample is not a Countdown puzzle's, or one
+    has too many numbers to count."""
     from rsft.countdown import chance
 
-    puzzles = {}
-    for x in samples:
-        doc = x.get("doc") or {}
-        if not isinstance(doc.get("numbers"), list) or not isinstance(doc.get("target"), int):
-            return None
-        puzzles[x.get("doc_id", len(puzzles))] = (doc["numbers"], doc["target"])
-    rates = [chance(numbers, target) for numbers, target in puzzles.values()]
-    return None if not rates or None in rates else sum(rates) / len(rates)
+    puzzles = {_puzzle(x.get("doc")) for x in samples}
+    if not puzzles or None in puzzles:
+        return None
+    rates = [chance(list(numbers), target) for numbers, target in puzzles]
+    return None if None in rates else sum(rates) / len(rates)
 
 
 def _procedure_rows(s: Series) -> list[list]:

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from rsft.behaviour import Procedure, arithmetic_steps, countdown_procedure, reasoning_text
-from rsft.countdown import chance, make_dataset, prompt_for, write_trace
+from rsft.countdown import make_dataset, prompt_for, write_trace
 
 
 def _one(response: str, target: int) -> Procedure:
@@ -92,15 +92,27 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
     copied = "<think>\nTry 7 * 9 = 56, 56 - 6 = 50. That reaches the target!\n</think>\n\\boxed{7 * 9 - 6}"
     for step, response in ((0, right), (15, copied)):
         path = samples_of(plant(run, step, "countdown", 0.5, n=4, responses=(response,)))
-        lines = [{**json.loads(x), "prompt": prompt, "doc": {"numbers": [6, 7, 8], "target": 50}}
-                 for x in path.read_text().splitlines()]
+        puzzles = [{"numbers": [6, 7, 8], "target": 50}] * 3 + [{"numbers": [2, 3], "target": 6}]  # 1/15, 1/3
+        lines = [{**json.loads(x), "prompt": prompt, "doc": doc} for x, doc in zip(path.read_text().splitlines(),
+                                                                                puzzles, strict=True)]
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     write_report([run], tmp_path / "rep")
     rows = {r["step"]: r for r in csv.DictReader((tmp_path / "rep/procedure.csv").open())}
     assert rows["0 (base)"]["steps right %"] == "100.0" and rows["0 (base)"]["claims true %"] == "100.0"
     assert rows["15"]["steps right %"] == "50.0" and rows["15"]["claims true %"] == "0.0"
     assert rows["15"]["target claims"] == "4"
-    guess = f"{100 * chance([6, 7, 8], 50):.1f}"  # 6 * 7 + 8 among the combinations
-    assert rows["15"]["random guess %"] == rows["0 (base)"]["random guess %"] == guess
+    # each puzzle once, whatever its repeats: (1/15 + 1/3) / 2 (the first puzzle's three samples are not weighed 3x)
+    assert rows["15"]["random guess %"] == rows["0 (base)"]["random guess %"] == "20.0"
     headline = (tmp_path / "rep/report.md").read_text()
-    assert f"A random guess solves {guess}% of the Countdown puzzles (step 15: 50.0%)" in headline
+    assert "A random guess solves 20.0% of the Countdown puzzles (step 15: 50.0%)" in headline
+
+
+@pytest.mark.parametrize("doc", [None, "6 7 8", {"numbers": ["6", "7", "8"], "target": 50},
+                                 {"numbers": [6, 7, 8], "target": "50"}, {"numbers": [6, 7, 8], "target": True},
+                                 {"numbers": [1, 2, 3, 4, 5], "target": 15}])
+def test_no_random_guess_is_stated_for_samples_that_are_not_countable_countdown_puzzles(doc):
+    from rsft.report import _guess_rate
+
+    good = {"doc_id": 0, "doc": {"numbers": [2, 3], "target": 6}}
+    assert _guess_rate([good]) == pytest.approx(1 / 3)
+    assert _guess_rate([good, {"doc_id": 1, "doc": doc}]) is None and _guess_rate([]) is None

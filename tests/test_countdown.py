@@ -36,8 +36,12 @@ def test_chance_counts_every_combination_under_the_traces_rules():
     # 2 and 3: 2 + 3 = 5, 3 - 2 = 1, 2 * 3 = 6 (2 - 3 is negative, 2 / 3 and 3 / 2 are not whole): one in three
     assert chance([2, 3], 6) == pytest.approx(1 / 3) and chance([3, 2], 1) == pytest.approx(1 / 3)
     assert chance([2, 3], 7) == 0.0
-    assert 0 < chance([1, 2, 4], 7) < 1 and chance([1, 1, 1], 50) == 0.0  # (1 + 2) + 4 among many; none
-    assert chance([1, 2, 3, 4, 5], 15) is None  # too many numbers to count in a report
+    # 1, 2, 4 by hand: 15 combinations start from (1, 2), 14 from (1, 4), 16 from (2, 4); 7 is reached by
+    # (1 + 2) + 4, (1 + 4) + 2, (2 + 4) + 1 and (2 * 4) - 1
+    assert chance([1, 2, 4], 7) == pytest.approx(4 / 45) and chance([1, 1, 1], 50) == 0.0
+    assert 0 < chance([1, 2, 3, 4], 24) < 1  # four numbers are counted
+    assert chance([1, 2, 3, 4, 5], 15) is None  # five are too many to count in a report
+
 
 def test_generation_is_deterministic_per_seed():
     assert make_dataset(10, seed=1) == make_dataset(10, seed=1)

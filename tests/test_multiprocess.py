@@ -67,37 +67,64 @@ def test_two_processes_train_the_same_run_as_one_and_resume_exactly(tmp_path, ti
 
 
 
-def test_a_refused_run_stops_every_process_without_a_launcher_agent(tmp_path, tiny_model_dir):
-    """As srun or mpirun start them: two processes with RANK/WORLD_SIZE and no torchrun agent to stop the second
-    when the first is refused the run folder's lock. Both leave at once with the message, none waits for the
-    process group's timeout, and nothing in the folder is touched."""
-    import fcntl
+def start_without_agent(cmd, variables):
+    """Two processes of one run as srun or mpirun start them: no torchrun agent, each told its place by
+    `variables(rank)`; (returncode, output) of each, or a failure when one waits past 240 s (the process group's
+    own timeout is 30 minutes)."""
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")}
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**env, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                                   **variables(rank)})
+             for rank in (0, 1)]
+    try:
+        return [(p, p.communicate(timeout=240)[0]) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def torchrun_variables(rank):
+    return {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}
+
+
+def test_a_refused_run_stops_every_process_without_a_launcher_agent(tmp_path, tiny_model_dir):
+    """The main process is refused the run folder's lock: both processes leave at once with the message, none
+    waits for the process group's timeout, and nothing in the folder is touched."""
+    import fcntl
 
     from rsft.rundir import TRAIN_LOCK
 
     out = tmp_path / "run"
     out.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cmd = [sys.executable, "train.py", str(ROOT / "recipes/quickstart.yaml"), *overrides(tiny_model_dir, out, 1)]
     with open(out / TRAIN_LOCK, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another train.py, still training into the folder
-        procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
-                                       "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                       "MASTER_PORT": str(port)})
-                 for rank in (0, 1)]
-        try:
-            logs = [p.communicate(timeout=240)[0] for p in procs]  # the group's own timeout is 30 minutes
-        finally:
-            for p in procs:
-                p.kill()
-    for p, log in zip(procs, logs):
+        ended = start_without_agent(cmd, torchrun_variables)
+    for p, log in ended:
         assert p.returncode != 0 and f"another train.py is writing {out} now" in log, log[-3000:]
         assert "Traceback" not in log, log[-3000:]
     assert sorted(x.name for x in out.iterdir()) == [TRAIN_LOCK]
+
+
+def test_mpirun_processes_on_cpu_share_one_lock_and_train_one_run(tmp_path, tiny_model_dir):
+    """Started as mpirun starts them (Open MPI's OMPI_COMM_WORLD_* variables, no RANK): accelerate tells each its
+    rank, so only the main process takes the lock (before, each read RANK as 0, the second was refused and the
+    first waited for it) and the two train one run: 4 steps, one set of checkpoints."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train.py", str(ROOT / "recipes/quickstart.yaml"), *overrides(tiny_model_dir, out, 1)]
+    ended = start_without_agent(cmd, lambda rank: {
+        "OMPI_COMM_WORLD_RANK": str(rank), "OMPI_COMM_WORLD_LOCAL_RANK": str(rank), "OMPI_COMM_WORLD_SIZE": "2",
+        "OMPI_COMM_WORLD_LOCAL_SIZE": "2"})
+    for p, log in ended:
+        assert p.returncode == 0, log[-3000:]
+    assert [r["step"] for r in metrics(out)] == [1, 2, 3, 4]
+    assert sorted(x.name for x in (out / "checkpoints").iterdir()) == ["step00001", "step00002", "step00004"]
+
 
 @pytest.mark.gpu
 def test_fsdp_full_finetuning_trains_as_one_process_saves_full_weights_and_resumes(tmp_path, tiny_model_dir):
