@@ -141,6 +141,14 @@ def test_a_second_training_on_the_same_run_folder_is_refused_while_the_first_run
     lock_folder(run, TRAIN_LOCK, "still held").close()
 
 
+
+def test_a_run_folder_that_cannot_be_locked_is_one_error_naming_it(tmp_path, tiny_model_dir):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    with pytest.raises(UserError, match=f"cannot lock the run folder {taken}: .*writable folder"):
+        train.main([str(make_recipe(tmp_path, tiny_model_dir)), f"train.output_dir={taken}"])
+    assert taken.read_text() == "not a folder"
+
 def test_tensorboard_logging(tmp_path, tiny_model_dir):
     train.main([str(make_recipe(tmp_path, tiny_model_dir)), "train.report_to=tensorboard"])
     assert list((tmp_path / "run").rglob("events.out.tfevents.*"))
