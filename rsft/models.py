@@ -93,10 +93,10 @@ def pick_training_backend(recipe: Recipe) -> tuple[str, str]:
     has_cuda = cuda_available()
     has_unsloth = importlib.util.find_spec("unsloth") is not None
     if want == "unsloth":
-        if not has_cuda:
-            raise UserError("model.backend: unsloth needs a CUDA GPU and none was found; use model.backend: hf")
         if not has_unsloth:
             raise UserError("model.backend: unsloth but unsloth is not installed: pip install -r requirements-gpu.txt")
+        if not has_cuda:  # Unsloth's own CPU fallback: its Python path, none of its Triton kernels
+            return "unsloth", "asked for by the recipe; no CUDA GPU, so Unsloth's CPU fallback (no fused kernels)"
         return "unsloth", "asked for by the recipe"
     if want == "hf":
         return "hf", "asked for by the recipe"
@@ -246,9 +246,6 @@ def load_tokenizer(path: str, recipe: Recipe):
 def load_for_training(recipe: Recipe) -> Loaded:
     backend, why = pick_training_backend(recipe)
     path = preflight(recipe)
-    if recipe.model.finetune == "qlora" and not cuda_available():
-        raise UserError("model.finetune: qlora loads the base in 4 bits with bitsandbytes, which needs a CUDA GPU; "
-                        "use model.finetune: lora on CPU")
     if backend == "unsloth":
         model, tok = _load_unsloth(recipe, path)
     else:
@@ -312,8 +309,12 @@ def _load_hf(recipe: Recipe, path: str):
 
 
 def _load_unsloth(recipe: Recipe, path: str):
-    import unsloth  # noqa: F401  (first: it patches transformers and peft)
-    from unsloth import FastLanguageModel
+    try:
+        import unsloth  # noqa: F401  (first: it patches transformers and peft)
+        from unsloth import FastLanguageModel
+    except (ImportError, NotImplementedError, RuntimeError) as e:  # e.g. no GPU and a release without CPU fallback
+        raise UserError(f"model.backend: unsloth could not start here ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); use model.backend: hf") from None
 
     gc = "unsloth" if recipe.model.gradient_checkpointing else False
     model, tok = FastLanguageModel.from_pretrained(

@@ -111,3 +111,17 @@ def math_cot_rows(n: int, response_words: int = 30) -> list[dict]:
 def write_recipe(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+WINDOW = 32768  # the context of every Qwen3-*-Base, and the paper preset's max_gen_toks
+
+
+def toy_qwen3_32k(folder) -> str:
+    """A toy Qwen3 (random weights, the kit's local tokenizer) whose context is 32,768 tokens, as Qwen3-*-Base's."""
+    from rsft.toy import build_model
+
+    build_model("qwen3-tiny", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["max_position_embeddings"] = WINDOW
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return str(folder)

@@ -1,19 +1,16 @@
 """The paper preset's token budget on a model whose context is 32,768 (every Qwen3-*-Base): each request may
 generate what the paper's vLLM path left it, 32,768 minus its own prompt, with the prompt kept whole, on both
-backends (rsft/lm_backends.py). Checked on what reaches the model's generate call, without generating 32k tokens."""
+backends (rsft/lm_backends.py). Checked on what reaches the model's generate call, without generating 32k tokens.
+The vLLM backend's budget: tests/test_vllm.py."""
 import json
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import evaluate
-from conftest import ROOT
+from conftest import WINDOW, toy_qwen3_32k
 from rsft.eval_worker import run_worker
 from rsft.lm_backends import budget_stop, request_budgets
 
-WINDOW = 32768
 
 
 def test_a_request_gets_the_window_minus_its_prompt_capped_by_max_gen_toks():
@@ -32,14 +29,7 @@ def test_each_row_stops_at_its_own_budget():
 
 @pytest.fixture(scope="module")
 def qwen3_32k(tmp_path_factory):
-    """A toy Qwen3 (random weights, the kit's local tokenizer) whose context is 32,768 tokens, as Qwen3-*-Base's."""
-    from rsft.toy import build_model
-
-    out = build_model("qwen3-tiny", tmp_path_factory.mktemp("qwen3-32k"))
-    cfg = json.loads((out_path := __import__("pathlib").Path(out)).joinpath("config.json").read_text())
-    cfg["max_position_embeddings"] = WINDOW
-    (out_path / "config.json").write_text(json.dumps(cfg))
-    return out
+    return toy_qwen3_32k(tmp_path_factory.mktemp("qwen3-32k"))
 
 
 def test_the_paper_preset_runs_on_the_hf_backend_with_the_window_left_by_each_prompt(qwen3_32k, tmp_path,
@@ -112,40 +102,3 @@ def test_the_gpu_path_samples_without_top_k_and_keeps_a_prompt_longer_than_windo
     assert w1 == len(tok(text)["input_ids"]) and m1 == WINDOW  # the whole prompt, prompt + reply <= the window
     assert sampled["do_sample"] and sampled["top_k"] == 0 and sampled["temperature"] == 0.6
     assert m2 - w2 == 100 and not plain["do_sample"] and "top_k" not in plain and "temperature" not in plain
-
-
-VLLM_PROBE = ROOT / "tests" / "vllm_probe.py"
-
-
-@pytest.mark.skipif(not evaluate.vllm_runs_on_cpu(), reason="vLLM's CPU build is not installed")
-def test_the_paper_preset_runs_on_vllm_with_the_window_left_by_each_prompt(qwen3_32k, tmp_path):
-    """Through the kit's worker in its own process, vLLM's generate call recorded (tests/vllm_probe.py), and run
-    with 2 new tokens instead of the 32k budget (vLLM itself ends a request at max_model_len: lm_backends.py)."""
-    from transformers import AutoTokenizer
-
-    from rsft.catalogue import PRESETS
-    from rsft.specs import ModelSpec, WorkerSpec
-    from rsft.task_data import ensure_local
-
-    data = tmp_path / "data"
-    ensure_local(data, ["countdown", "word_problems"])
-    from dataclasses import replace
-
-    spec = WorkerSpec(model=ModelSpec(base=qwen3_32k, dtype="bfloat16"), step=0, tasks=("countdown", "word_problems"),
-                      preset_name="paper", preset=replace(PRESETS["paper"], limit=2), data_dir=str(data),
-                      out_dir=str(tmp_path / "e"), backend="vllm", device="cpu", batch_size=8)
-    spec_file, record = tmp_path / "spec.json", tmp_path / "calls.jsonl"
-    spec_file.write_text(spec.to_json())
-    res = subprocess.run([sys.executable, str(VLLM_PROBE), str(spec_file), str(record), "2"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    calls = [json.loads(line) for line in record.read_text().splitlines()]
-    tok = AutoTokenizer.from_pretrained(qwen3_32k)
-    prompts = {tuple(c["prompt"]) for c in calls}
-    assert len({len(p) for p in prompts}) > 1
-    assert all(c["max_tokens"] == WINDOW - len(c["prompt"]) for c in calls)
-    assert calls[0]["max_model_len"] == WINDOW
-    for task in ("countdown", "word_problems"):
-        samples = [json.loads(line) for line in (tmp_path / f"e/{task}.samples.jsonl").read_text().splitlines()]
-        assert {s["prompt"] for s in samples} <= {tok.decode(p) for p in prompts}  # every prompt whole
-        assert json.loads((tmp_path / f"e/{task}.json").read_text())["backend"] == "vllm"
