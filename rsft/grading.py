@@ -514,10 +514,10 @@ def livecodebench_paper_code(response: str) -> str | None:
     return code.split("```")[0].replace("<code>", "").strip() or None
 
 
-def livecodebench_paper_budget_s(n_tests: int) -> float:
+def livecodebench_paper_budget_s(n_tests: int, test_s: float = LCB_PAPER_TEST_S) -> float:
     """The paper's one time budget for all of a problem's tests together: (6 + 1) s per test + 5 s (lcb_run's join);
     tests not finished by then fail."""
-    return (LCB_PAPER_TEST_S + 1) * n_tests + 5
+    return (test_s + 1) * n_tests + 5
 
 
 def livecodebench_paper_stdout_ok(stdout: str, expected: str) -> bool:

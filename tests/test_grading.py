@@ -11,8 +11,8 @@ import pytest
 from rsft.code_grading import extract_code
 from rsft.errors import UserError
 from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, bare_answer, extract_choice, grade_choice, grade_countdown,
-                          grade_gpqa_paper, grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed, parse,
-                          split_thinking)
+                          grade_gpqa_paper, grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed,
+                          parse, split_thinking)
 from rsft.tasks.common import extract
 
 ROOT = Path(__file__).resolve().parent.parent
