@@ -278,7 +278,7 @@ def bare_answer(text: str) -> str | None:
     line = _final_line(text)
     if len(line) > MAX_ANSWER_CHARS:
         return None
-    line = line.rstrip(".").strip()
+    line = re.sub(r"^#{1,6}\s+", "", line.rstrip(".").strip())  # a markdown heading's marks
     for opening, closing in _DELIMITERS:
         if len(line) > len(opening) + len(closing) and line.startswith(opening) and line.endswith(closing):
             line = line[len(opening) : -len(closing)].strip().rstrip(".").strip()

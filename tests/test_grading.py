@@ -119,6 +119,7 @@ CLOSED = "<think>\nFirst 2 + 2 = 4, then I need more steps.\n</think>\n\n"
     ("\\(\\sqrt{8}\\)", "2\\sqrt{2}", True, True),
     ("\\[\n\\frac{3}{4}\n\\]", "0.75", True, True),  # a display block on lines of its own
     ("**5**", "5", True, True),  # markdown bold
+    ("## 10", "10", True, True),  # a markdown heading
     ("5.", "5", True, True),  # a closing full stop
     ("(x-2)(x+2)", "x^2-4", True, False),  # paper: math-verify finds no expression without delimiters
     ("x = 5", "5", True, True),  # an equation for the unknown
