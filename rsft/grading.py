@@ -328,6 +328,16 @@ def grade_math(response: str, gold: str, mode: str = "strict") -> bool:
     return _verifier()(gold_text, region, "anchored")
 
 
+def extract_math(response: str) -> str | None:
+    """strict math's answer as the tasks report it (samples' `extracted`, the no-answer rate): the last \\boxed{}
+    after thinking, else, after a closed `</think>`, the bare final answer (bare_answer). None for an answer only
+    math-verify's anchored reading finds ("The answer is 5"), which grade_math still credits."""
+    p = parse(response)
+    if p.truncated or p.boxed is not None:
+        return p.boxed
+    return bare_answer(p.answer_text[-MAX_REGION_CHARS:]) if THINK_CLOSE in response else None
+
+
 # ------------------------------------------------------------------------------------------------ choice
 
 # strict: "answer is (X)", "answer is: X", "Answer: X", "**Answer:** X", "final answer: (X)"

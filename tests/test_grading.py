@@ -162,6 +162,15 @@ def test_a_bare_line_without_closed_thinking_is_no_answer_in_strict(response, go
     assert grade_math(response, gold) is False
 
 
+def test_math_tasks_count_a_bare_final_answer_as_an_answer_not_as_none():
+    from rsft.tasks.math500 import utils as math500
+
+    replies = [CLOSED + "10", CLOSED + "\\boxed{10}", CLOSED + "We get 12, and then 10", "<think>\n10"]
+    assert [extract("math", r) for r in replies] == ["10", "10", None, None]
+    out = math500.process_results({"answer": "10"}, [replies])
+    assert (out["acc_strict"], out["no_answer"], out["truncated"]) == (0.5, 0.25, 0.25)
+
+
 def test_bare_answer_reads_only_the_final_line():
     assert bare_answer("Some words first.\n\n\\frac{1}{2}.") == "\\frac{1}{2}"
     assert bare_answer("$$\n2\\pi\n$$") == "2\\pi"
