@@ -53,7 +53,7 @@ def same_stdout(got: str, want: str) -> bool:
 
 
 def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, timeout_s: float = CODE_TIMEOUT_S,
-                   stdout_ok=None, budget_s: float | None = None) -> tuple[bool, str]:
+                   paper: bool = False) -> tuple[bool, str]:
     """(all passed, why not): `code` on each test in order inside rsft.sandbox, stopping at the first failure.
 
     tests: LiveCodeBench's [{"input", "output", "testtype": "stdin" | "functional"}]. stdin tests feed the input to
@@ -61,29 +61,28 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, tim
     fn_name) with one JSON argument per input line and compare the return value with the JSON output. The time
     limit is per test and enforced from outside; the expected outputs never enter the sandbox, and the comparison
     is made here, on what the sandbox sent back as JSON (HumanEval's check-style tests: run_check).
-    The paper's rules instead: `stdout_ok(got, want)` for stdin tests, and `budget_s`, one time budget for all the
-    tests together (each test gets what is left of it, at most timeout_s).
+    paper=True: the paper's runner (LiveCodeBench's `value`): stdin tests run as its run_test_std ran them
+    (code_runner.run_paper) and pass on its whole-stdout comparison; one time budget for all the tests together,
+    (timeout_s + 1) * n + 5 s counted from the sandbox's start (its process.join), no limit per test.
     """
-    import json
-
+    from rsft.grading import livecodebench_paper_budget_s, livecodebench_paper_stdout_ok
     from rsft.sandbox import Limits
 
     if not tests:
         return False, "no tests"
-    mode = "call" if tests[0].get("testtype") == "functional" else "stdin"
+    mode = "call" if tests[0].get("testtype") == "functional" else "paper" if paper else "stdin"
     if mode == "call" and not fn_name:
         return False, "functional tests need fn_name"
+    budget_s = livecodebench_paper_budget_s(len(tests), timeout_s) if paper else None
     limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
-    import time
-
-    stdout_ok = stdout_ok or same_stdout
+    stdout_ok = livecodebench_paper_stdout_ok if paper else same_stdout
     with _runner(limits, code, mode, fn_name) as sb:
-        if _reply(sb, CODE_STARTUP_S) is None:
-            return False, "the sandbox did not start"
         deadline = None if budget_s is None else time.monotonic() + budget_s
+        if _reply(sb, CODE_STARTUP_S if deadline is None else deadline - time.monotonic()) is None:
+            return False, "the sandbox did not start"
         for i, test in enumerate(tests):
             sb.write_input(f"{i}.txt", test["input"])
-            left = timeout_s if deadline is None else min(timeout_s, deadline - time.monotonic())
+            left = timeout_s if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return False, f"test {i}: the time budget for all tests ({budget_s:.0f} s) is spent"
             reply = _reply(sb, left) if sb.send(b"%d\n" % i) else None
@@ -91,7 +90,7 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, tim
                 return False, f"test {i}: time limit exceeded, the process died or its reply was garbled"
             if reply.get("i") != i or reply.get("status") != "ok":
                 return False, f"test {i}: {str(reply.get('error'))[:500]}"
-            if mode == "stdin":
+            if mode != "call":
                 out = reply.get("stdout")
                 ok = type(out) is str and stdout_ok(out, test["output"])
             else:

@@ -5,6 +5,7 @@ Nothing this script sends is a verdict the parent believes. The parent decides e
   mode "stdin"  (LiveCodeBench) for test i the parent writes INPUTS/i.txt and sends "i"; the program runs with it
                 on stdin and the reply {"i", "status", "error", "stdout"} carries what it printed, which the parent
                 compares with the expected output (that never enters the sandbox)
+  mode "paper"  (LiveCodeBench's `value`) the same exchange, each test run as the paper's runner ran it (run_paper)
   mode "call"   (LiveCodeBench) the same for Solution().fn_name / fn_name called with one JSON argument per input
                 line; the reply carries its return value as JSON ("value"), compared in the parent
   mode "serve"  (HumanEval, the solution's side) fn_name answers calls: each request line {"args", "kwargs"} in
@@ -21,6 +22,7 @@ the checker holds.
 """
 import builtins
 import gc
+import io
 import json
 import os
 import sys
@@ -32,6 +34,17 @@ PRELUDE = ("import sys, math, heapq, bisect, itertools, functools, operator, col
            "from functools import *; from math import *; from operator import *; from string import *; "
            "from builtins import *; from typing import *; sys.setrecursionlimit(50000)\n")
 OUTPUT_CAP = 16 << 20  # bytes of a program's stdout sent back per test
+
+# The paper's runner (its evalchemy LiveCodeBench/livecodebench_utils.py @ 3378e2b: reliability_guard, run_test_std,
+# run_tests_for_one_example) disables these before the first test; a program calling one fails (None is not callable).
+# It also sets subprocess.Popen to None: the sandbox refuses `import subprocess` outright (paper_guard)
+PAPER_DISABLED = {
+    "builtins": "exit quit",
+    "os": "kill system putenv remove removedirs rmdir fchdir setuid fork forkpty killpg rename renames truncate "
+          "replace unlink fchmod fchown chmod chown chroot lchflags lchmod lchown getcwd chdir",
+    "shutil": "rmtree move chown",
+}
+PAPER_HIDDEN_MODULES = ("ipdb", "joblib", "resource", "psutil", "tkinter")  # `import resource` raises ImportError
 
 
 def redirect(stdin_path: str, stdout_path: str) -> None:
@@ -112,6 +125,45 @@ def run_stdin(code, input_path: str) -> dict:
         return {"stdout": f.read(OUTPUT_CAP).decode(errors="replace")}
 
 
+def paper_source(source: str) -> str:
+    """The program as the paper exec'd it: `__name__ = "__main__"` put first only when the text holds
+    `__name__ == "__main__"` (double quotes); otherwise __name__ is "builtins" and an `if __name__ ...` block never
+    runs."""
+    return f'__name__ = "__main__"\n{source}' if '__name__ == "__main__"' in source else source
+
+
+def paper_guard() -> None:
+    """The paper's reliability_guard, once, before the first test (and, as there, for all of them). subprocess is
+    left out: the sandbox refuses its import already (so a program that only imports it fails here, not there)."""
+    import shutil
+
+    modules = {"builtins": builtins, "os": os, "shutil": shutil}
+    for module, names in PAPER_DISABLED.items():
+        for name in names.split():
+            setattr(modules[module], name, None)
+    for name in PAPER_HIDDEN_MODULES:
+        sys.modules[name] = None
+
+
+def run_paper(code, input_path: str) -> dict:
+    """One test as the paper's run_test_std: sys.stdin an io.StringIO of the input, sys.stdout an io.StringIO, the
+    code exec'd in fresh globals `{}`. An Exception fails the test (the reply's "error"); any other BaseException
+    (SystemExit from sys.exit(), even after a right answer) escapes and ends the process, as it ended the paper's:
+    that test and every later one fail. fd 0 and 1 are /dev/null (the paper's child had /dev/null on fd 0, and fd 1
+    was not read), so open(0), sys.stdin.buffer and os.write(1, ...) find no input and print nothing counted."""
+    with open(input_path) as f:
+        test_input = f.read()
+    output = io.StringIO()
+    sys.stdout, sys.stdin = output, io.StringIO(test_input)
+    try:
+        exec(code, {})
+    except Exception as e:  # noqa: BLE001
+        return {"status": "error", "error": describe(e)}
+    finally:
+        sys.stdout = sys.__stdout__
+    return {"stdout": output.getvalue()[:OUTPUT_CAP]}
+
+
 def load(code, state: dict) -> dict:
     """The solution module, run once (as LiveCodeBench's runner and HumanEval's program do)."""
     if "namespace" not in state:  # __name__ is not "__main__": the reply's own demo code does not run
@@ -185,7 +237,6 @@ def send(control_out, message: dict) -> None:
 
 
 def main() -> None:
-    sys.set_int_max_str_digits(0)  # big-integer answers print in full
     control_in = os.fdopen(os.dup(0), "r")
     control_out = os.fdopen(os.dup(1), "w")
     with open("job.json") as f:
@@ -193,11 +244,26 @@ def main() -> None:
     with open("solution.py") as f:
         source = f.read()
     mode = job["mode"]
+    if mode == "paper":  # the paper's environment: no prelude, the default recursion and int-digit limits
+        source = paper_source(source)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+    else:
+        sys.set_int_max_str_digits(0)  # big-integer answers print in full
     try:
         prelude = PRELUDE if mode in ("stdin", "call") else ""  # HumanEval's program brings its own imports
         code, failure = compile(prelude + source, "solution.py", "exec"), None
     except BaseException as e:  # noqa: BLE001  (a syntax error fails every test)
         code, failure = None, describe(e)
+    if mode == "paper":
+        paper_guard()
+        send(control_out, {"ready": True})
+        for line in control_in:
+            i = int(line)
+            reply = {"status": "error", "error": failure} if failure else run_paper(code, f"{job['inputs']}/{i}.txt")
+            send(control_out, {"i": i, "status": "ok", "error": None, **reply})
+        return
     if mode == "serve":
         if failure is not None:
             return send(control_out, {"ready": False, "error": failure})

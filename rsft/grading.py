@@ -39,7 +39,7 @@ from pathlib import Path
 from rsft.countdown import is_solution
 from rsft.errors import UserError
 
-GRADER_VERSION = 2  # part of every result; bump when any scoring below changes
+GRADER_VERSION = 3  # part of every result; bump when any scoring below changes
 GRADE_TIMEOUT_S = 8.0  # hard bound on one math-verify call (math-verify's own limits are 5 s for parse and verify)
 WORKER_START_S = 60.0  # bound on the worker's start (importing sympy takes 1-3 s, longer on a loaded machine)
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not a final answer
@@ -249,14 +249,61 @@ def _gold_boxed(gold) -> str:
 
 
 _HEDGE = re.compile(r"\b(?:or|either)\b", re.IGNORECASE)
+# names a bare expression may hold besides one-letter variables: functions, constants, the `mod` of congruences
+_MATH_WORDS = frozenset("sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh log ln lg exp sqrt pi inf "
+                        "mod gcd lcm max min deg".split())
+_TEXT_GROUP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+_WORD = re.compile(r"[^\W\d_]{2,}")  # a run of two or more letters, any script
+_DELIMITERS = (("**", "**"), ("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))  # stripped in this order
+
+
+def _final_line(text: str) -> str:
+    """The reply's last line, or its last display-math block (`\\[ ... \\]`, `$$ ... $$`) when it ends with one
+    that stands on lines of its own."""
+    text = text.rstrip()
+    for opening, closing in (("\\[", "\\]"), ("$$", "$$")):
+        if text.endswith(closing) and (k := text.rfind(opening, 0, len(text) - len(closing))) >= 0:
+            if not text[:k].strip() or text[:k].rstrip(" \t").endswith("\n"):
+                return " ".join(text[k:].split())
+    return text.rsplit("\n", 1)[-1].strip()
+
+
+def bare_answer(text: str) -> str | None:
+    r"""The bare final answer of the text after thinking: its last line (or last display block) when that holds one
+    expression and nothing else (`10`, `(x-2)(x+2)`, `.1`, `$\frac{1}{2}$`, `x = 5`, `\text{Evelyn}`), delimiters
+    and a closing full stop removed; None when that line is prose ("We get 12, and then 5"), or any hedge ("or",
+    "either") appears after thinking ("3 or 5", "x = 3 or x = 5\n5")."""
+    if _HEDGE.search(text):
+        return None
+    line = _final_line(text)
+    if len(line) > MAX_ANSWER_CHARS:
+        return None
+    line = re.sub(r"^#{1,6}\s+", "", line.rstrip(".").strip())  # a markdown heading's marks
+    for opening, closing in _DELIMITERS:
+        if len(line) > len(opening) + len(closing) and line.startswith(opening) and line.endswith(closing):
+            line = line[len(opening) : -len(closing)].strip().rstrip(".").strip()
+    if not line or re.search(r"(?<!\\)\$", line) or "`" in line or "?" in line:
+        return None
+    texts = _TEXT_GROUP.findall(line)
+    if any(len(t.split()) > 2 for t in texts):
+        return None  # a sentence inside \text{}
+    bare = _TEXT_GROUP.sub(" ", re.sub(r"\\(?:begin|end)\s*\{[A-Za-z*]+\}", " ", line))  # \begin{pmatrix}
+    bare = re.sub(r"\\[A-Za-z]+", " ", bare)  # commands: \frac, \sqrt, \pi, \circ
+    if any(w.lower() not in _MATH_WORDS for w in _WORD.findall(bare)):
+        return None  # a word: prose, not one expression
+    if not re.search(r"[\w\\]", line) or re.search(r"[;:]\s|,\s*[^\W\d_]{2,}", bare):
+        return None  # punctuation alone, or clauses ("5; so", "x: 5")
+    return line
 
 
 def grade_math(response: str, gold: str, mode: str = "strict") -> bool:
     """math-verify against the gold answer (gold first).
 
     strict: the reply after thinking. With a \\boxed{} there, math-verify reads it as it reads any reply (the last
-    box, joined with the boxes listed just before it: `\\boxed{-2}, \\boxed{1}` is {-2, 1}); without one, only an
-    answer it finds after "answer" ("The answer is 5", "Answer: 5"), and not one given as a choice ("3 or 5").
+    box, joined with the boxes listed just before it: `\\boxed{-2}, \\boxed{1}` is {-2, 1}); without one, after a
+    closed `</think>`, a final line that is one expression and nothing else (bare_answer: `10`, `$\\frac{1}{2}$`);
+    else only an answer it finds after "answer" ("The answer is 5", "Answer: 5"). Never one given as a choice
+    ("3 or 5") nor a number inside prose ("We get 12, and then 5"). (GRADER_VERSION 2 read no bare line.)
     paper: math-verify's parse over the whole response, thinking included (math_eval_budget.py).
     """
     _check_mode(mode)
@@ -273,10 +320,22 @@ def grade_math(response: str, gold: str, mode: str = "strict") -> bool:
         if region.count("\\boxed") == 1 and p.boxed.strip() and _norm(p.boxed) == _norm(str(gold)):
             return True  # fast path: one box, the gold as written; no worker round trip
         return _verifier()(gold_text, region)
+    if THINK_CLOSE in response and (bare := bare_answer(region)) is not None:
+        return _verifier()(gold_text, "\\boxed{" + bare + "}")  # thinking closed, then one expression: the answer
     after = re.split(r"(?i)answer", region)
     if len(after) < 2 or _HEDGE.search(after[-1]):
         return False  # no anchored answer, or a hedge between candidates
     return _verifier()(gold_text, region, "anchored")
+
+
+def extract_math(response: str) -> str | None:
+    """strict math's answer as the tasks report it (samples' `extracted`, the no-answer rate): the last \\boxed{}
+    after thinking, else, after a closed `</think>`, the bare final answer (bare_answer). None for an answer only
+    math-verify's anchored reading finds ("The answer is 5"), which grade_math still credits."""
+    p = parse(response)
+    if p.truncated or p.boxed is not None:
+        return p.boxed
+    return bare_answer(p.answer_text[-MAX_REGION_CHARS:]) if THINK_CLOSE in response else None
 
 
 # ------------------------------------------------------------------------------------------------ choice
@@ -465,10 +524,10 @@ def livecodebench_paper_code(response: str) -> str | None:
     return code.split("```")[0].replace("<code>", "").strip() or None
 
 
-def livecodebench_paper_budget_s(n_tests: int) -> float:
+def livecodebench_paper_budget_s(n_tests: int, test_s: float = LCB_PAPER_TEST_S) -> float:
     """The paper's one time budget for all of a problem's tests together: (6 + 1) s per test + 5 s (lcb_run's join);
     tests not finished by then fail."""
-    return (LCB_PAPER_TEST_S + 1) * n_tests + 5
+    return (test_s + 1) * n_tests + 5
 
 
 def livecodebench_paper_stdout_ok(stdout: str, expected: str) -> bool:

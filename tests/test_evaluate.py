@@ -108,7 +108,7 @@ def test_every_task_yaml_loads_through_include_path(tmp_path):
         # a locally made task's file is its generator's (the fixture, a prefix of it, is rewritten); the rest: as put
         assert len(docs) == 2 or (is_local(name) and docs[:2] == FIXTURES[name]), name
         text = task.doc_to_text(docs[0])
-        if answer_kind(task.config.process_results) == "boxed" and not task.config.metadata.get("judge"):
+        if answer_kind(task.config.process_results) in ("boxed", "math") and not task.config.metadata.get("judge"):
             assert "\\boxed{}" in text  # every prompt graded on a boxed answer asks for one
         assert task.config.generation_kwargs["until"] == []  # no stop string can cut thinking
         assert task.config.metadata["version"] >= 1

@@ -10,9 +10,9 @@ import pytest
 
 from rsft.code_grading import extract_code
 from rsft.errors import UserError
-from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, extract_choice, grade_choice, grade_countdown, grade_gpqa_paper,
-                          grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed, parse,
-                          split_thinking)
+from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, bare_answer, extract_choice, grade_choice, grade_countdown,
+                          grade_gpqa_paper, grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed,
+                          parse, split_thinking)
 from rsft.tasks.common import extract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def test_grade_math(response, gold, ok):
     (THINK + "So x = 3 or x = 5", "5", False),  # an unboxed hedge is no answer
     (THINK + "The answer is 3 or 5.", "3", False),
     (THINK + "The answer is 5.", "5", True),  # an unboxed answer after "answer" still counts
-    (THINK + "We get 12, and then 5", "5", False),  # ... but never a bare last number
+    (THINK + "We get 12, and then 5", "5", False),  # ... but never a bare last number inside prose
     (THINK + "So the answer is \\boxed{5}.</think>", "5", True),  # a stray </think> after the answer
 ])
 def test_grade_math_on_the_cases_other_graders_get_right(response, gold, ok):
@@ -98,6 +98,85 @@ def test_a_worker_that_cannot_start_raises_instead_of_scoring_zero():
 def test_the_answer_is_read_after_thinking_only():
     assert grade_math("<think>\\boxed{5}</think>\\boxed{7}", "7")
     assert not grade_math("<think>\\boxed{7}</think>\\boxed{5}", "7")
+
+
+# A bare final answer (GRADER_VERSION 3): a reply that closes its thinking and then states one expression has
+# answered. Hand-written cases in the style of math-verify's tests (gold, reply, verdict) and of the MATH dataset's
+# equivalence tests (one pair per kind of answer), with the verdict of each mode: strict reads the bare answer after
+# `</think>`; paper is math-verify over the whole reply, which needs no `</think>` and misses what it cannot parse
+# without delimiters.
+CLOSED = "<think>\nFirst 2 + 2 = 4, then I need more steps.\n</think>\n\n"
+
+
+@pytest.mark.parametrize("answer,gold,strict,paper", [
+    ("10", "10", True, True),  # an integer
+    ("10", "11", False, False),
+    (".1", "0.1", True, True),  # a leading dot is a decimal, not 1
+    (".1", "1", False, False),
+    ("\\frac{1}{2}", "0.5", True, True),  # MATH test_fractions
+    ("\\dfrac{1}{2}", "\\frac12", True, False),  # MATH test_dfrac
+    ("$\\frac{1}{2}$", "1/2", True, True),  # inline delimiters
+    ("\\(\\sqrt{8}\\)", "2\\sqrt{2}", True, True),
+    ("\\[\n\\frac{3}{4}\n\\]", "0.75", True, True),  # a display block on lines of its own
+    ("**5**", "5", True, True),  # markdown bold
+    ("## 10", "10", True, True),  # a markdown heading
+    ("5.", "5", True, True),  # a closing full stop
+    ("(x-2)(x+2)", "x^2-4", True, False),  # paper: math-verify finds no expression without delimiters
+    ("x = 5", "5", True, True),  # an equation for the unknown
+    ("3, 5", "3, 5", True, False),  # a set of solutions is one answer
+    ("3, 5", "3", False, False),  # and is not one of its members
+    ("\\text{Evelyn}", "\\text{Evelyn}", True, False),  # MATH test_text
+    ("90^\\circ", "90", True, True),  # MATH test_degrees
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True, False),
+    ("Collecting the terms above.\n\n$x = 5$", "5", True, True),  # ends with a line that is only one expression
+])
+def test_a_bare_final_answer_after_closed_thinking_is_the_answer(answer, gold, strict, paper):
+    assert grade_math(CLOSED + answer, gold) is strict
+    assert grade_math(CLOSED + answer, gold, mode="paper") is paper
+
+
+@pytest.mark.parametrize("answer,gold,paper", [
+    ("3 or 5", "3", False),  # a hedge between candidates
+    ("3 or 5", "5", True),  # (paper: math-verify reads the last number)
+    ("x = 3 or x = 5\n\n5", "5", True),  # a hedge earlier after thinking: no bare reading at all
+    ("either 2\n\n2", "2", True),
+    ("We get 12, and then 5", "5", True),  # a bare number inside prose (paper: math-verify's last number)
+    ("The total is 5 apples", "5", True),
+    ("5 cm", "5", True),  # a word after it: prose, not one expression
+    ("答案是5", "5", False),  # prose in any script
+    ("x: 5", "5", True),  # a clause, not an expression
+    ("---", "5", False),  # punctuation alone
+])
+def test_hedges_and_numbers_inside_prose_stay_wrong_in_strict(answer, gold, paper):
+    assert grade_math(CLOSED + answer, gold) is False
+    assert grade_math(CLOSED + answer, gold, mode="paper") is paper
+
+
+@pytest.mark.parametrize("response,gold", [
+    ("<think>\nSo the value is\n10", "10"),  # cut off mid-thought: its last line is no answer
+    ("<think>\n\\frac{1}{2}", "0.5"),
+    ("10", "10"),  # no thinking at all (a base model): a bare line is graded only after a closed </think>
+    ("We get 12, and then 5", "5"),
+])
+def test_a_bare_line_without_closed_thinking_is_no_answer_in_strict(response, gold):
+    assert grade_math(response, gold) is False
+
+
+def test_math_tasks_count_a_bare_final_answer_as_an_answer_not_as_none():
+    from rsft.tasks.math500 import utils as math500
+
+    replies = [CLOSED + "10", CLOSED + "\\boxed{10}", CLOSED + "We get 12, and then 10", "<think>\n10"]
+    assert [extract("math", r) for r in replies] == ["10", "10", None, None]
+    out = math500.process_results({"answer": "10"}, [replies])
+    assert (out["acc_strict"], out["no_answer"], out["truncated"]) == (0.5, 0.25, 0.25)
+
+
+def test_bare_answer_reads_only_the_final_line():
+    assert bare_answer("Some words first.\n\n\\frac{1}{2}.") == "\\frac{1}{2}"
+    assert bare_answer("$$\n2\\pi\n$$") == "2\\pi"
+    assert bare_answer("\\frac{1}{2} is the answer") is None
+    assert bare_answer("Answer: 5") is None  # "answer" lines are read by the anchored rule, not this one
+    assert bare_answer("1+" * 1500 + "1") is None  # longer than any final answer (MAX_ANSWER_CHARS)
 
 
 @pytest.mark.parametrize("response,gold,ok", [

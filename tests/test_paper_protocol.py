@@ -245,17 +245,99 @@ def test_mmlu_pro_1k_is_the_frameworks_procedure():
         build_mmlu_pro_1k([{"question_id": 1}])
 
 
-def test_livecodebench_paper_rules_run_in_the_sandbox():
-    """The paper's runner: the whole stripped stdout compared (0.50 is not 0.5), one budget for all the tests."""
-    from rsft.code_grading import run_code_tests
-    from rsft.grading import livecodebench_paper_stdout_ok
+# LiveCodeBench's `value` runs each program as the paper's runner did (its evalchemy LiveCodeBench/
+# livecodebench_utils.py @ 3378e2b: reliability_guard, run_test_std, run_tests_for_one_example, lcb_run). A corpus of
+# small programs, each correct in intent, written to tell that runner from LiveCodeBench's own (the kit's strict
+# grading): the verdict of each is written by hand, checked against a restatement of the paper's runner below, and
+# the kit's paper runner (in the sandbox) must give the same.
+DOUBLE = [{"input": "3\n", "output": "6\n", "testtype": "stdin"}]
+LCB_CORPUS = [  # (name, program, tests, the paper runner's verdict, LiveCodeBench's verdict)
+    ("input()", "print(int(input()) * 2)", DOUBLE, True, True),
+    ("sys.stdin.readline", "import sys\nprint(int(sys.stdin.readline()) * 2)", DOUBLE, True, True),
+    ("for line in sys.stdin", "import sys\nfor line in sys.stdin:\n    print(int(line) * 2)", DOUBLE, True, True),
+    ("sys.stdin.buffer", "import sys\nprint(int(sys.stdin.buffer.read()) * 2)", DOUBLE, False, True),  # a StringIO
+    ("open(0)", "print(int(open(0).read()) * 2)", DOUBLE, False, True),  # fd 0 was /dev/null in its child
+    ("exit() after the answer", "print(int(input()) * 2)\nexit()", DOUBLE, False, True),  # exit is None
+    ("quit() after the answer", "print(int(input()) * 2)\nquit()", DOUBLE, False, True),
+    ("sys.exit(0) after the answer", "import sys\nprint(int(input()) * 2)\nsys.exit(0)", DOUBLE, False, True),
+    ("no import for a name", "print(reduce(lambda a, b: a + b, [int(input()), 3]))", DOUBLE, False, True),  # no prelude
+    ("no import for List", "def f(xs: List[int]) -> int:\n    return 2 * xs[0]\nprint(f([int(input())]))", DOUBLE,
+     False, True),
+    ("recursion 3,000 deep", "def f(n):\n    return 0 if n == 0 else 2 + f(n - 1)\nprint(f(int(input())))",
+     [{"input": "3000\n", "output": "6000\n", "testtype": "stdin"}], False, True),  # the default limit of 1,000
+    ("a 5,000-digit answer", "print(10 ** int(input()))",
+     [{"input": "5000\n", "output": "1" + "0" * 5000, "testtype": "stdin"}], False, True),  # int digits limit
+    ("if __name__ == '__main__'", "if __name__ == '__main__':\n    print(int(input()) * 2)", DOUBLE, False, True),
+    ('if __name__ == "__main__"', 'if __name__ == "__main__":\n    print(int(input()) * 2)', DOUBLE, True, True),
+    ("os.write(1, ...)", "import os\nos.write(1, b'%d\\n' % (2 * int(input())))", DOUBLE, False, True),
+    ("os.getcwd()", "import os\nos.getcwd()\nprint(int(input()) * 2)", DOUBLE, False, True),
+    ("a decimal written longer", "input()\nprint('6.0')", DOUBLE, False, True),  # whole stdout compared as text
+    ("state kept across tests", "import builtins\nbuiltins.seen = getattr(builtins, 'seen', 0) + 1\n"
+     "print(builtins.seen)", [{"input": "", "output": "1", "testtype": "stdin"},
+                              {"input": "", "output": "2", "testtype": "stdin"}], True, True),  # one process
+]
+FAST = 0.3  # a test's time limit here (the paper's 6 s): budget (0.3 + 1) * n + 5 s
+SLOW = ("slow single test", "import time\ntime.sleep(1.0)\nprint(int(input()) * 2)", DOUBLE, True, False)
 
-    tests = [{"input": "1\n", "output": "0.5\n", "testtype": "stdin"}]
-    code = "print('0.50 ')"
-    assert run_code_tests(code, tests)[0]  # LiveCodeBench's rule: numbers as decimals
-    assert not run_code_tests(code, tests, stdout_ok=livecodebench_paper_stdout_ok)[0]
+
+def _paper_child(code, tests, conn):
+    """The paper's run_tests_for_one_example, restated for this corpus: exit/quit and os.getcwd disabled (the parts
+    of its reliability_guard the corpus meets), then per test stdin and stdout as io.StringIO, the `__name__` rule,
+    exec in fresh globals, `except Exception`, stop at the first failure."""
+    import builtins
+    import io
+    import os
+    import sys
+
+    builtins.exit = builtins.quit = os.getcwd = None
+    for test in tests:
+        want = test["output"].strip()
+        sys.stdout, sys.stdin = io.StringIO(), io.StringIO(test["input"])
+        try:
+            exec(f'__name__ = "__main__"\n{code}' if '__name__ == "__main__"' in code else code, {})
+            ok = sys.stdout.getvalue().strip() == want
+        except Exception:  # noqa: BLE001
+            ok = False
+        finally:
+            sys.stdout = sys.__stdout__
+        conn.send(ok)
+        if not ok:
+            return
+
+
+def paper_runner(code, tests, timeout_s):
+    """The paper's lcb_run: one forked process for all the tests, joined for (timeout_s + 1) * n + 5 s."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_paper_child, args=(code, tests, child))
+    p.start()
+    p.join((timeout_s + 1) * len(tests) + 5)
+    if p.is_alive():
+        p.kill()
+    passed = []
+    while parent.poll():
+        passed.append(parent.recv())
+    return len(passed) == len(tests) and all(passed)
+
+
+@pytest.mark.parametrize("name,code,tests,paper,lcb", LCB_CORPUS + [SLOW], ids=[c[0] for c in LCB_CORPUS + [SLOW]])
+def test_livecodebench_value_gives_the_paper_runners_verdict(name, code, tests, paper, lcb):
+    from rsft.code_grading import run_code_tests
+
+    assert paper_runner(code, tests, FAST) is paper  # the hand-written verdict is the paper runner's
+    assert run_code_tests(code, tests, timeout_s=FAST, paper=True)[0] is paper, name  # the kit's `value`
+    assert run_code_tests(code, tests, timeout_s=FAST)[0] is lcb, name  # the kit's strict: LiveCodeBench's own
+
+
+def test_livecodebench_value_has_one_budget_for_all_tests_counted_from_the_start(monkeypatch):
+    import rsft.grading
+    from rsft.code_grading import run_code_tests
+
     slow = "import time\ntime.sleep(0.4)\nprint(input())"
     three = [{"input": f"{i}\n", "output": f"{i}\n", "testtype": "stdin"} for i in range(3)]
-    assert run_code_tests(slow, three)[0]  # 6 s per test
-    ok, why = run_code_tests(slow, three, budget_s=0.6)
+    assert run_code_tests(slow, three, timeout_s=FAST, paper=True)[0]  # 1.2 s of 8.9: no limit per test
+    monkeypatch.setattr(rsft.grading, "livecodebench_paper_budget_s", lambda n, test_s: 0.6)
+    ok, why = run_code_tests(slow, three, paper=True)
     assert not ok and ("budget" in why or "time limit" in why), why

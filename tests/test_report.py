@@ -380,6 +380,22 @@ def test_presets_and_grader_versions_are_never_mixed_on_one_figure(cot4b, tmp_pa
         "scores_consumer.png", "scores_tiny-grader-v1.png", "scores_tiny-grader-v2.png"}
 
 
+def test_results_scored_by_the_previous_grader_still_load_and_say_which_version_scored_them(tmp_path):
+    from rsft.grading import GRADER_VERSION
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: Qwen/Qwen3-4B-Base\ndata:\n  path: d\n")
+    plant(run, 0, "math500", 0.5, grader_version=GRADER_VERSION - 1)  # written before the last scoring change
+    plant(run, 20, "math500", 0.6, grader_version=GRADER_VERSION)
+    series, _ = load_series([run])
+    assert sorted((s.label, s.steps) for s in series) == [(f"run [tiny, grader v{GRADER_VERSION - 1}]", [0]),
+                                                          (f"run [tiny, grader v{GRADER_VERSION}]", [20])]
+    write_report([run], tmp_path / "rep")
+    assert {(r["step"], r["grader_version"]) for r in read_csv(tmp_path / "rep/scores.csv")} == {
+        ("0", str(GRADER_VERSION - 1)), ("20", str(GRADER_VERSION))}
+
+
 def test_results_of_two_task_versions_in_one_series_are_refused(cot4b):
     path = cot4b / "eval/tiny/step00640/math500.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "task_version": 2}))

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from rsft.code_grading import extract_code
-from rsft.grading import extract_number, extract_yes_no, parse
+from rsft.grading import extract_math, extract_number, extract_yes_no, parse
 from rsft.tasks.datafile import eval_data_dir, test_file
 
 
@@ -63,8 +63,11 @@ def score_samples(results: list, grade, answer: str = "boxed") -> dict:
 
 
 def extract(kind: str, response: str) -> str | None:
-    """The answer a task reads from a response, by the task's `ANSWER`: boxed (default), code, yes_no,
-    number, text (the whole reply after thinking). None: no answer (cut-off thinking counts as none)."""
+    """The answer a task reads from a response, by the task's `ANSWER`: boxed (default), math (the box, else a bare
+    final answer after a closed </think>), code, yes_no, number, text (the whole reply after thinking). None: no
+    answer (cut-off thinking counts as none)."""
+    if kind == "math":
+        return extract_math(response)
     if kind == "code":
         return extract_code(response)
     if kind == "yes_no":

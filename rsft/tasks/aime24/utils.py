@@ -3,6 +3,8 @@ from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
 from rsft.grading import grade_math
 from rsft.tasks.common import load_local, score_samples
 
+ANSWER = "math"  # the last \boxed{} after thinking, else a bare final answer after </think>; rsft.grading.extract_math
+
 
 def load(**kwargs):
     return load_local("aime24", **kwargs)
@@ -18,7 +20,7 @@ def doc_to_target(doc):
 
 def process_results(doc, results):
     """acc: the paper's scoring (math-verify over the whole response); acc_strict: after a closed </think> only."""
-    out = score_samples(results, lambda r: grade_math(r, str(doc["answer"])))
+    out = score_samples(results, lambda r: grade_math(r, str(doc["answer"])), answer=ANSWER)
     out["acc_strict"] = out["acc"]
     out["acc"] = score_samples(results, lambda r: grade_math(r, str(doc["answer"]), mode="paper"))["acc"]
     return out

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rsft.errors import UserError
 from rsft.code_grading import extract_code, run_code_tests
-from rsft.grading import livecodebench_paper_budget_s, livecodebench_paper_code, livecodebench_paper_stdout_ok
+from rsft.grading import livecodebench_paper_code
 from rsft.tasks.common import load_local, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
@@ -43,15 +43,15 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    """acc: the paper's runner (its last python block anywhere, thinking included, on the private tests only, one
-    time budget for them all, the whole stripped stdout compared); acc_strict: the last block after a closed
-    </think> on public + private tests with LiveCodeBench's comparison. Each distinct (program, rules) runs once."""
+    """acc: the paper's runner (its last python block anywhere, thinking included, on the private tests only, run
+    as its run_test_std ran them, one time budget for them all, the whole stripped stdout compared); acc_strict:
+    LiveCodeBench's own grading of the last block after a closed </think>, on public + private tests. Each
+    distinct (program, rules) runs once."""
     responses = results[0] if isinstance(results[0], list) else results
     spec = json.loads(Path(doc["tests_path"]).read_text())
     private = spec.get("private", spec["tests"])  # data fetched before private tests were kept apart: all of them
     rules = {"strict": lambda c: run_code_tests(c, spec["tests"], spec["fn_name"])[0],
-             "paper": lambda c: run_code_tests(c, private, spec["fn_name"], stdout_ok=livecodebench_paper_stdout_ok,
-                                               budget_s=livecodebench_paper_budget_s(len(private)))[0]}
+             "paper": lambda c: run_code_tests(c, private, spec["fn_name"], paper=True)[0]}
     code = {(r, mode): (livecodebench_paper_code(r) if mode == "paper" else extract_code(r))
             for r in responses for mode in rules}
     jobs = sorted({(c, mode) for (_, mode), c in code.items() if c is not None})
