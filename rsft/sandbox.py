@@ -1,19 +1,23 @@
 """Run untrusted Python (model-written code) in a separate interpreter whose boundary comes from the kernel.
 
-Each sandbox is a fresh `python -I` process in a new session, in a temporary work directory, with an environment
-built from nothing (no API keys or tokens). Before the untrusted script runs, a bootstrap (this file, run as a
-script) puts it behind every layer this machine allows, each tried in turn and recorded:
+Each sandbox is a fresh `python -I -S` process in a new session, in a temporary work directory, with an environment
+built from nothing (no API keys or tokens) and its stdin, stdout and stderr pipes to the evaluator. Before the
+untrusted script runs, a bootstrap (this file, run as a script) puts it behind every layer this machine allows,
+each tried in turn and recorded:
 
   mountns    (root, or a user namespace where unprivileged ones are allowed) a private mount namespace whose
              root is a fresh tmpfs holding only: the work directory, a tmpfs of Limits.disk_bytes (the disk
-             quota for everything it writes: ENOSPC past it), the inputs directory read-only, the Python
-             installation, /usr/lib and /lib* read-only, and /dev/{null,zero,random,urandom}. No /proc, /sys,
-             /home, /root, /tmp or data directory exists in its view; pivot_root, so nothing leads back out.
+             quota for everything it writes: ENOSPC past it), the inputs directory read-only, the standard
+             library (its site-packages an empty folder), the shared-library folders and
+             /dev/{null,zero,random,urandom} (_read_roots). No site-packages, checkout, working directory,
+             /proc, /sys, /home, /root, /tmp or data directory exists in its view; pivot_root, so nothing leads
+             back out.
   netns      the same unshare gives it an empty network namespace (a loopback that is down): no network at all
   uid        (the evaluator is root) it runs as a fresh unprivileged uid with no groups and no capabilities, so
              it cannot signal or ptrace the evaluator, read root's files, or change its limits
   landlock   (Linux >= 5.13, unprivileged) a Landlock domain with the same filesystem view as an allow-list
-             (read-only interpreter and libraries, read-write work directory, nothing else); from ABI 4 no TCP
+             (read-only standard library and shared libraries, read-write work directory, nothing else; the
+             standard library's folder may be listed, so site-packages' names show, never its files); from ABI 4 no TCP
              bind/connect, from ABI 6 no signals or abstract unix sockets leaving the domain. Landlock also
              forbids it mount changes and ptrace of anything outside
   seccomp    (x86_64) no_new_privs and a BPF filter: no fork, vfork, exec or non-thread clone (so no subprocess,
@@ -27,6 +31,10 @@ script) puts it behind every layer this machine allows, each tried in turn and r
 
 The parent kills the whole process group at its deadline and again when done, and removes the directory; with
 no tmpfs quota (no mount namespace) it watches the work directory's size from outside and kills past the quota.
+It kills a sandbox whose stderr passes Limits.file_bytes (kept in memory up to STDERR_KEEP, never on disk).
+Deadlines run on `now()`, a clock that does not charge a sandbox for the time the evaluator itself stood still
+(SIGSTOP, Ctrl-Z then `fg`). run_python and rsft.code_grading hold a `memory_reserved` while theirs run, so the
+sandboxes at once never hold more than half the machine's memory (address-space cap plus tmpfs quota each).
 
 A sandbox is contained when it has a filesystem boundary from the kernel: `mountns` or `landlock`. Without one
 (not Linux, an old kernel, a container whose seccomp profile forbids both) nothing runs unless the caller opts in
@@ -35,9 +43,9 @@ layers it had, with the same suffix). `mechanism()` reports what this machine gi
 "mountns+netns+uid+landlock7+seccomp", measured by starting one; record it with each result.
 
 What it does not contain: CPU caches and timing side channels, the kernel itself (a kernel exploit escapes any of
-these layers), reading the Python installation and system libraries (no secrets belong there), and, on a machine
-where only Landlock below ABI 4 applies, UDP sockets and signals to same-uid processes (seccomp covers both on
-x86_64).
+these layers), reading the standard library and the system's shared libraries (no answers belong there), and, on
+a machine where only Landlock below ABI 4 applies, UDP sockets and signals to same-uid processes (seccomp covers
+both on x86_64). SECURITY.md says how each promise is tested.
 
 One module of ~700 lines on purpose: the whole boundary (namespaces, uid, Landlock, seccomp, limits, the bootstrap
 that runs inside) is reviewed in one place; split, a layer could be changed without its neighbours being read.
@@ -438,12 +446,14 @@ def _fresh_uid() -> int:
 
 
 def _read_roots() -> list[str]:
+    """Every path sandboxed code may read (besides its own work and inputs folders and four devices)."""
     return _view()[0]
 
 
 @functools.lru_cache(maxsize=1)
 def _view() -> tuple[list[str], list[str], list[str]]:
-    """(read roots, folders split, hidden folders inside them): what sandboxed code may read: the standard library, the shared libraries its modules load, a few system files.
+    """(read roots, folders split, hidden folders inside them): what sandboxed code may read: the standard library,
+    the shared libraries its modules load, a few system files.
 
     Nothing else of the evaluator's: not site-packages (HumanEval's reference solutions ship inside it, as any
     installed benchmark's data would), and never the other entries of sys.path, which hold the calling script's
