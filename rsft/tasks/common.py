@@ -33,6 +33,9 @@ def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
         raise UserError(f"task {task}: {path} is missing; fill it once online with: python evaluate.py "
                         f"--download-data {data_dir} (lm-eval's CLI finds another folder with --metadata "
                         f"'{{\"data_dir\": \"DIR\"}}')")
+    if path.exists() and not path.is_file():  # a FIFO would block forever, /dev/zero fill the memory
+        raise UserError(f"task {task}: {path} is not a regular file (a folder, FIFO or device); replace it with the "
+                        f"task's test.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {"test": datasets.Dataset.from_list(rows)}
 
