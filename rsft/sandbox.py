@@ -371,14 +371,20 @@ PROBE = ("import builtins, gc, json, os, sys, math, heapq, bisect, itertools, fu
 def mechanism() -> str:
     """What contains model code on this machine, e.g. "mountns+netns+uid+landlock7+seccomp"; measured once per
     process by starting a sandbox that imports what the code runner needs (about 0.1 s). Raises UserError when
-    nothing contains it and there is no opt-in, SandboxError when one starts but cannot run the runner."""
+    nothing contains it and there is no opt-in, or when one starts but cannot run the runner (every code answer
+    would fail: evaluate.py asks before any model loads)."""
+    from rsft.errors import UserError
+
     global _MECHANISM
     if _MECHANISM is None:
         with Sandbox(Limits(wall_s=STARTUP_S)) as sb:
             sb.start(PROBE)
             if sb.recv_line(STARTUP_S) != b"ok":
                 sb.wait(1)
-                raise SandboxError(f"sandbox: it starts but cannot run the code runner: {sb.stderr()[-2000:]}")
+                last = (sb.stderr().strip().splitlines() or ["no output"])[-1]
+                raise UserError(f"sandbox: it starts but cannot import what the code runner needs ({last}), so "
+                                f"every code answer would grade 0; drop the code tasks, or report this with the "
+                                f"output of: python -c 'from rsft.sandbox import mechanism; mechanism()'")
             _MECHANISM = describe_layers(sb.layers)
     return _MECHANISM
 

@@ -568,3 +568,13 @@ def test_a_stopped_evaluator_does_not_turn_a_right_answer_into_a_timeout(tmp_pat
     finally:
         grader.kill()
         grader.wait()
+
+
+def test_a_sandbox_that_cannot_run_the_runner_is_refused_before_any_model_loads(monkeypatch):
+    from rsft import sandbox
+    from rsft.errors import UserError
+
+    monkeypatch.setattr(sandbox, "_MECHANISM", None)
+    monkeypatch.setattr(sandbox, "PROBE", "import no_such_module_in_the_sandbox\nprint('ok')")
+    with pytest.raises(UserError, match="cannot import what the code runner needs .*no_such_module"):
+        sandbox.mechanism()
