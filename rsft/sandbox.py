@@ -34,7 +34,8 @@ no tmpfs quota (no mount namespace) it watches the work directory's size from ou
 It kills a sandbox whose stderr passes Limits.file_bytes (kept in memory up to STDERR_KEEP, never on disk).
 Deadlines run on `now()`, a clock that does not charge a sandbox for the time the evaluator itself stood still
 (SIGSTOP, Ctrl-Z then `fg`). run_python and rsft.code_grading hold a `memory_reserved` while theirs run, so the
-sandboxes at once never hold more than half the machine's memory (address-space cap plus tmpfs quota each).
+sandboxes at once can never take more than the memory the machine had available (address-space cap plus tmpfs
+quota each).
 
 A sandbox is contained when it has a filesystem boundary from the kernel: `mountns` or `landlock`. Without one
 (not Linux, an old kernel, a container whose seccomp profile forbids both) nothing runs unless the caller opts in
@@ -130,9 +131,15 @@ _memory = threading.Condition()
 _reserved = [0]
 
 
+@functools.lru_cache(maxsize=1)
 def machine_budget() -> int:
-    """Bytes all sandboxes together may hold: half the machine's memory (the evaluator and its model keep the rest)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    """Bytes all sandboxes together may hold: the memory available when the first one is asked for (Linux's
+    MemAvailable: the evaluator and its loaded model already counted), else half the machine's memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
 @contextlib.contextmanager
