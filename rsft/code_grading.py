@@ -193,11 +193,12 @@ def _runner(limits, source: str, mode: str, fn_name: str | None):
 
 
 def _reply(sb, timeout_s: float) -> dict | None:
-    """The sandbox's next line as a JSON object; None at the deadline, at its end, or if it is not one."""
+    """The sandbox's next line as a JSON object; None at the deadline, at its end, or if it is not one (a line the
+    solution forged on the runner's channel, nested past the recursion limit, included)."""
     line = sb.recv_line(max(0.0, timeout_s), REPLY_BYTES)
     try:
         reply = json.loads(line) if line is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return reply if type(reply) is dict else None
 

@@ -176,3 +176,11 @@ def test_every_task_keeps_its_grading_faults_at_the_sample():
     assert len(graded) >= 11
     unguarded = [m.__name__ for m in graded if not hasattr(m.process_results, "__wrapped__")]
     assert not unguarded, unguarded
+
+
+def test_a_deeply_nested_line_forged_on_the_runner_s_channel_is_a_failure_not_a_crash():
+    from rsft.code_grading import grade_code
+
+    forge = ("import os\nline = b'[' * 100000 + b']' * 100000 + b'\\n'\nfor fd in range(1, 20):\n    try:\n"
+             "        os.write(fd, line)\n    except OSError:\n        pass\nos._exit(0)")
+    assert grade_code(code_reply(forge), [{"input": "", "output": "1", "testtype": "stdin"}]) is False
