@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsft.grading import parse
+from rsft.sandbox import SandboxError, memory_reserved, now
 
 RUNNER = Path(__file__).parent / "code_runner.py"
 REPLY_BYTES = 64 << 20  # the longest line a sandbox may send (a program's output, JSON-escaped)
@@ -52,6 +53,44 @@ def same_stdout(got: str, want: str) -> bool:
     return True
 
 
+JSON_DEPTH = 100  # nesting beyond which two JSON values are compared by their text (Python's == would recurse)
+
+
+def same_json(got: str, want: str) -> bool:
+    """Whether two JSON texts hold equal values, as Python's == on json.loads compares them (1 == 1.0, dicts in
+    any order), for any depth and size: integers of any length are exact (json.loads would refuse past 4,300
+    digits), values of different nesting depth differ without being parsed (equal values nest alike), and values
+    nested deeper than JSON_DEPTH are equal only as identical text; nothing recurses past it. A text that is not
+    JSON differs."""
+    dg, dw = _json_depth(got), _json_depth(want)
+    if dg != dw:
+        return False
+    if dg > JSON_DEPTH:
+        return got.strip() == want.strip()
+    try:
+        return json.loads(got, parse_int=_exact_int) == json.loads(want, parse_int=_exact_int)
+    except ValueError:
+        return False
+
+
+def _exact_int(text: str) -> int:
+    from decimal import Decimal
+
+    return int(text) if len(text) < 4000 else int(Decimal(text))  # Decimal has no digit limit, nor int(Decimal)
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings (regular expressions and a running sum: no recursion)."""
+    import itertools
+
+    steps = [1 if b in "[{" else -1 for b in _BRACKETS.findall(_STRINGS.sub("", text))]
+    return max(itertools.accumulate(steps), default=0)
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
 def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, timeout_s: float = CODE_TIMEOUT_S,
                    paper: bool = False) -> tuple[bool, str]:
     """(all passed, why not): `code` on each test in order inside rsft.sandbox, stopping at the first failure.
@@ -76,13 +115,16 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, tim
     budget_s = livecodebench_paper_budget_s(len(tests), timeout_s) if paper else None
     limits = Limits(cpu_s=int((timeout_s + 1) * len(tests) + 5))  # LiveCodeBench's global bound, as CPU time
     stdout_ok = livecodebench_paper_stdout_ok if paper else same_stdout
-    with _runner(limits, code, mode, fn_name) as sb:
-        deadline = None if budget_s is None else time.monotonic() + budget_s
-        if _reply(sb, CODE_STARTUP_S if deadline is None else deadline - time.monotonic()) is None:
-            return False, "the sandbox did not start"
+    with memory_reserved(1, limits), _runner(limits, code, mode, fn_name) as sb:
+        deadline = None if budget_s is None else now() + budget_s  # the paper's budget counts the start too
+        if _reply(sb, CODE_STARTUP_S if deadline is None else deadline - now()) is None:
+            if deadline is not None and now() >= deadline:
+                return False, f"the time budget for all tests ({budget_s:.0f} s) is spent before the first test"
+            # nothing of the code has run yet (every mode says ready before it): the grader's fault, not a 0
+            raise SandboxError(f"the code runner did not start in its sandbox: {sb.stderr()[-1000:]}")
         for i, test in enumerate(tests):
             sb.write_input(f"{i}.txt", test["input"])
-            left = timeout_s if deadline is None else deadline - time.monotonic()
+            left = timeout_s if deadline is None else deadline - now()
             if left <= 0:
                 return False, f"test {i}: the time budget for all tests ({budget_s:.0f} s) is spent"
             reply = _reply(sb, left) if sb.send(b"%d\n" % i) else None
@@ -94,10 +136,7 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, tim
                 out = reply.get("stdout")
                 ok = type(out) is str and stdout_ok(out, test["output"])
             else:
-                try:
-                    ok = type(reply.get("value")) is str and json.loads(reply["value"]) == json.loads(test["output"])
-                except ValueError:
-                    ok = False
+                ok = type(reply.get("value")) is str and same_json(reply["value"], test["output"])
             if not ok:
                 return False, f"test {i}: wrong answer"
     return True, ""
@@ -110,7 +149,7 @@ def run_check(code: str, program: str, entry_point: str, timeout_s: float = CODE
     from rsft.sandbox import Limits
 
     limits = Limits(cpu_s=int(timeout_s + 5))
-    with contextlib.ExitStack() as stack:
+    with memory_reserved(2, limits), contextlib.ExitStack() as stack:
         with ThreadPoolExecutor(2) as pool:  # both start at once: the start is most of a sample's cost
             starts = [pool.submit(_runner, limits, code, "serve", entry_point),
                       pool.submit(_runner, limits, program, "check", entry_point)]
@@ -118,21 +157,24 @@ def run_check(code: str, program: str, entry_point: str, timeout_s: float = CODE
             if f.exception() is None:
                 stack.enter_context(f.result())
         solution, checker = (f.result() for f in starts)  # raises the start's error, both closed
+        started = _reply(checker, CODE_STARTUP_S)  # the problem's own program: failing here is the grader's fault
+        if started is None or started.get("ready") is not True:
+            raise SandboxError(f"the test program did not start: {str((started or {}).get('error'))[:500]} "
+                               f"{checker.stderr()[-1000:]}")
         ready = _reply(solution, CODE_STARTUP_S)
         if ready is None or ready.get("ready") is not True:
             return False, f"the solution did not load: {str((ready or {}).get('error'))[:500]}"
-        started = _reply(checker, CODE_STARTUP_S)
-        if started is None or started.get("ready") is not True or not checker.send(b"go\n"):
-            return False, f"the test program did not start: {str((started or {}).get('error'))[:500]}"
-        deadline = time.monotonic() + timeout_s
+        if not checker.send(b"go\n"):
+            raise SandboxError(f"the test program died before its check: {checker.stderr()[-1000:]}")
+        deadline = now() + timeout_s
         while True:
-            message = _reply(checker, deadline - time.monotonic())
+            message = _reply(checker, deadline - now())
             if message is None:
                 return False, "time limit exceeded or the checker died"
             if "verdict" in message:
                 return message["verdict"] == "pass", str(message.get("error") or "")[:500]
             request = json.dumps(message.get("call")).encode() + b"\n"
-            answer = solution.recv_line(deadline - time.monotonic(), REPLY_BYTES) if solution.send(request) else None
+            answer = solution.recv_line(deadline - now(), REPLY_BYTES) if solution.send(request) else None
             if answer is None:
                 return False, "time limit exceeded or the solution died"
             if not checker.send(answer + b"\n"):
@@ -155,11 +197,12 @@ def _runner(limits, source: str, mode: str, fn_name: str | None):
 
 
 def _reply(sb, timeout_s: float) -> dict | None:
-    """The sandbox's next line as a JSON object; None at the deadline, at its end, or if it is not one."""
+    """The sandbox's next line as a JSON object; None at the deadline, at its end, or if it is not one (a line the
+    solution forged on the runner's channel, nested past the recursion limit, included)."""
     line = sb.recv_line(max(0.0, timeout_s), REPLY_BYTES)
     try:
         reply = json.loads(line) if line is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return reply if type(reply) is dict else None
 

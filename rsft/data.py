@@ -115,6 +115,9 @@ def load_rows(cfg: DataConfig) -> tuple[list, str]:
     else:
         path = Path(cfg.path).expanduser()
         if path.exists():
+            if not path.is_file():  # a FIFO would block forever, a link to /dev/zero read until memory runs out
+                raise UserError(f"{path}: not a regular file (a folder, FIFO or device); set data.path to a "
+                                ".jsonl, .json or .parquet file")
             st = path.stat()
             rows = _read_local(path)
             ident = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,22 @@ def _sandbox_notes(s: Series) -> list[str]:
     return notes
 
 
+def _grading_notes(s: Series) -> list[str]:
+    """Results that are not a number (NaN, an infinity: a damaged file, or a grader's bug) and results some of whose
+    samples could not be graded (rsft.tasks.common.guarded: scored 0, each logged with its reason)."""
+    notes = []
+    for (task, step), r in sorted(s.results.items()):
+        bad = [k for k in ("value", "strict") if isinstance(r.raw.get(k), float) and not math.isfinite(r.raw[k])]
+        if bad:
+            notes.append(f"{s.label}: {task} at step {step} has {' and '.join(f'{k} {r.raw[k]}' for k in bad)}, "
+                         f"not a score: delete {r.path} and rerun evaluate.py to redo it")
+        share = (r.raw.get("extra_metrics") or {}).get("ungradeable")
+        if isinstance(share, (int, float)) and share > 0:
+            notes.append(f"{s.label}: {task} at step {step}: {100 * share:.1f}% of its samples could not be graded "
+                         f"(scored 0; the evaluation log names each reason): a grader fault, not the model's answers")
+    return notes
+
+
 def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -> list[str]:
     by_group = groups(series)
     notes = []
@@ -139,7 +156,7 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
                          f"(shown without them); to fill: python evaluate.py {s.run_dir} --preset {s.preset_name} "
                          f"--steps {','.join(map(str, steps))}")
         notes += optimization_warnings(s)
-        notes += _sandbox_notes(s)
+        notes += _sandbox_notes(s) + _grading_notes(s)
     if notes:
         page.heading("Warnings")
         for note in notes:

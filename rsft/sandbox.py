@@ -1,24 +1,29 @@
 """Run untrusted Python (model-written code) in a separate interpreter whose boundary comes from the kernel.
 
-Each sandbox is a fresh `python -I` process in a new session, in a temporary work directory, with an environment
-built from nothing (no API keys or tokens). Before the untrusted script runs, a bootstrap (this file, run as a
-script) puts it behind every layer this machine allows, each tried in turn and recorded:
+Each sandbox is a fresh `python -I -S` process in a new session, in a temporary work directory, with an environment
+built from nothing (no API keys or tokens) and its stdin, stdout and stderr pipes to the evaluator. Before the
+untrusted script runs, a bootstrap (this file, run as a script) puts it behind every layer this machine allows,
+each tried in turn and recorded:
 
   mountns    (root, or a user namespace where unprivileged ones are allowed) a private mount namespace whose
              root is a fresh tmpfs holding only: the work directory, a tmpfs of Limits.disk_bytes (the disk
-             quota for everything it writes: ENOSPC past it), the inputs directory read-only, the Python
-             installation, /usr/lib and /lib* read-only, and /dev/{null,zero,random,urandom}. No /proc, /sys,
-             /home, /root, /tmp or data directory exists in its view; pivot_root, so nothing leads back out.
+             quota for everything it writes: ENOSPC past it), the inputs directory read-only, the standard
+             library (its site-packages an empty folder), the shared-library folders and
+             /dev/{null,zero,random,urandom} (_read_roots). No site-packages, checkout, working directory,
+             /proc, /sys, /home, /root, /tmp or data directory exists in its view; pivot_root, so nothing leads
+             back out.
   netns      the same unshare gives it an empty network namespace (a loopback that is down): no network at all
   uid        (the evaluator is root) it runs as a fresh unprivileged uid with no groups and no capabilities, so
              it cannot signal or ptrace the evaluator, read root's files, or change its limits
   landlock   (Linux >= 5.13, unprivileged) a Landlock domain with the same filesystem view as an allow-list
-             (read-only interpreter and libraries, read-write work directory, nothing else); from ABI 4 no TCP
+             (read-only standard library and shared libraries, read-write work directory, nothing else; the
+             standard library's folder may be listed, so site-packages' names show, never its files); from ABI 4 no TCP
              bind/connect, from ABI 6 no signals or abstract unix sockets leaving the domain. Landlock also
              forbids it mount changes and ptrace of anything outside
   seccomp    (x86_64) no_new_privs and a BPF filter: no fork, vfork, exec or non-thread clone (so no subprocess,
              os.system, multiprocessing), no sockets, ptrace, process_vm_*, mount, unshare, setns, chroot,
-             bpf, io_uring, keyctl, perf events or module loading; kill/tgkill only of itself
+             bpf, io_uring, keyctl, perf events or module loading, no memfd, SysV shared memory or message queues
+             (memory the address-space cap would not count); kill/tgkill only of itself
   limits     setrlimit: address space, CPU seconds (SIGKILL past them), file size, open files, no core dumps,
              threads
   audit hook a PEP 578 hook refusing the same things with readable errors. It is Python inside the process it
@@ -26,6 +31,11 @@ script) puts it behind every layer this machine allows, each tried in turn and r
 
 The parent kills the whole process group at its deadline and again when done, and removes the directory; with
 no tmpfs quota (no mount namespace) it watches the work directory's size from outside and kills past the quota.
+It kills a sandbox whose stderr passes Limits.file_bytes (kept in memory up to STDERR_KEEP, never on disk).
+Deadlines run on `now()`, a clock that does not charge a sandbox for the time the evaluator itself stood still
+(SIGSTOP, Ctrl-Z then `fg`). run_python and rsft.code_grading hold a `memory_reserved` while theirs run, so the
+sandboxes at once can never take more than the memory the machine had available (address-space cap plus tmpfs
+quota each).
 
 A sandbox is contained when it has a filesystem boundary from the kernel: `mountns` or `landlock`. Without one
 (not Linux, an old kernel, a container whose seccomp profile forbids both) nothing runs unless the caller opts in
@@ -34,19 +44,22 @@ layers it had, with the same suffix). `mechanism()` reports what this machine gi
 "mountns+netns+uid+landlock7+seccomp", measured by starting one; record it with each result.
 
 What it does not contain: CPU caches and timing side channels, the kernel itself (a kernel exploit escapes any of
-these layers), reading the Python installation and system libraries (no secrets belong there), and, on a machine
-where only Landlock below ABI 4 applies, UDP sockets and signals to same-uid processes (seccomp covers both on
-x86_64).
+these layers), reading the standard library and the system's shared libraries (no answers belong there), and, on
+a machine where only Landlock below ABI 4 applies, UDP sockets and signals to same-uid processes (seccomp covers
+both on x86_64). SECURITY.md says how each promise is tested.
 
 One module of ~700 lines on purpose: the whole boundary (namespaces, uid, Landlock, seccomp, limits, the bootstrap
 that runs inside) is reviewed in one place; split, a layer could be changed without its neighbours being read.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,7 +74,7 @@ class Limits:
     wall_s: float = 10.0  # run_python's deadline for the whole run, start included (a session sets its own)
     cpu_s: int = 10  # RLIMIT_CPU: CPU seconds over all threads; SIGKILL one second past it
     memory_bytes: int = 4 << 30  # RLIMIT_AS, 4 GiB: a bigger allocation raises MemoryError
-    file_bytes: int = 64 << 20  # RLIMIT_FSIZE, 64 MiB: largest file it may write (its stderr included)
+    file_bytes: int = 64 << 20  # RLIMIT_FSIZE, 64 MiB: largest file it may write; its stderr pipe kills past it
     disk_bytes: int = 128 << 20  # everything in its work directory together (tmpfs size, or the watcher's cap)
     tasks: int = 64  # RLIMIT_NPROC headroom: threads it may start (processes are refused by seccomp)
     open_files: int = 64  # RLIMIT_NOFILE
@@ -80,6 +93,72 @@ class Result:
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STARTUP_S = 10.0  # for the bootstrap to build its layers and report them
+STDERR_KEEP = 1 << 20  # bytes of its stderr kept in memory (it is a pipe: nothing of it reaches the disk)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox or the runner inside it could not start: a fault of the grader's machine, never a wrong answer."""
+
+
+# ---- time: deadlines on a clock that does not charge the sandbox for the evaluator's own stops
+TICK_S, LATE_S = 0.1, 1.0  # a ticker reads the clock every TICK_S; a read LATE_S later than due means a stop
+_clock_lock = threading.Lock()
+_clock = {"last": None, "stopped": 0.0}
+
+
+def now() -> float:
+    """time.monotonic() less the time this process stood still (SIGSTOP, Ctrl-Z then `fg`, or over a second
+    without being scheduled): a sandbox keeps running meanwhile, and its answer waiting in the pipe counts. The gap
+    is charged by whichever thread reads the clock first after it (a daemon ticker reads it every TICK_S)."""
+    with _clock_lock:
+        t = time.monotonic()
+        if _clock["last"] is None:
+            threading.Thread(target=_tick, name="rsft-sandbox-clock", daemon=True).start()
+        elif t - _clock["last"] > TICK_S + LATE_S:
+            _clock["stopped"] += t - _clock["last"] - TICK_S
+        _clock["last"] = t
+        return t - _clock["stopped"]
+
+
+def _tick() -> None:
+    while True:
+        time.sleep(TICK_S)
+        now()
+
+
+# ---- memory: sandboxes at once bounded by what the machine has
+_memory = threading.Condition()
+_reserved = [0]
+
+
+@functools.lru_cache(maxsize=1)
+def machine_budget() -> int:
+    """Bytes all sandboxes together may hold: the memory available when the first one is asked for (Linux's
+    MemAvailable: the evaluator and its loaded model already counted), else half the machine's memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+@contextlib.contextmanager
+def memory_reserved(sandboxes: int = 1, limits: "Limits | None" = None):
+    """Hold the memory of `sandboxes` sandboxes (each: its address-space cap plus its tmpfs quota, the most it can
+    take once memfd and shared memory are refused) until the block ends, waiting while others hold the budget; a
+    reservation alone always goes ahead. run_python and rsft.code_grading take one around each sandbox they run."""
+    limits = limits or Limits()
+    need = sandboxes * (limits.memory_bytes + limits.disk_bytes)
+    budget = machine_budget()
+    with _memory:
+        _memory.wait_for(lambda: _reserved[0] == 0 or _reserved[0] + need <= budget)
+        _reserved[0] += need
+    try:
+        yield
+    finally:
+        with _memory:
+            _reserved[0] -= need
+            _memory.notify_all()
 
 
 def unsafe_allowed(allow_unsafe: bool = False) -> bool:
@@ -107,6 +186,8 @@ class Sandbox:
         self.proc = None
         self.layers: list[str] = []
         self._buf = bytearray()
+        self._err = bytearray()
+        self._err_thread = None
         self._started = 0.0
 
     def __enter__(self):
@@ -137,32 +218,43 @@ class Sandbox:
         self.write("main.py", script)
         status_r, status_w = os.pipe()
         config = {"work": str(self.work), "inputs": str(self.inputs), "newroot": str(self.root / "fs"),
-                  "limits": asdict(self.limits), "read_roots": _read_roots(), "status_fd": status_w,
-                  "uid": _fresh_uid(), "allow_unsafe": self.allow_unsafe}
-        self._stderr = open(self.root / "stderr", "wb")
-        try:
+                  "limits": asdict(self.limits), "read_roots": _view()[0], "list_dirs": _view()[1],
+                  "masked": _view()[2],
+                  "status_fd": status_w, "uid": _fresh_uid(), "allow_unsafe": self.allow_unsafe}
+        try:  # -S: no site-packages on its path and no .pth file run; stderr a pipe, never a file of ours
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-X", "utf8", str(BOOT), json.dumps(config)],
+                [sys.executable, "-I", "-S", "-X", "utf8", str(BOOT), json.dumps(config)],
                 cwd=self.work, env=dict(CLEAN_ENV, HOME=str(self.work), TMPDIR=str(self.work)),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, pass_fds=(status_w,),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
                 start_new_session=True, close_fds=True)  # own process group: killpg reaches every descendant
         finally:
             os.close(status_w)
-        self._started = time.monotonic()
+        self._err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._err_thread.start()
+        self._started = now()
         status = _read_all(status_r, STARTUP_S)
         try:
             report = json.loads(status)
         except ValueError:
             self.kill()
-            raise RuntimeError(f"sandbox: the bootstrap failed: {self.stderr()[-2000:]}") from None
+            self._err_thread.join(timeout=2)
+            raise SandboxError(f"sandbox: the bootstrap failed: {self.stderr()[-2000:]}") from None
         self.layers = report["layers"]
         if "refused" in report:
             self.kill()
             raise UserError(report["refused"])
         if "tmpfs" not in self.layers:
-            import threading
-
             threading.Thread(target=self._watch_disk, daemon=True).start()
+
+    def _drain_stderr(self) -> None:
+        """Keep the first STDERR_KEEP bytes of its stderr; past file_bytes in all, kill it (a flood, not a trace)."""
+        total = 0
+        while chunk := self.proc.stderr.read1(1 << 16):
+            total += len(chunk)
+            if len(self._err) < STDERR_KEEP:
+                self._err += chunk[:STDERR_KEEP - len(self._err)]
+            if total > self.limits.file_bytes:
+                self.kill()
 
     def _watch_disk(self) -> None:
         """Without a tmpfs quota: kill the group once its work directory holds more than disk_bytes."""
@@ -184,15 +276,20 @@ class Sandbox:
         """The script's next stdout line, or None at the deadline, at EOF, or past max_bytes (then it is killed)."""
         import selectors
 
-        deadline = time.monotonic() + timeout_s
+        deadline = now() + timeout_s
         fd = self.proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while (end := self._buf.find(b"\n")) < 0:
-                left = deadline - time.monotonic()
-                if left <= 0 or len(self._buf) > max_bytes or not sel.select(left):
+                if len(self._buf) > max_bytes:
                     self.kill()
                     return None
+                left = deadline - now()  # at the deadline, an answer already waiting in the pipe still counts
+                if not sel.select(min(max(left, 0.0), TICK_S)):
+                    if left <= 0:
+                        self.kill()
+                        return None
+                    continue
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     return None
@@ -204,16 +301,17 @@ class Sandbox:
     def wait(self, timeout_s: float) -> tuple[int | None, bool]:
         import subprocess
 
-        try:
-            return self.proc.wait(timeout=max(0.0, timeout_s)), False
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None, True
+        deadline = now() + timeout_s
+        while True:
+            try:
+                return self.proc.wait(timeout=min(max(0.0, deadline - now()), TICK_S)), False
+            except subprocess.TimeoutExpired:
+                if now() >= deadline:
+                    self.kill()
+                    return None, True
 
     def stderr(self, max_bytes: int = 1 << 16) -> str:
-        self._stderr.flush()
-        with open(self.root / "stderr", "rb") as f:
-            return f.read(max_bytes).decode(errors="replace")
+        return bytes(self._err[:max_bytes]).decode(errors="replace")
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -233,16 +331,16 @@ class Sandbox:
                 except OSError:
                     pass
             self.proc.wait()
-            self._stderr.close()
+            if self._err_thread is not None:
+                self._err_thread.join(timeout=2)
+            self.proc.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def run_python(code: str, stdin: bytes = b"", limits: Limits = Limits(), max_output: int = 1 << 20,
                allow_unsafe: bool = False) -> Result:
     """Run `code` as __main__ in a sandbox, feeding it `stdin`; stdout/stderr come back capped at max_output."""
-    import threading
-
-    with Sandbox(limits, allow_unsafe) as sb:
+    with memory_reserved(1, limits), Sandbox(limits, allow_unsafe) as sb:
         sb.start(code)
         out = bytearray()
 
@@ -261,23 +359,39 @@ def run_python(code: str, stdin: bytes = b"", limits: Limits = Limits(), max_out
         reader = threading.Thread(target=drain, daemon=True)
         reader.start()
         threading.Thread(target=feed, daemon=True).start()
-        rc, timed_out = sb.wait(limits.wall_s - (time.monotonic() - sb._started))
+        rc, timed_out = sb.wait(limits.wall_s - (now() - sb._started))
         sb.kill()  # whatever it left behind in its group
         reader.join(timeout=2)
-        wall = time.monotonic() - sb._started
+        sb._err_thread.join(timeout=2)
+        wall = now() - sb._started
         return Result(rc, timed_out, out.decode(errors="replace"), sb.stderr(max_output), round(wall, 3))
 
 
 _MECHANISM: str | None = None
 
 
+# what the code runner imports (rsft/code_runner.py and its PRELUDE): a sandbox that cannot is a broken grader
+PROBE = ("import builtins, gc, json, os, sys, math, heapq, bisect, itertools, functools, operator, collections, "
+         "string, typing, decimal, fractions, random, re\nprint('ok', flush=True)")
+
+
 def mechanism() -> str:
     """What contains model code on this machine, e.g. "mountns+netns+uid+landlock7+seccomp"; measured once per
-    process by starting a sandbox (about 0.1 s). Raises UserError when nothing contains it and there is no opt-in."""
+    process by starting a sandbox that imports what the code runner needs (about 0.1 s). Raises UserError when
+    nothing contains it and there is no opt-in, or when one starts but cannot run the runner (every code answer
+    would fail: evaluate.py asks before any model loads)."""
+    from rsft.errors import UserError
+
     global _MECHANISM
     if _MECHANISM is None:
         with Sandbox(Limits(wall_s=STARTUP_S)) as sb:
-            sb.start("pass")
+            sb.start(PROBE)
+            if sb.recv_line(STARTUP_S) != b"ok":
+                sb.wait(1)
+                last = (sb.stderr().strip().splitlines() or ["no output"])[-1]
+                raise UserError(f"sandbox: it starts but cannot import what the code runner needs ({last}), so "
+                                f"every code answer would grade 0; drop the code tasks, or report this with the "
+                                f"output of: python -c 'from rsft.sandbox import mechanism; mechanism()'")
             _MECHANISM = describe_layers(sb.layers)
     return _MECHANISM
 
@@ -302,10 +416,15 @@ def refusal(layers: list[str], allow_unsafe: bool) -> str | None:
 def _read_all(fd: int, timeout_s: float) -> bytes:
     import selectors
 
-    data, deadline = bytearray(), time.monotonic() + timeout_s
+    data, deadline = bytearray(), now() + timeout_s
     with os.fdopen(fd, "rb", buffering=0) as f, selectors.DefaultSelector() as sel:
         sel.register(f, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0 and sel.select(left):
+        while True:
+            left = deadline - now()
+            if not sel.select(min(max(left, 0.0), TICK_S)):
+                if left <= 0:
+                    break
+                continue
             chunk = f.read(1 << 16)
             if not chunk:
                 break
@@ -340,11 +459,60 @@ def _fresh_uid() -> int:
 
 
 def _read_roots() -> list[str]:
-    """What sandboxed code may read: the Python installation, shared libraries, a few system files."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/lib", "/usr/lib64", "/lib", "/lib64",
+    """Every path sandboxed code may read (besides its own work and inputs folders and four devices)."""
+    return _view()[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _view() -> tuple[list[str], list[str], list[str]]:
+    """(read roots, folders split, hidden folders inside them): what sandboxed code may read: the standard library,
+    the shared libraries its modules load, a few system files.
+
+    Nothing else of the evaluator's: not site-packages (HumanEval's reference solutions ship inside it, as any
+    installed benchmark's data would), and never the other entries of sys.path, which hold the calling script's
+    folder, the working directory (evaluate.py's worker runs in the checkout, beside data/ and runs/) and PYTHONPATH.
+    Where a site-packages folder lies inside an allowed folder (the standard library's own), that folder is
+    replaced by its entries less the hidden one, recursively, so one list serves the mounts, Landlock and the hook;
+    Landlock lets the folders so split be listed (import lists the standard library's folder), which shows the names
+    beneath them, site-packages' included, never their contents. The mount view binds a split folder whole and
+    covers its hidden folders with an empty one (one mount instead of one per entry).
+    """
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    version = f"{sys.version_info.major}{sys.version_info.minor}"
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    roots = {paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload"),
+             os.path.join(os.path.dirname(paths["stdlib"]), f"python{version}.zip"),
+             *(os.path.join(libdir, sysconfig.get_config_var(v) or "-") for v in ("LDLIBRARY", "INSTSONAME")),
+             *(f"{d}/{multiarch}" for d in ("/usr/lib", "/lib") if multiarch), "/usr/lib64", "/lib64",
              "/usr/share/zoneinfo", "/etc/localtime", "/etc/ld.so.cache"}
-    roots.update(p for p in sys.path if p and os.path.exists(p))
-    return sorted(r for r in roots if os.path.exists(r))
+    roots = {os.path.realpath(r) for r in roots if os.path.exists(r)}
+    roots |= {link for link in ("/lib", "/lib64", "/etc/localtime") if os.path.islink(link)}  # found by name
+    hidden = {paths["purelib"], paths["platlib"], site.getusersitepackages(), *site.getsitepackages(),
+              *(p or "." for p in sys.path)} - {paths["stdlib"], paths["platstdlib"]}
+    hidden = {os.path.realpath(h) for h in hidden if not h.endswith((".zip", "lib-dynload"))}
+    split: list[str] = []
+    allowed = sorted(_without(sorted(roots), hidden, split))
+    return allowed, sorted(split), sorted(h for h in hidden if any(h.startswith(d + "/") for d in split))
+
+
+def _without(roots: list[str], hidden: set[str], split: list[str]) -> list[str]:
+    """`roots` with every path in `hidden` (and whatever leads into one) cut out: a root that holds a hidden path
+    is replaced by its entries, recursively."""
+    out = []
+    for root in roots:
+        inside = {h for h in hidden if h == root or h.startswith(root.rstrip("/") + "/")}
+        if os.path.islink(root) and os.path.realpath(root) in hidden:
+            continue
+        if not inside:
+            out.append(root)
+        elif root not in inside and os.path.isdir(root) and not os.path.islink(root):
+            split.append(root)
+            out += _without([os.path.join(root, name) for name in sorted(os.listdir(root))], inside, split)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ inside
@@ -459,7 +627,7 @@ def _mount_view(config: dict, as_root: bool) -> None:
     mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     seeds = {e.name: Path(e.path).read_bytes() for e in os.scandir(config["work"]) if e.is_file()}
     binds = []
-    for path in _outermost(config["read_roots"] + [config["inputs"]]):
+    for path in _outermost(config["read_roots"] + config["list_dirs"] + [config["inputs"]]):
         target = new + path
         if os.path.islink(path):  # /lib -> usr/lib on merged-/usr systems: the link, its target is bound too
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -474,6 +642,9 @@ def _mount_view(config: dict, as_root: bool) -> None:
         binds.append((path, target))
     for path, target in binds:
         mount(None, target, None, MS_REMOUNT | MS_BIND | ro_flags(path))
+    for path in config["masked"]:  # site-packages inside the standard library's folder: an empty folder instead
+        if os.path.isdir(new + path):
+            mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
     for dev in DEVICES:
         os.makedirs(new + "/dev", exist_ok=True)
         open(new + dev, "w").close()
@@ -496,17 +667,13 @@ def _mount_view(config: dict, as_root: bool) -> None:
 
 
 def _outermost(paths: list[str]) -> list[str]:
-    """Drop paths that lie inside another in the list (their parent's bind already shows them)."""
-    real = sorted({p for p in paths if os.path.exists(p)})
+    """Drop paths that lie inside another in the list (their parent's bind already shows them). A symlink in the
+    list (/lib -> usr/lib) is shown as the link alone: what it may lead to is in the list by its real path."""
+    real = sorted({p for p in paths if os.path.lexists(p)})
     keep = []
     for p in real:
         if not any(p.startswith(k.rstrip("/") + "/") for k in keep if not os.path.islink(k)):
             keep.append(p)
-    for p in list(keep):  # a symlinked root (/lib) needs its target shown as well
-        if os.path.islink(p):
-            t = os.path.realpath(p)
-            if not any(t == k or t.startswith(k.rstrip("/") + "/") for k in keep if not os.path.islink(k)):
-                keep.append(t)
     return keep
 
 
@@ -550,8 +717,11 @@ def _landlock(config: dict) -> int:
     read_dir = EXEC | READ | READ_DIR
     work = fs_all & ~(1 << 6 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 15)  # no char/block devices, sockets, fifos
     rules = [(p, read_dir) for p in config["read_roots"] + [config["inputs"]]]
+    rules += [(p, READ_DIR) for p in config["list_dirs"]]
     rules += [(config["work"], work)] + [(d, READ | WRITE | (TRUNCATE if abi >= 3 else 0)) for d in DEVICES]
     for path, allowed in rules:
+        if os.path.islink(path):
+            continue  # /lib -> usr/lib: a rule would grant the whole target; what it may lead to has its own rule
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
@@ -570,10 +740,12 @@ def _landlock(config: dict) -> int:
 
 _ARCH = os.uname().machine
 # x86_64 syscall numbers refused outright (EPERM): sockets, other processes' memory, namespaces and mounts,
-# processes and exec, kernel objects that have been escape vectors (bpf, io_uring, keys, userfaultfd, perf), modules
+# processes and exec, kernel objects that have been escape vectors (bpf, io_uring, keys, userfaultfd, perf), modules,
+# and memory its address-space cap does not count: memfd_create, memfd_secret, SysV shared memory and message queues,
+# POSIX message queues (a memfd filled and unmapped held 7 GB past the 4 GiB cap)
 _DENY_X86_64 = (41, 53, 101, 310, 311, 165, 166, 155, 161, 272, 308, 57, 58, 59, 322, 200, 434, 424, 438, 321, 298,
                 250, 248, 249, 323, 425, 426, 427, 246, 320, 175, 313, 176, 169, 167, 168, 303, 304, 428, 429, 430,
-                431, 432, 433, 442, 163, 179, 172, 173)
+                431, 432, 433, 442, 163, 179, 172, 173, 319, 447, 29, 68, 240)
 _SELF_ONLY_X86_64 = (62, 234, 129, 297)  # kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo: first argument = us
 _CLONE, _CLONE3, _IOCTL, _TIOCSTI = 56, 435, 16, 0x5412
 _CLONE_THREAD = 0x10000
@@ -680,7 +852,9 @@ def _world_traversable(paths: list[str]) -> bool:
 def _boot(config: dict) -> None:
     """Runs in the sandboxed interpreter, before the untrusted script: layers, report, then the script."""
     import runpy
+    import site
 
+    site.setquit(), site.setcopyright(), site.sethelper()  # exit(), quit(), help() without site's path (-S)
     layers = _contain(config)
     for name in ("ctypes", "ctypes._endian", "_ctypes"):
         sys.modules.pop(name, None)  # the script's own `import ctypes` meets the audit hook

@@ -102,3 +102,85 @@ def test_estimate_prints_the_plan_and_loads_no_model(tmp_path, tiny_model_dir, m
                           "--preset", "quickstart", "--data-dir", str(tmp_path / "data"), "--estimate"]) == 0
     out = capsys.readouterr().out
     assert "countdown" in out and "token" in out
+
+
+# ---- one reply never sinks a checkpoint (issue 28): a grading fault stays at its sample, counted and logged
+DEEP = "def f(n):\n    x = []\n    for _ in range(5000):\n        x = [x]\n    return x"
+
+
+def code_reply(code: str) -> str:
+    return f"<think>\nok\n</think>\n```python\n{code}\n```\n"
+
+
+def test_a_reply_nested_5000_deep_is_graded_without_raising(tmp_path):
+    from rsft.code_grading import grade_code
+    from rsft.tasks.livecodebench import utils as lcb
+
+    tests = [{"input": "3", "output": "[[[[]]]]", "testtype": "functional"}]
+    assert grade_code(code_reply(DEEP), tests, fn_name="f") is False
+    right = "def f(n):\n    x = []\n    for _ in range(n):\n        x = [x]\n    return x"
+    assert grade_code(code_reply(right), tests, fn_name="f") is True
+    spec = tmp_path / "1.json"
+    spec.write_text(json.dumps({"fn_name": "f", "tests": tests, "private": tests}))
+    out = lcb.process_results({"tests_path": str(spec)}, [[code_reply(DEEP), code_reply(right)]])
+    assert out["acc_strict"] == 0.5 and out["ungradeable"] == 0
+
+
+def test_integer_answers_past_4300_digits_compare_exactly():
+    from rsft.code_grading import grade_code
+
+    tests = [{"input": "5000", "output": "1" + "0" * 5000, "testtype": "functional"}]
+    assert grade_code(code_reply("def f(n):\n    return 10 ** n"), tests, fn_name="f") is True
+    assert grade_code(code_reply("def f(n):\n    return 10 ** n + 1"), tests, fn_name="f") is False
+
+
+def test_an_exception_while_grading_one_sample_is_caught_counted_and_logged(caplog):
+    from rsft.tasks.common import per_sample_faults, score_samples
+
+    def grade(r):
+        if r == "bad":
+            raise RecursionError("maximum recursion depth exceeded in comparison")
+        return r == "right"
+
+    with caplog.at_level("WARNING", logger="rsft.grading"):
+        out = score_samples([["right", "bad", "wrong", "right"]], grade)
+    assert out["acc"] == 0.5 and out["ungradeable"] == 0.25
+    assert "RecursionError: maximum recursion depth" in caplog.text
+
+    @per_sample_faults
+    def process_results(doc, results):  # fails outside score_samples, e.g. reading the problem's tests file
+        out = score_samples(results, grade)
+        raise OSError(f"cannot read {doc['tests_path']}")
+
+    with caplog.at_level("WARNING", logger="rsft.grading"):
+        assert process_results({"tests_path": "/gone.json"}, [["right", "bad"]]) == {
+            "acc": 0.0, "acc_strict": 0.0, "ungradeable": 1.0}
+    assert "cannot read /gone.json" in caplog.text
+
+    @per_sample_faults
+    def two_scorings(doc, results):  # the paper's scoring's failures count as well as the strict one's
+        out = score_samples(results, lambda r: r == "right")
+        out["acc"] = score_samples(results, grade)["acc"]
+        return out
+
+    assert two_scorings({}, [["right", "bad"]])["ungradeable"] == 0.5
+
+
+def test_every_task_keeps_its_grading_faults_at_the_sample():
+    import importlib
+
+    tasks = sorted(p.parent.name for p in (ROOT / "rsft" / "tasks").glob("*/utils.py"))
+    modules = [importlib.import_module(f"rsft.tasks.{t}.utils") for t in tasks]
+    modules.append(importlib.import_module("rsft.tasks.reasoning_gym_tasks"))
+    graded = [m for m in modules if hasattr(m, "process_results")]
+    assert len(graded) >= 11
+    unguarded = [m.__name__ for m in graded if not hasattr(m.process_results, "__wrapped__")]
+    assert not unguarded, unguarded
+
+
+def test_a_deeply_nested_line_forged_on_the_runner_s_channel_is_a_failure_not_a_crash():
+    from rsft.code_grading import grade_code
+
+    forge = ("import os\nline = b'[' * 100000 + b']' * 100000 + b'\\n'\nfor fd in range(1, 20):\n    try:\n"
+             "        os.write(fd, line)\n    except OSError:\n        pass\nos._exit(0)")
+    assert grade_code(code_reply(forge), [{"input": "", "output": "1", "testtype": "stdin"}]) is False

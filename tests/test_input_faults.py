@@ -323,3 +323,31 @@ def test_a_corrupt_run_json_is_one_line(tmp_path, tiny_model_dir, record):
 def test_check_refuses_unknown_target_modules(tmp_path, tiny_model_dir):
     recipe = hub_recipe(tmp_path, model=tiny_model_dir, extra="  target_modules: [nonexistent_proj]\n")
     one_line_error(train_py(recipe, "--check"), "nonexistent_proj names no layer")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to a device"])
+def test_a_data_path_that_is_a_fifo_or_a_device_is_refused_before_reading(tmp_path, kind):
+    import os
+    import signal
+
+    from rsft.tasks.common import load_local
+
+    path = tmp_path / "train.jsonl"
+    os.mkfifo(path) if kind == "fifo" else path.symlink_to("/dev/null")  # /dev/zero: read until memory runs out
+    task_file = tmp_path / "data" / "math500" / "test.jsonl"
+    task_file.parent.mkdir(parents=True)
+    task_file.symlink_to(path)
+
+    def hung(*_):
+        raise TimeoutError(f"{path} was read: it never ends")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        with pytest.raises(UserError, match="not a regular file"):
+            load_rows(DataConfig(path=str(path)))
+        with pytest.raises(UserError, match="not a regular file"):
+            load_local("math500", data_dir=str(tmp_path / "data"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

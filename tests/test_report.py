@@ -626,3 +626,12 @@ def test_text_columns_are_left_aligned_and_number_columns_right(tmp_path):
     html = page.html()
     assert "<td>math500</td><td class='num'>16.0 [8.3, 28.5]</td><td class='num'>[+0.5, +2.0]</td><td>real</td>" in html
     assert "<th>benchmark</th><th class='num'>base</th>" in html
+
+
+def test_a_nan_result_and_ungradeable_samples_are_flagged(cot4b, tmp_path):
+    path = plant(cot4b, 20, "math500", 0.6)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "value": float("nan")}))  # json writes NaN
+    plant(cot4b, 640, "ifeval", 0.5, extra_metrics={"ungradeable": 0.25})
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    assert any("math500 at step 20 has value nan, not a score" in w and "rerun evaluate.py" in w for w in warnings)
+    assert any("ifeval at step 640: 25.0% of its samples could not be graded" in w for w in warnings)

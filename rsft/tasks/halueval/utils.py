@@ -1,6 +1,6 @@
 """halueval: HaluEval qa/dialogue/summarization, the paper's judge prompts, the last Yes/No after thinking."""
 from rsft.grading import grade_yes_no
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 ANSWER = "yes_no"  # what counts as the answer (the last Yes/No after thinking); rsft.tasks.common.extract
 
@@ -39,6 +39,7 @@ def doc_to_target(doc):
     return doc["hallucination"]  # "yes" (it contains a hallucination) or "no"
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: the paper's reading (its think-stripping, the last Yes/No, else the first line); acc_strict: the last
     Yes/No after a closed </think>. acc_<subset>: the paper's, only this subset's docs counting in its mean."""

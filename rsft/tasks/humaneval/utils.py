@@ -2,7 +2,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from rsft.code_grading import grade_humaneval
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, guarded, per_sample_faults, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
 
@@ -23,10 +23,11 @@ def doc_to_target(doc):
     return ""  # graded by running the problem's tests, not against a reference
 
 
+@per_sample_faults
 def process_results(doc, results):
     responses = results[0] if isinstance(results[0], list) else results
     with ThreadPoolExecutor(max_workers=len(responses)) as pool:  # one sandbox per sample, side by side
-        verdicts = dict(zip(responses, pool.map(lambda r: grade_humaneval(r, doc), responses)))
+        verdicts = dict(zip(responses, pool.map(guarded(lambda r: grade_humaneval(r, doc)), responses)))
     out = score_samples(results, verdicts.__getitem__, answer=ANSWER)
     out["acc_strict"] = out["acc"]  # the paper ran no HumanEval, so the kit's scoring is the preset's too
     return out

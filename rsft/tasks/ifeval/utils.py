@@ -1,7 +1,7 @@
 """ifeval: IFEval, lm-eval's official checkers on the reply after thinking (rsft.grading.grade_ifeval)."""
 from rsft.errors import UserError
 from rsft.grading import grade_ifeval
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 from rsft.tasks.datafile import eval_data_dir
 from rsft.tasks.ifeval.data import nltk_dir as punkt_dir
 
@@ -51,6 +51,7 @@ def doc_to_target(doc):
     return ""  # graded by rules, not against a reference
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: prompt-level strict accuracy on the paper's think-stripped text (an unclosed reply whole), the other
     IFEval accuracies likewise; acc_strict: prompt-level strict accuracy after a closed </think> only."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from rsft.errors import UserError
 from rsft.code_grading import extract_code, run_code_tests
 from rsft.grading import livecodebench_paper_code
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, guarded, per_sample_faults, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract
 
@@ -42,6 +42,7 @@ def doc_to_target(doc):
     return ""  # graded by running tests, not against a reference
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: the paper's runner (its last python block anywhere, thinking included, on the private tests only, run
     as its run_test_std ran them, one time budget for them all, the whole stripped stdout compared); acc_strict:
@@ -56,7 +57,7 @@ def process_results(doc, results):
             for r in responses for mode in rules}
     jobs = sorted({(c, mode) for (_, mode), c in code.items() if c is not None})
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:  # one sandbox per job, side by side
-        passed = dict(zip(jobs, pool.map(lambda job: rules[job[1]](job[0]), jobs)))
+        passed = dict(zip(jobs, pool.map(guarded(lambda job: rules[job[1]](job[0])), jobs)))
     out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"], "strict"],
                         answer=ANSWER)
     out["acc_strict"] = out["acc"]

@@ -1,7 +1,7 @@
 """math500: MATH500 (in-domain), avg@3, math-verify against the gold answer. Data: HuggingFaceH4/MATH-500 (problem, answer)."""
 from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
 from rsft.grading import grade_math
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 ANSWER = "math"  # the last \boxed{} after thinking, else a bare final answer after </think>; rsft.grading.extract_math
 
@@ -18,6 +18,7 @@ def doc_to_target(doc):
     return doc["answer"]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: the paper's scoring (math-verify over the whole response); acc_strict: after a closed </think> only."""
     out = score_samples(results, lambda r: grade_math(r, doc["answer"]), answer=ANSWER)

@@ -1,6 +1,6 @@
 """MMLU-Pro: up to ten options A-J; the paper's prompt and regex (acc), the boxed letter after thinking (acc_strict)."""
 from rsft.grading import grade_choice, grade_mmlu_pro_paper
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -21,6 +21,7 @@ def doc_to_target(doc):
     return doc["answer"]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc: the paper's first regex match over the whole reply; acc_strict: the letter after a closed </think>."""
     out = score_samples(results, lambda r: grade_choice(r, doc["answer"]))

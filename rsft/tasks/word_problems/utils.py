@@ -1,7 +1,7 @@
 """word_problems: arithmetic word problems (generated locally, data.py), the whole-number answer read flexibly."""
 from rsft.grading import grade_number
 from rsft.prompts import SHORT_ANSWER_SUFFIX
-from rsft.tasks.common import load_local, score_samples
+from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 ANSWER = "number"  # the last integer of the last \boxed{}, else of the reply, after thinking; rsft.grading
 
@@ -18,6 +18,7 @@ def doc_to_target(doc):
     return doc["answer"]
 
 
+@per_sample_faults
 def process_results(doc, results):
     """acc and acc_strict alike: a task of the kit's own, no paper reading to differ from."""
     out = score_samples(results, lambda r: grade_number(r, doc["answer"]), answer=ANSWER)
