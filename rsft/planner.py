@@ -11,6 +11,8 @@ Time = the run's tokens (padded micro-batches x steps) / tokens per second, wher
 measured fraction of peak FLOP/s at that sequence length, times the target card's datasheet FLOP/s, over the
 model's FLOPs per token. Full fine-tuning has no measurement: it uses hf LoRA's activation figures and 8 bytes of
 state per weight (bf16 weights, grads and AdamW moments), and is marked as unmeasured.
+Evaluation (decoding) is planned by bytes, not FLOPs (decode_ceiling): each step reads the weights and every running
+reply's keys and values, and the key/value room beside the weights bounds how many replies run at once.
 
 One module of ~430 lines on purpose: the training and the evaluation estimates share one card table and one scaling
 rule.
@@ -58,6 +60,14 @@ class Shape:
 
     def lora_params(self, r: int, targets) -> int:
         return self.layers * sum(r * (a + b) for name, (a, b) in self.modules().items() if name in targets)
+
+    @property
+    def kv_bytes_per_token(self) -> int:  # bf16 keys and values of every layer
+        return 2 * self.layers * self.kv_dim * 2
+
+    def decode_flops_per_token(self, context: float) -> float:
+        """Forward FLOPs of one generated token after `context` tokens: linear layers, lm_head, attention."""
+        return 2 * (self.block_params + self.vocab * self.hidden) + 4 * self.layers * self.q_dim * context
 
     def flops_per_token(self, seq_len: float) -> float:
         """Forward FLOPs x 3 (forward, recomputation, backward): linear layers, lm_head, causal attention."""
@@ -358,27 +368,62 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
     return TaskLoad(task, 0, repeats, cap, skipped=why)
 
 
+PROMPT_TOKENS = 256  # a benchmark prompt in the chat template (MATH500's are ~100-300): the plan's assumption
+VLLM_MAX_SEQS = 256  # vLLM's default max_num_seqs: the most sequences decoded in one step
+VLLM_MEMORY_SHARE = 0.9  # vLLM's default gpu_memory_utilization
+
+
+def decode_ceiling(card: dict, shape: Shape, cap: int, prompt: int = PROMPT_TOKENS) -> tuple[float, str]:
+    """(tokens/s, what bounds it): the most a card can decode for replies of up to `cap` tokens, the roofline of
+    vLLM-style batched decoding. Each step reads every weight once and each running sequence's keys and values; as
+    many sequences run as the key/value room holds at their mean length while decoding (prompt + cap/2, the replies
+    at their cap); a step costs its bytes over the card's bandwidth, or its FLOPs over its FLOP/s if that is longer.
+    0 tokens/s when one reply's keys and values do not fit beside the weights."""
+    weights = (shape.block_params + shape.embed_params) * 2.0
+    kv = shape.kv_bytes_per_token
+    context = prompt + cap / 2
+    room = card["memory_gb"] * GIB * VLLM_MEMORY_SHARE - weights - CUDA_CONTEXT_GB * GIB
+    if room < (prompt + cap) * kv:
+        return 0.0, (f"does not fit: bf16 weights {weights / GIB:.1f} GiB leave {max(room, 0) / GIB:.1f} GiB of "
+                     f"{card['memory_gb']:.0f} for keys and values; one {prompt + cap:,}-token reply needs "
+                     f"{(prompt + cap) * kv / GIB:.1f} GiB")
+    seqs = int(min(VLLM_MAX_SEQS, room // (context * kv)))
+    by_bytes = seqs * card["bandwidth_gbs"] * 1e9 / (weights + seqs * context * kv)
+    by_flops = card["tflops"] * 1e12 / shape.decode_flops_per_token(context)
+    room_note = (f"; key/value room for {seqs} replies at once (~{context:,.0f} tokens each, "
+                 f"{(room / GIB):.0f} GiB)" if seqs < VLLM_MAX_SEQS else "")
+    if by_flops < by_bytes:
+        return by_flops, f"bound by compute ({card['tflops']} TFLOP/s){room_note}"
+    return by_bytes, (f"bound by memory bandwidth ({card['bandwidth_gbs']:,} GB/s: the weights and every running "
+                      f"reply's keys and values read at each step){room_note}")
+
+
 def generation_speed(card: dict | None, backend: str, model: str, shape: Shape | None,
                      cap: int) -> tuple[float | None, float, str]:
     """(generated tokens/s, seconds to start each model, where the figures come from) for `model` on `card` (None:
-    this CPU): a measurement of rsft/planner.yaml's `generation`, scaled as the training plan scales; (None, 0, why)
-    where none applies."""
+    this CPU): a measurement of rsft/planner.yaml's `generation` (a GPU one scaled by decode_ceiling's ratio
+    between its card, model and cap and these), else a GPU's decode_ceiling itself; (None, 0, why) where none
+    applies."""
     measured = data().get("generation") or []
     if card is None:
         m = next((m for m in measured if m["card"] == "cpu" and m["backend"] == backend and m["model"] == model), None)
         if m is None:
             return None, 0, f"no measured CPU generation speed for {model} with {backend}"
         return m["tokens_per_s"], m["per_model_s"], f"measured: {m['what']}"
+    if shape is None:
+        return None, 0, f"{model}'s shape is unknown offline"
+    ceiling, bound = decode_ceiling(card, shape, cap)
+    if ceiling == 0:
+        return None, 0, bound
     m = next((m for m in measured if m["card"] != "cpu" and m["backend"] == backend), None)
-    if m is None or shape is None:
-        return None, 0, f"no measured {backend} generation speed on a GPU" + ("" if shape else f" ({model}'s shape is "
-                                                                                             "unknown offline)")
-    ref, on = known_shape(m["model"]), gpu(m["card"])
-    tps = (m["tokens_per_s"] * card["tflops"] / on["tflops"]
-           * ref.flops_per_token(m["max_new_tokens"] / 2) / shape.flops_per_token(cap / 2))
+    if m is None:
+        return ceiling, 0, (f"the ceiling, not a measurement (no measured {backend} generation speed on a GPU yet: "
+                            f"bench/bench_eval_gpu.py): {bound}")
+    on = gpu(m["card"])
+    ref, _ = decode_ceiling(on, known_shape(m["model"]), m["max_new_tokens"])
+    tps = m["tokens_per_s"] * ceiling / ref
     return tps, 0, (f"the {on['name']}'s measured {m['tokens_per_s']:,.0f} tokens/s ({m['model']}, {m['what']}) "
-                 f"scaled by FLOP/s to {card['name']} and by FLOPs per token to this model: a lead, not a measurement "
-                 "(decoding is bound by memory bandwidth as much as by FLOP/s; take it as within 2x)")
+                    f"scaled by the ratio of the two decoding ceilings: a lead, not a measurement; {bound}")
 
 
 def _took(seconds: float) -> str:
@@ -424,14 +469,9 @@ def eval_plan_lines(tasks, preset_name: str, n_models: int, card: str | None = N
     tps, per_model, source = generation_speed(gpu_card, backend, model or "", shape, cap)
     if tps is not None:
         load = f" + {per_model:.0f} s to start each model" if per_model else " (model loading not included)"
-        lines.append(f"  time            at most ~{_took(total / tps + n_models * per_model)} at ~{tps:,.0f} "
+        most = "at least" if source.startswith("the ceiling") else "at most"
+        lines.append(f"  time            {most} ~{_took(total / tps + n_models * per_model)} at ~{tps:,.0f} "
                      f"tokens/s{load}; {source}")
-    elif gpu_card and shape is not None:
-        floor = 3 * tokens_per_s(shape, "unsloth", "lora", cap / 2, gpu_card["tflops"])  # forward only: a third
-        lines.append(f"  time            not estimated: {source} yet (bench/bench_eval_gpu.py measures it; its "
-                     f"figure goes into rsft/planner.yaml). At least ~{_took(total / floor)}: the measured training "
-                     f"speed scaled to {gpu_card['name']}, forward only ({floor:,.0f} tokens/s), an efficiency "
-                     "decoding does not reach")
     else:
         lines.append(f"  time            not estimated: {source}")
     return lines

@@ -169,13 +169,41 @@ def test_the_evaluation_plan_counts_questions_samples_and_the_cap(tmp_path):
     assert f"300 questions x 3 sample(s) x <= 32,768 tokens = {300 * 3 * 32768:,}" in paper
 
 
-def test_without_a_gpu_measurement_a_gpu_plan_gives_only_a_floor(tmp_path):
+def test_without_a_gpu_measurement_a_gpu_plan_gives_the_decoding_ceiling_and_what_bounds_it(tmp_path):
     lines = planner.eval_plan_lines(("math500",), "consumer", 4, card="t4", model="Qwen/Qwen3-1.7B-Base",
                                     backend="vllm", data_dir=_data_dir(tmp_path, 500))
-    assert "not estimated: no measured vllm generation speed on a GPU" in lines[-1] and "At least ~" in lines[-1]
-    shape, t4 = planner.known_shape("qwen3-1.7b"), planner.gpu("t4")
-    floor = 3 * planner.tokens_per_s(shape, "unsloth", "lora", 4096, t4["tflops"])
-    assert f"({floor:,.0f} tokens/s)" in lines[-1]
+    ceiling, bound = planner.decode_ceiling(planner.gpu("t4"), planner.known_shape("qwen3-1.7b"), 8192)
+    assert lines[-1].startswith(f"  time            at least ~{planner._took(4 * 200 * 8192 / ceiling)} at "
+                                f"~{ceiling:,.0f} tokens/s")
+    assert "the ceiling, not a measurement" in lines[-1] and "bound by memory bandwidth (320 GB/s" in lines[-1]
+
+
+def test_decoding_is_planned_by_bandwidth_and_key_value_room_not_flops():
+    """A T4 has 6.6% of an H100's FLOP/s but 9.6% of its bandwidth; an L4 12% of its FLOP/s, 9% of its bandwidth
+    and a quarter of its memory: long replies rank the cards by bytes and room, not by FLOP/s."""
+    small, big = planner.known_shape("qwen3-1.7b"), planner.known_shape("qwen3-8b")
+    t4, l4, h100 = planner.gpu("t4"), planner.gpu("l4"), planner.gpu("h100")
+    ceiling = lambda card, shape=small, cap=8192: planner.decode_ceiling(card, shape, cap)[0]
+    # one step per 8k reply, weights small next to the key/value reads: the bandwidth ratio, less the T4's room
+    assert 0.066 < ceiling(t4) / ceiling(h100) < 0.096
+    assert ceiling(l4) < ceiling(t4) * 1.1  # twice the T4's FLOP/s buys an L4 no faster decoding
+    # Qwen3-1.7B's 32k replies: 114,688 bytes of keys and values per token, 1.9 GB a reply at its mean length
+    assert small.kv_bytes_per_token == 2 * 28 * 8 * 128 * 2
+    _, why = planner.decode_ceiling(t4, small, 32768)
+    assert "key/value room for 5 replies at once" in why  # ~9.5 GiB left beside 3.2 GiB of weights
+    # 8B in bf16 (15.3 GiB of weights) does not fit a T4 at all, and an L4 has room for no 32k reply beside it
+    assert planner.decode_ceiling(t4, big, 8192) == (0.0, planner.decode_ceiling(t4, big, 8192)[1])
+    assert planner.decode_ceiling(t4, big, 8192)[1].startswith("does not fit")
+    assert ceiling(l4, big, 8192) > 0 and ceiling(l4, big, 32768) == 0
+    # a card with more bandwidth but the same room is faster by about the bandwidth ratio
+    wide = {**t4, "bandwidth_gbs": 2 * t4["bandwidth_gbs"]}
+    assert ceiling(wide) == pytest.approx(2 * ceiling(t4))
+
+
+def test_a_model_that_does_not_fit_is_said_in_the_plan(tmp_path):
+    lines = planner.eval_plan_lines(("math500",), "paper", 1, card="t4", model="Qwen/Qwen3-8B-Base",
+                                    backend="vllm", data_dir=_data_dir(tmp_path, 10))
+    assert "not estimated: does not fit: bf16 weights 15.3 GiB" in lines[-1]
 
 
 def test_a_measured_gpu_figure_is_scaled_to_the_card_and_the_model(tmp_path, monkeypatch):
@@ -183,15 +211,17 @@ def test_a_measured_gpu_figure_is_scaled_to_the_card_and_the_model(tmp_path, mon
                 "max_new_tokens": 8192, "what": "32 prompts x 8,192 tokens"}
     real = planner.data()
     monkeypatch.setattr(planner, "data", lambda: {**real, "generation": [measured]})
-    same, _, source = planner.generation_speed(planner.gpu("h200"), "vllm", "q", planner.known_shape("qwen3-1.7b"),
-                                               8192)
+    small = planner.known_shape("qwen3-1.7b")
+    same, _, source = planner.generation_speed(planner.gpu("h200"), "vllm", "q", small, 8192)
     assert same == pytest.approx(20000.0) and "a lead, not a measurement" in source
-    t4, _, _ = planner.generation_speed(planner.gpu("t4"), "vllm", "q", planner.known_shape("qwen3-1.7b"), 8192)
-    assert t4 == pytest.approx(20000.0 * 65 / 989)
-    big, _, _ = planner.generation_speed(planner.gpu("t4"), "vllm", "q", planner.known_shape("qwen3-8b"), 8192)
-    assert big < t4 / 3  # ~4x the FLOPs per token
-    hf = planner.generation_speed(planner.gpu("t4"), "hf", "q", planner.known_shape("qwen3-1.7b"), 8192)
-    assert hf[0] is None  # a vLLM figure says nothing about hf generate
+    t4, _, _ = planner.generation_speed(planner.gpu("t4"), "vllm", "q", small, 8192)
+    ratio = planner.decode_ceiling(planner.gpu("t4"), small, 8192)[0] / planner.decode_ceiling(
+        planner.gpu("h200"), small, 8192)[0]
+    assert t4 == pytest.approx(20000.0 * ratio)
+    big, _, _ = planner.generation_speed(planner.gpu("h200"), "vllm", "q", planner.known_shape("qwen3-8b"), 8192)
+    assert big < same  # more bytes of weights and of keys and values per token
+    hf = planner.generation_speed(planner.gpu("t4"), "hf", "q", small, 8192)
+    assert hf[0] is not None and "the ceiling, not a measurement" in hf[2]  # a vLLM figure says nothing about hf
     lines = planner.eval_plan_lines(("math500",), "consumer", 2, card="t4", model="Qwen/Qwen3-1.7B-Base",
                                     backend="vllm", data_dir=_data_dir(tmp_path, 200))
     assert f"at most ~{planner._took(2 * 200 * 8192 / t4)} at ~{t4:,.0f} tokens/s (model loading not included)" in lines[-1]
