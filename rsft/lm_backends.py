@@ -136,6 +136,13 @@ def kit_vllm():
         importlib.metadata.version = real_version
 
     class KitVLLM(lm_vllm.VLLM):
+        @staticmethod
+        def modify_gen_kwargs(gen_kwargs, eos=None, default_max_gen_toks: int = 256):
+            """Replies decoded without special tokens, as the hf backend decodes them and as the paper's own vLLM
+            scripts did (math, AlpacaEval, HEx-PHI); lm-eval's VLLM keeps them."""
+            kwargs, until, max_gen_toks = lm_vllm.VLLM.modify_gen_kwargs(gen_kwargs, eos, default_max_gen_toks)
+            return {**kwargs, "skip_special_tokens": True}, until, max_gen_toks
+
         def generate_until(self, requests, disable_tqdm: bool = False):
             own = lm_vllm.maybe_truncate
             lm_vllm.maybe_truncate = functools.partial(lm_utils.maybe_truncate, shrink_gen_toks=True)

@@ -118,6 +118,7 @@ def test_the_paper_preset_runs_on_vllm_with_the_window_left_by_each_prompt(runs)
     prompts = {tuple(c["prompt"]) for c in calls}
     assert len({len(p) for p in prompts}) > 1
     assert all(c["max_tokens"] == WINDOW - len(c["prompt"]) for c in calls) and calls[0]["max_model_len"] == WINDOW
+    assert all(c["skip_special_tokens"] for c in calls)  # decoded as the hf backend and the paper's scripts decode
     for task in ("countdown", "word_problems"):
         assert {s["prompt"] for s in samples[task]} <= {tok.decode(p) for p in prompts}  # every prompt whole
         r = results[task]

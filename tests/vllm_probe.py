@@ -1,8 +1,8 @@
 """Runs the kit's evaluation worker with vLLM's generate call recorded: `python vllm_probe.py SPEC RECORD N`.
 
-For each request, RECORD gets a line {"prompt": token ids, "max_tokens", "max_model_len", "seed", "lora" (the
-adapter folder of the request's LoRARequest, or null), "max_lora_rank" (the engine's, or null)} as the worker handed
-them to vLLM; the request then generates at most N tokens (so a 32k budget is checked without generating it).
+For each request, RECORD gets a line {"prompt": token ids, "max_tokens", "max_model_len", "seed",
+"skip_special_tokens", "lora" (the adapter folder of the request's LoRARequest, or null), "max_lora_rank" (the
+engine's, or null)} as the worker handed them to vLLM; the request then generates at most N tokens (so a 32k budget is checked without generating it).
 A script of its own, with a __main__ guard, because vLLM starts its engine in processes that import the main module.
 """
 import json
@@ -24,6 +24,7 @@ def main(spec_path: str, record: str, most: int) -> None:
             for prompt, sp in zip(prompts, params):
                 f.write(json.dumps({"prompt": prompt["prompt_token_ids"], "max_tokens": sp.max_tokens,
                                     "max_model_len": self.llm_engine.model_config.max_model_len, "seed": sp.seed,
+                                    "skip_special_tokens": sp.skip_special_tokens,
                                     "lora": lora.lora_path if lora else None,
                                     "max_lora_rank": lora_config.max_lora_rank if lora_config else None}) + "\n")
         for sp in params:
