@@ -14,8 +14,8 @@ state per weight (bf16 weights, grads and AdamW moments), and is marked as unmea
 Evaluation (decoding) is planned by bytes, not FLOPs (decode_ceiling): each step reads the weights and every running
 reply's keys and values, and the key/value room beside the weights bounds how many replies run at once.
 
-One module of ~480 lines on purpose: the training and the evaluation estimates share one card table and one shape
-rule.
+One module of ~480 lines on purpose: the training and the evaluation estimates share one card table and one model
+shape (its bytes and FLOPs per token).
 """
 from __future__ import annotations
 
