@@ -22,7 +22,8 @@ from pathlib import Path
 from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_page import Page
-from rsft.stats import floor_or_ceiling, headline, normal_interval, stratified_bootstrap, wilson, worst_step
+from rsft.stats import (floor_or_ceiling, headline, normal_interval, stratified_bootstrap, wilson, wilson_mean,
+                        worst_step)
 from rsft.results import (IN_AVG, OOD_AVG, Result, Series, average, domain_pairs, domain_tasks, find_dip, gaps,
                           groups, load_series, optimization_warnings, paired_bootstrap, paper_blocks, paper_data,
                           paper_points, short_name)
@@ -341,6 +342,7 @@ def section_runs(page: Page, series: list[Series], out: Path) -> None:
 
 
 WILSON, NORMAL = "Wilson", "±1.96 s.e."
+WILSON_MEAN = "Wilson, effective n"  # rsft.stats.wilson_mean
 
 
 def _wilson_applies(r: Result) -> bool:
@@ -378,13 +380,24 @@ def _task_column(s: Series, task: str) -> tuple[str, dict[int, str]]:
     return header, cells
 
 
+def _average_interval(s: Series, in_domain: bool, step: int, v: float, se: float | None):
+    """(kind, 95% interval in %) of a domain average at a step: Wilson at the tasks' effective number of questions
+    when each task is a proportion scored once per question (sound at 0% and 100%), else mean ± 1.96 s.e."""
+    rs = [s.result(t, step) for t in domain_tasks(s, in_domain)]
+    if rs and all(r is not None and r.value is not None and _wilson_applies(r) for r in rs):
+        return WILSON_MEAN, tuple(100 * x for x in wilson_mean([r.value for r in rs], [r.n for r in rs]))
+    return (NORMAL, None) if se is None else (NORMAL, normal_interval(v, se, 0.0, 100.0))
+
+
 def _average_column(s: Series, name: str, in_domain: bool) -> tuple[str, dict[int, str]]:
-    """An average of one task is that task, Wilson interval included; of several, mean ± 1.96 s.e."""
+    """An average of one task is that task, Wilson interval included; of several, rsft.stats.wilson_mean where
+    each task is a proportion, else mean ± 1.96 s.e."""
     tasks = domain_tasks(s, in_domain)
     if len(tasks) == 1:
         return f"{name} (= {tasks[0]})", _task_column(s, tasks[0])[1]
-    return f"{name} ({NORMAL})", {step: cell(v, None if se is None else normal_interval(v, se, 0.0, 100.0))
-                                  for step, (v, se) in average(s, in_domain).items()}
+    cis = {step: _average_interval(s, in_domain, step, v, se) for step, (v, se) in average(s, in_domain).items()}
+    kinds = ", ".join(dict.fromkeys(kind for kind, _ in cis.values()))
+    return f"{name} ({kinds})", {step: cell(average(s, in_domain)[step][0], ci) for step, (_, ci) in cis.items()}
 
 
 def _score_table(s: Series, tasks: list[str], averages: bool) -> tuple[list[str], list[list]]:
@@ -407,12 +420,13 @@ def _score_csv_rows(s: Series) -> list[list]:
                          s.unit(task), s.higher_is_better(task), s.in_domain(task), _r(v), _r(se), r.raw.get("n"),
                          r.raw.get("k"), *rates, r.raw.get("mean_response_tokens"), _r(lo), _r(hi),
                          "" if lo is None else WILSON if _wilson_applies(r) else NORMAL])
-    for name, avg in ((IN_AVG, average(s, True)), (OOD_AVG, average(s, False))):
-        for step, (v, se) in avg.items():
-            lo, hi = (None, None) if se is None else normal_interval(v, se, 0.0, 100.0)
+    for name, flag in ((IN_AVG, True), (OOD_AVG, False)):
+        for step, (v, se) in average(s, flag).items():
+            kind, ci = _average_interval(s, flag, step, v, se)
+            lo, hi = ci or (None, None)
             rows.append([s.label, s.run_dir, s.preset_name, s.grader_version, step, name, "mean", "%", True,
                          name == IN_AVG, _r(v), _r(se), "", "", "", "", "", _r(lo), _r(hi),
-                         "" if se is None else NORMAL])
+                         "" if ci is None else kind])
     return rows
 
 

@@ -20,6 +20,18 @@ def wilson(correct: float, n: int, z: float = 1.96) -> Interval:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def wilson_mean(proportions: list[float], ns: list[int], z: float = 1.96) -> Interval:
+    """95% interval of the equal-weight mean of several proportions (one per task, p_t of n_t questions): Wilson's
+    at the mean with the effective number of questions T^2 / sum(1/n_t), the n at which one proportion would have
+    the mean's variance (equal n: the pooled proportion of all T n questions). Sound at 0 and 1, where the mean's
+    1.96 s.e. is 0."""
+    if not proportions or len(proportions) != len(ns) or min(ns) < 1:
+        raise ValueError("one proportion and a count of at least one question per task")
+    n_eff = len(ns) ** 2 / sum(1 / n for n in ns)
+    mean = sum(proportions) / len(proportions)
+    return wilson(mean * n_eff, n_eff, z)
+
+
 def normal_interval(value: float, stderr: float, low: float | None = None,
                     high: float | None = None, z: float = 1.96) -> Interval:
     """value +- 1.96 s.e., clipped to [low, high] where given: for means (avg@k, averages, raw-unit metrics),

@@ -482,14 +482,16 @@ def test_scores_table_shows_n_and_a_wilson_interval_per_cell(tmp_path):
     md = (tmp_path / "rep/report.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| step | math500"))
     assert header == ("| step | math500 (n=100, Wilson) | humaneval (n=50, Wilson) | word_problems (n=50, Wilson) | "
-                      "in-domain avg (= math500) | out-of-domain avg (±1.96 s.e.) |")
+                      "in-domain avg (= math500) | out-of-domain avg (Wilson, effective n) |")
     row = next(line for line in md.split("## Scores")[1].splitlines() if line.startswith("| 15 |"))
     # hand-computed Wilson intervals: 8/100 -> [4.1, 15.0]; 0/50 -> [0, 7.1]; 8/50 -> [8.3, 28.5]
     assert row.startswith("| 15 | 8.0 [4.1, 15.0] | 0.0 [0.0, 7.1] | 16.0 [8.3, 28.5] | 8.0 [4.1, 15.0] |")
+    # the out-of-domain average of 0/50 and 8/50: 8% of an effective 100 questions, Wilson [4.1, 15.0]
+    assert row.endswith("| 8.0 [4.1, 15.0] |")
     csv_rows = {(x["task"], int(x["step"])): x for x in read_csv(tmp_path / "rep/scores.csv")}
     assert (csv_rows[("word_problems", 15)]["ci95_low"], csv_rows[("word_problems", 15)]["ci95_high"]) == ("8.34",
                                                                                                           "28.51")
-    assert csv_rows[("out-of-domain avg", 15)]["ci95_kind"] == "±1.96 s.e."
+    assert csv_rows[("out-of-domain avg", 15)]["ci95_kind"] == "Wilson, effective n"
 
 
 def test_an_all_zero_task_gets_the_floor_warning_not_no_dip(tmp_path):

@@ -1,7 +1,7 @@
 """The report's numbers in words: the headline, the floor warning and the Wilson intervals, on synthetic results."""
 import pytest
 
-from rsft.stats import floor_or_ceiling, headline, normal_interval, wilson, worst_step
+from rsft.stats import floor_or_ceiling, headline, normal_interval, wilson, wilson_mean, worst_step
 
 
 def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
@@ -68,3 +68,14 @@ def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(
     assert "out-of-domain average −" in line and "at step 15, not recovered by step 45" in line
     assert any("humaneval is at 0% at every step (a floor effect)" in w for w in warnings)
     assert not any("word_problems is at" in w for w in warnings)
+
+
+def test_an_average_of_proportions_has_an_interval_that_stays_sound_at_0_and_100():
+    """Two out-of-domain tasks at 0/50 each: the mean's 1.96 s.e. is 0, so [0, 0]; Wilson at the pooled 100
+    questions says up to 3.7% is consistent with them."""
+    assert wilson_mean([0.0, 0.0], [50, 50]) == wilson(0, 100) and wilson(0, 100)[1] == pytest.approx(0.037, abs=1e-3)
+    assert wilson_mean([1.0, 1.0], [50, 50])[0] < 1.0
+    # unequal sizes: the effective n is T^2 / sum(1/n) = 4 / (1/100 + 1/25) = 80, at the mean 0.2
+    assert wilson_mean([0.1, 0.3], [100, 25]) == pytest.approx(wilson(0.2 * 80, 80))
+    with pytest.raises(ValueError):
+        wilson_mean([0.5], [0])
