@@ -169,12 +169,17 @@ def test_check_prints_the_plan_without_training(tmp_path, tiny_model_dir, capsys
             "clip 1.0; a non-finite step: skip" in capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("override,message", [
-    ("checkpoints.steps=[100]", "lie beyond the last step (8)"),
-    ("model.backend=unsloth", "unsloth needs a CUDA GPU"),
-    ("model.finetune=qlora", "qlora loads the base in 4 bits"),
+@pytest.mark.parametrize("override,message,absent", [
+    ("checkpoints.steps=[100]", "lie beyond the last step (8)", None),
+    ("model.backend=unsloth", "unsloth but unsloth is not installed", "unsloth"),
+    ("model.finetune=qlora", "qlora needs bitsandbytes", "bitsandbytes"),
 ])
-def test_bad_requests_fail_before_training(tmp_path, tiny_model_dir, override, message):
+def test_bad_requests_fail_before_training(tmp_path, tiny_model_dir, monkeypatch, override, message, absent):
+    """(Unsloth and QLoRA run on a CPU where they are installed: tests/test_unsloth_qlora_cpu.py.)"""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == absent else real(n, *a))
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         train.main([str(make_recipe(tmp_path, tiny_model_dir)), override])
 
