@@ -8,7 +8,9 @@
     torchrun --nproc_per_node 2 train.py RECIPE.yaml      # several processes on CPU (gloo)
 
 Rerunning the same command resumes from the newest checkpoint (weights, optimizer, scheduler, RNG, data
-position). Ctrl-C or SIGTERM saves a resumable state after the current step. The run folder is the record:
+position). Ctrl-C or SIGTERM saves a resumable state after the current step. A run folder whose newest checkpoint
+lacks its trainer_state*.pt is refused, never restarted over: add --resume-weights-only to continue from its weights
+with a fresh optimizer (recorded in run.json), or train into a new train.output_dir. The run folder is the record:
 recipe.yaml (resolved), run.json, data_stats.json, metrics.jsonl, checkpoints/stepNNNNN/.
 """
 from __future__ import annotations
@@ -31,6 +33,8 @@ def parse_args(argv):
     p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")
     p.add_argument("--gpu", help="with --check: estimate memory and time on this card (t4, l4, rtx-4090, l40s, "
                    "a100-80gb, h100, ...; see rsft/planner.yaml); default: the card present, else common cards")
+    p.add_argument("--resume-weights-only", action="store_true", help="the newest checkpoint lacks its "
+                   "trainer_state*.pt: continue from its weights with a fresh optimizer (recorded in run.json)")
     return p.parse_args(argv)
 
 
@@ -214,7 +218,7 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
 
     from rsft.trainer import Trainer
 
-    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)  # resumes from the newest complete checkpoint
+    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc, weights_only=args.resume_weights_only)  # resumes
     if trainer.progress.step >= plan.total_steps:
         acc.print(f"{run_dir} is already complete ({plan.total_steps} steps); nothing to do")
         return 0

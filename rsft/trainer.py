@@ -92,6 +92,27 @@ def find_resume_point(run_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: read_meta(p)["step"])
 
 
+def newest_save(run_dir: Path) -> Path | None:
+    """The save with the highest step (a checkpoint or the interrupt state), whether or not it kept its state."""
+    saves = checkpoint_dirs(run_dir) + [p for p in [run_dir / RESUME_DIR] if (p / META_FILE).exists()]
+    return max(saves, key=lambda p: read_meta(p)["step"], default=None)
+
+
+def missing_state(save: Path, meta: dict) -> list[str]:
+    """The training-state files a save needs to continue exactly and lacks (Drive sync lag, a deleted file)."""
+    need = [STATE_FILE] + [RANK_STATE.format(r) for r in range(meta.get("world_size", 1))]
+    return [f for f in need if not (save / f).exists()]
+
+
+def no_restart_error(save: Path, meta: dict, missing: list[str]) -> UserError:
+    """A run folder is never silently trained again from step 0 over its checkpoints and metrics.jsonl."""
+    return UserError(
+        f"{save} (step {meta['step']}, the newest save of this run) lacks {', '.join(missing)} (optimizer, scheduler, "
+        "RNG), so the run cannot continue exactly, and it is not restarted over its checkpoints. Either continue from "
+        "its weights with a fresh optimizer: rerun with --resume-weights-only (recorded in run.json); or start over: "
+        "set train.output_dir to a new folder")
+
+
 def _set_aside(path: Path) -> Path:
     """Rename a folder to NAME.old (a name incomplete_saves() knows), so that no kill leaves half of it in place."""
     old = path.with_name(path.name + ".old")
@@ -231,7 +252,10 @@ def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator):
+    def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator,
+                 weights_only: bool = False):
+        """weights_only: the user's opt-in (train.py --resume-weights-only) to continue from a newest save that lacks
+        its training state with its weights and a fresh optimizer; without it such a run folder is refused."""
         self.r, self.run_dir, self.data, self.plan = recipe, run_dir, data, plan
         self.acc = accelerator
         self.tokenizer = loaded.tokenizer
@@ -260,10 +284,18 @@ class Trainer:
                 print(f"removed {len(left)} incomplete save(s) of an interrupted run: "
                       f"{', '.join(str(x.relative_to(run_dir)) for x in left)}")
         self.acc.wait_for_everyone()
-        resume = find_resume_point(run_dir)
+        resume = newest_save(run_dir)  # never an older state: training on from it would overwrite newer saves
         meta = read_meta(resume) if resume is not None else None
+        fresh = False  # continuing from the weights only, with a fresh optimizer
         if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
             self.progress, resume = _progress(meta), None
+        elif resume is not None and (missing := missing_state(resume, meta)):
+            if not weights_only:
+                raise no_restart_error(resume, meta, missing)
+            fresh = True
+        elif weights_only:
+            self.acc.print("note: --resume-weights-only is not needed: " + (
+                f"{resume} holds its training state; continuing exactly" if resume else "no save to continue from"))
         if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
             if meta.get("world_size", 1) != self.acc.num_processes:
                 raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
@@ -275,7 +307,9 @@ class Trainer:
         self.pad_id = self.tokenizer.pad_token_id
         self.autocast, why = resolve_autocast(t.autocast, torch.cuda.is_available())
         self.acc.print(f"autocast: {why}")
-        if resume is not None:
+        if fresh:
+            self._fresh_optimizer(resume, meta, missing)
+        elif resume is not None:
             self._load_state(resume, meta)
         self._truncate_metrics(self.progress.step)
 
@@ -289,6 +323,28 @@ class Trainer:
         _set_rng_state(mine["rng"])
         self.progress = _progress(meta)
         self.acc.print(f"resuming from {ckpt} (step {meta['step']} of {self.plan.total_steps})")
+
+    def _fresh_optimizer(self, ckpt: Path, meta: dict, missing: list[str]) -> None:
+        """Continue at the save's step from its weights (loaded already): the optimizer starts empty, the schedule is
+        moved to the step, the RNG keeps train.seed's start. Recorded in run.json: the run is no longer exact."""
+        import warnings
+
+        from rsft.rundir import read_json, write_json_atomic
+
+        self.progress = _progress(meta)
+        with warnings.catch_warnings():  # torch warns of a scheduler stepped before any optimizer step
+            warnings.simplefilter("ignore")
+            for _ in range(meta["step"]):
+                self.scheduler.step()
+        if self.acc.is_main_process:
+            record = self.run_dir / "run.json"
+            run = read_json(record) or {}
+            run.setdefault("weights_only_resumes", []).append(
+                {"step": meta["step"], "from": str(ckpt.relative_to(self.run_dir)), "missing": missing,
+                 "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            write_json_atomic(record, run)
+        self.acc.print(f"resuming the weights of {ckpt} (step {meta['step']} of {self.plan.total_steps}) with a fresh "
+                       f"optimizer (--resume-weights-only; {', '.join(missing)} missing); recorded in run.json")
 
     def _truncate_metrics(self, step: int) -> None:
         """Keep metric lines up to the resume point only (later ones are about to be recomputed; a line torn by a
@@ -312,6 +368,9 @@ class Trainer:
         import torch
 
         out = checkpoint_dir(self.run_dir, step) if scheduled else self.run_dir / RESUME_DIR
+        if scheduled and out.exists():  # cannot happen after a resume from the newest save; never replace one
+            raise UserError(f"{out} exists already and a checkpoint is never overwritten; train into a new "
+                            "train.output_dir")
         tmp = out.with_name(out.name + ".tmp")
         main = self.acc.is_main_process
         if main:
