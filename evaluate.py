@@ -141,6 +141,21 @@ def checkpoint_model(ckpt: Path | None, **base):
     return ModelSpec(**base, adapter=str(ckpt) if ckpt else None, lora_rank=lora_rank(ckpt))
 
 
+def eval_dtype(device: str) -> tuple[str, str]:
+    """(dtype, why) the models are evaluated in: on a GPU what the card computes natively (bfloat16 from compute
+    capability 8.0, else float16: a T4's bfloat16 is emulated, and vLLM refuses it); on CPU bfloat16 where the CPU
+    has native bf16 (AVX512-BF16, AMX: faster matmuls), else the checkpoint's own dtype."""
+    if device == "cuda":
+        from rsft.models import native_dtype
+
+        return native_dtype()
+    from rsft.models import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return "bfloat16", "CPU with native bfloat16"
+    return "auto", "CPU without native bfloat16: the checkpoint's own dtype"
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     import ctypes
     import signal
@@ -298,11 +313,8 @@ def main(argv=None) -> int:
 
         p = replace(p, limit=args.limit, in_domain_limit=None)
     batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
-    dtype = "auto"
-    if device == "cpu":  # bfloat16 weights where the CPU has native bf16 (AVX512-BF16, AMX): faster matmuls
-        from rsft.models import cpu_has_native_bf16
-
-        dtype = "bfloat16" if cpu_has_native_bf16() else "auto"
+    dtype, why = eval_dtype(device)
+    print(f"precision: {dtype} ({why})", flush=True)
     ensure_local(data_dir, tasks)
     if args.estimate:
         from rsft.planner import eval_plan_lines

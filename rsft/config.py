@@ -34,7 +34,8 @@ class ModelConfig:
     revision: Optional[str] = None  # Hub revision (branch, tag or commit) of name_or_path
     # Run the model repository's own Python code. Off unless a recipe turns it on.
     trust_remote_code: bool = False
-    # auto = bfloat16 on a CUDA GPU that supports it, float16 on older GPUs (T4), float32 on CPU.
+    # auto = bfloat16 on a CUDA GPU that computes it natively (compute capability >= 8.0: A100, L4, H100, RTX 30xx+),
+    # float16 with loss scaling on older GPUs (T4, V100), float32 on CPU.
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Backend: auto = unsloth when a CUDA GPU and unsloth are present, else hf (transformers + peft).
     backend: Literal["auto", "unsloth", "hf"] = "auto"
