@@ -72,7 +72,9 @@ def describe(recipe: Recipe, plan, stats: dict) -> str:
         f"steps/epoch     {plan.steps_per_epoch} ({plan.dropped_rows_per_epoch} rows/epoch left over)",
         f"loss            {_loss_arithmetic(t, plan)}",
         f"total steps     {plan.total_steps} ({plan.warmup_steps} warmup, {t.lr_scheduler_type}, lr {t.learning_rate})",
-        f"checkpoints     {', '.join(map(str, plan.save_steps))}",
+        f"checkpoints     {', '.join(map(str, plan.save_steps))}" + (
+            f"  (note: checkpoints.steps {list(plan.dropped_saves)} dropped: beyond train.max_steps "
+            f"{t.max_steps})" if plan.dropped_saves else ""),
         f"supervised      {stats['supervised_tokens']:,} response tokens per epoch",
     ]
     return "\n".join(lines)

@@ -78,12 +78,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    output_dir: Optional[str] = None  # run folder; default runs/<recipe file name without .yaml>
+    output_dir: Optional[str] = None  # run folder; default runs/<recipe file name without .yaml>[-max<max_steps>]
     # Paper: global batch 256 = 4 per GPU x 8 GPUs x 8 accumulation. One GPU: 4 x 64 = 256.
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 64
     num_train_epochs: int = 8  # paper: 8 epochs x 80 steps = 640 steps on 20,480 rows
-    max_steps: Optional[int] = None  # stop after this many optimizer steps (overrides num_train_epochs)
+    # Stop after this many optimizer steps (overrides num_train_epochs; checkpoints.steps beyond it are dropped).
+    max_steps: Optional[int] = None
     learning_rate: float = 5e-5  # paper (full fine-tuning); LoRA recipes usually raise it, see recipes/
     lr_scheduler_type: Literal["cosine", "constant", "linear"] = "cosine"  # all with warmup, as the paper
     warmup_ratio: float = 0.1  # 10% of total steps: 64 of 640
@@ -140,7 +141,8 @@ class Recipe:
     def run_dir(self) -> Path:
         if self.train.output_dir:
             return Path(self.train.output_dir)
-        return Path("runs") / Path(self.source).stem
+        shortened = f"-max{self.train.max_steps}" if self.train.max_steps is not None else ""  # a smoke test's
+        return Path("runs") / (Path(self.source).stem + shortened)  # own folder: it never blocks the full run
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -102,3 +102,32 @@ def test_estimate_prints_the_plan_and_loads_no_model(tmp_path, tiny_model_dir, m
                           "--preset", "quickstart", "--data-dir", str(tmp_path / "data"), "--estimate"]) == 0
     out = capsys.readouterr().out
     assert "countdown" in out and "token" in out
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_evaluation_ends_in_one_line_naming_step_and_task_and_stops_its_worker(tmp_path,
+                                                                                             tiny_model_dir, how):
+    from test_evaluate import write_fixtures
+
+    write_fixtures(tmp_path / "data")
+    proc = subprocess.Popen([sys.executable, "evaluate.py", "--model", tiny_model_dir, "--out", str(tmp_path / "out"),
+                             "--suite", "countdown,capitals", "--preset", "quickstart", "--data-dir",
+                             str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # a session of its own, as a terminal gives a command
+    for line in proc.stdout:
+        if line.startswith("[1/1] step 0:"):
+            break
+    time.sleep(1)  # the worker is starting (importing torch and lm-eval takes seconds)
+    workers = [int(pid) for pid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+    assert len(workers) == 1
+    if how == "ctrl-c":  # a terminal sends SIGINT to its whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err, err
+    assert err.strip().splitlines()[-1] == ("interrupted at step 0, task countdown; rerun the same command to "
+                                            "resume")
+    with pytest.raises(ProcessLookupError):
+        os.kill(workers[0], 0)

@@ -166,6 +166,19 @@ def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     assert [(c.step, list(c.tasks)) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
 
 
+def test_limit_results_go_to_a_folder_of_their_own_and_never_block_the_preset(evaluated_run, monkeypatch):
+    run, data = evaluated_run
+    calls = []
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: calls.append(spec) or True)
+    # the preset's results (limit 2) are in eval/test/: a smoke test at limit 1 neither meets nor refuses them
+    evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "4", "--limit", "1"])
+    assert {c.out_dir for c in calls} == {str(run / "eval/test-limit1/step00004")}
+    assert {c.preset.limit for c in calls} == {1}
+    calls.clear()  # and the preset's evaluation goes on in its own folder, unblocked
+    assert evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "4"]) == 0
+    assert {c.out_dir for c in calls} <= {str(run / "eval/test/step00004")}
+
+
 def test_results_of_a_changed_preset_are_refused_not_reused(evaluated_run, monkeypatch):
     import rsft.catalogue as ev
 
