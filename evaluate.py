@@ -13,8 +13,8 @@
 Each model runs in a fresh process (rsft/eval_worker.py). Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ its
 samples and lm-eval's own results; layout in rsft/rundir.py), written atomically; a rerun skips finished
 (checkpoint, task) pairs, so an interrupted evaluation resumes: Ctrl-C or SIGTERM stops the worker and ends with one
-line naming the step and task. `--limit N` (a smoke test) writes to RUN/eval/PRESET-limitN/ (with --model: OUT-limitN),
-never into the preset's folder. A task whose data is missing is skipped with its
+line naming the step and task. `--limit N` (a smoke test) writes to RUN/eval/PRESET-limitN/, never into the
+preset's folder (--model writes where --out says). A task whose data is missing is skipped with its
 reason (STEP/skipped.json) while the others run. Judge-scored tasks (rsft/judges/) are judged after generation, in
 one more fresh process, so the judge has the GPU to itself; a rerun asks the judges only about samples they have not
 judged yet.
@@ -52,8 +52,8 @@ def parse_args(argv):
                    "responses run to thousands of tokens. On CPU a sampled reply does not depend on it (the "
                    "noise is keyed per question), up to bf16 rounding")
     p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
-                   "in each result as the preset's limit), a smoke test: results go to eval/PRESET-limitN/ (with "
-                   "--model: OUT-limitN), never into the preset's folder")
+                   "in each result as the preset's limit), a smoke test: a run's results go to eval/PRESET-limitN/, "
+                   "never into the preset's folder")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
     p.add_argument("--revision")
     p.add_argument("--subfolder", help="e.g. step640 in the paper's released repositories")
@@ -336,8 +336,6 @@ def main(argv=None) -> int:
         jobs = [(0, Path(args.adapter).resolve() if args.adapter else None)]
         suite, preset_name = args.suite or "paper", args.preset or "paper"
         out_root, revision, trust = Path(args.out).resolve(), args.revision, args.trust_remote_code
-        if args.limit is not None:  # a smoke test's results never block (or mix with) the preset's
-            out_root = out_root.with_name(f"{out_root.name}-limit{args.limit}")
     else:
         if not args.run:
             raise UserError("give a run folder (runs/NAME) or --model")
@@ -364,7 +362,8 @@ def main(argv=None) -> int:
         from dataclasses import replace
 
         p = replace(p, limit=args.limit, in_domain_limit=None)
-        print(f"--limit {args.limit}: results go to {out_root}, a folder of their own", flush=True)
+        print(f"--limit {args.limit}: results go to {out_root}" + ("" if args.model else ", a folder of their own"),
+              flush=True)
     batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
     dtype, why = eval_dtype(device)
     print(f"precision: {dtype} ({why})", flush=True)

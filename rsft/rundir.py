@@ -11,7 +11,7 @@
                            skipped.json         tasks not evaluated for this model, with the reason
                            .worker.lock         held by the evaluation writing this step
       eval/PRESET-limitN/...            the same for `evaluate.py --limit N` (a smoke test of its own)
-    --model runs write the same TASK files into --out (--limit N: OUT-limitN).
+    --model runs write the same TASK files into --out.
 
 Step numbers are zero-padded to 5 digits so folders sort (step00010 ... step00640).
 """

@@ -148,13 +148,13 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, capsys, 
     assert mounted == ["/content/drive"]
     assert os.environ["RSFT_CACHE"] == str(drive / "cache") and os.environ["HF_HOME"] == str(drive / "hf")
     assert "no HF_TOKEN secret" in out
-    run = drive / "runs/quickstart"
+    run = drive / "runs/quickstart-max2"  # train.max_steps: a smoke test's own folder
     assert Path(ns["RUN"]).resolve() == run.resolve()
-    res = json.loads((run / "eval/quickstart/step00002/countdown.json").read_text())
-    assert res["n"] == 5 and res["preset"]["limit"] == 5  # --limit, recorded with the preset
-    assert "math500" in json.loads((run / "eval/quickstart/step00002/skipped.json").read_text())
+    res = json.loads((run / "eval/quickstart-limit5/step00002/countdown.json").read_text())
+    assert res["n"] == 5 and res["preset"]["limit"] == 5  # --limit, recorded with the preset, in a folder of its own
+    assert "math500" in json.loads((run / "eval/quickstart-limit5/step00002/skipped.json").read_text())
     assert "evaluation plan 1 model(s) x 2 task(s)" in out and re.search(r"math500 +skipped: no data", out)
     assert re.search(r"time +at most ~\d+ min", out)
     assert re.search(r"^task +countdown", out, re.M)  # the scores table
-    assert (drive / "reports/quickstart/report.html").stat().st_size > 0
-    assert list((drive / "reports/quickstart").glob("*.png"))
+    assert (drive / "reports/quickstart-max2/report.html").stat().st_size > 0
+    assert list((drive / "reports/quickstart-max2").glob("*.png"))
