@@ -166,8 +166,20 @@ def _lock_run_folder(run_dir: Path):
     return lock
 
 
+def check_tracker(name: str) -> None:
+    """train.report_to's package is importable (accelerate's own test), or one line with its install command,
+    before any data is read: --check fails too."""
+    if name == "none":
+        return
+    import accelerate.utils
+
+    if not getattr(accelerate.utils, f"is_{name}_available")():  # every LoggerType has one
+        raise UserError(f"train.report_to: {name} needs the {name} package: pip install {name}")
+
+
 def _train(args, recipe: Recipe, run_dir: Path) -> int:
     _check_run_folder(recipe, run_dir)
+    check_tracker(recipe.train.report_to)
     from rsft.models import preflight
 
     model_path = preflight(recipe)  # offline and not cached, or a wrong target module: one line, in seconds
@@ -188,11 +200,6 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
         print("\n".join(plan_lines(recipe, data.examples, plan, args.gpu)))
         return 0
 
-    if recipe.train.report_to == "wandb":
-        import importlib.util
-
-        if importlib.util.find_spec("wandb") is None:
-            raise UserError("train.report_to: wandb needs the wandb package: pip install wandb")
     log_with = None if recipe.train.report_to == "none" else recipe.train.report_to
     import torch
 

@@ -108,7 +108,10 @@ class TrainConfig:
     # bfloat16 on such a CPU, else off. On a GPU model.dtype sets the precision and this is ignored.
     autocast: Literal["off", "auto", "bfloat16"] = "off"
     logging_steps: int = 1  # write metrics every N optimizer steps
-    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    # Metrics to a tracker through accelerate (its LoggerType names; each needs its own package: train.py --check
+    # names the missing one): tensorboard writes RUN/<run name>/events.out.tfevents.*; the others log to their service.
+    report_to: Literal["none", "tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "aim", "clearml", "dvclive",
+                       "swanlab"] = "none"
 
 
 @dataclass(frozen=True)
