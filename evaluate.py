@@ -403,6 +403,12 @@ def main(argv=None) -> int:
             tensor_parallel_size=args.tensor_parallel_size, sandbox=sandbox) if todo else None))
     failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
     judge_outputs(out_dirs, tasks, judges, endpoint, batch_size, device)
+    if not args.model:
+        from rsft.hub import write_model_card
+
+        for step, ckpt in jobs:  # each checkpoint's model card (README.md) now shows its scores beside the base's
+            if ckpt is not None and (ckpt / "README.md").exists():
+                write_model_card(ckpt)
     if failed:
         raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
     print(f"results in {out_root}")

@@ -19,6 +19,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import urllib.error
@@ -31,7 +32,17 @@ PROBE_TIMEOUT_S = 2.0  # one HEAD request to the Hub: well inside the 5 s a user
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # The embedded model is SmolLM2-135M-Instruct read from a Q4_1 GGUF file (rsft/models.py): on the Hub, its base.
 EMBEDDED_HUB_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
-NOT_SHARED = {"trainer_state.pt": "optimizer, scheduler and RNG state (only to resume training)"}
+TRAINING_STATE = "optimizer, scheduler and RNG state (only to resume training; under FSDP a process's optimizer shard)"
+
+
+def not_shared(name: str) -> str | None:
+    """Why a checkpoint file is never uploaded, or None: every training-state file (trainer_state.pt and each
+    process's trainer_state_rankR.pt, rsft/trainer.py), hidden files and leftovers of a save."""
+    if name.startswith("trainer_state") and name.endswith(".pt"):
+        return TRAINING_STATE
+    if name.startswith(".") or name.endswith(".tmp"):
+        return "not part of the checkpoint"
+    return None
 GENERATED = ("README.md", "adapter_config.json")  # written for the upload, not copied
 
 
@@ -201,7 +212,8 @@ def _eval_rows(run_dir: Path, step: int) -> tuple[list[dict], list[str]]:
 
     rows, unreadable = [], []
     for path in sorted(run_dir.glob(f"eval/*/step{step:05d}/*.json")):
-        if path.name.endswith(".gen.json"):
+        smoke_test = re.fullmatch(r".+-limit\d+", path.parts[-3])  # eval/PRESET-limitN/: not the checkpoint's score
+        if path.name.endswith(".gen.json") or path.name == "skipped.json" or smoke_test:
             continue
         try:
             r = load_result(path)
@@ -333,8 +345,8 @@ def upload_plan(ckpt: Path, repo_id: str, base: str | None = None) -> tuple[list
     for path in sorted(ckpt.iterdir()):
         if path.name in GENERATED or not path.is_file():
             continue
-        if path.name in NOT_SHARED or path.name.startswith(".") or path.name.endswith(".tmp"):
-            left_out[path.name] = NOT_SHARED.get(path.name, "not part of the checkpoint")
+        if why := not_shared(path.name):
+            left_out[path.name] = why
             continue
         files.append((path.name, path))
     return sorted(files), left_out

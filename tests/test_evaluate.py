@@ -155,6 +155,13 @@ def test_results_cover_every_task_and_checkpoint_with_their_settings(evaluated_r
     assert json.loads((run / "eval/test/step00004/math500.json").read_text())["adapter"].endswith("step00004")
 
 
+def test_evaluation_refreshes_the_model_card_of_each_evaluated_checkpoint(evaluated_run):
+    run, _ = evaluated_run
+    card = (run / "checkpoints/step00004/README.md").read_text()
+    assert "Not evaluated yet" not in card and "| countdown | test | " in card
+    assert "Not evaluated yet" in (run / "checkpoints/step00002/README.md").read_text()  # --steps 0,4 only
+
+
 def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     run, data = evaluated_run
     calls = []
