@@ -162,6 +162,15 @@ def test_evaluation_refreshes_the_model_card_of_each_evaluated_checkpoint(evalua
     assert "Not evaluated yet" in (run / "checkpoints/step00002/README.md").read_text()  # --steps 0,4 only
 
 
+def test_lm_evals_own_results_file_names_the_adapter_the_limit_and_the_generation_kwargs(evaluated_run):
+    run, _ = evaluated_run
+    config = json.loads((run / "eval/test/step00004/lm_eval/results_countdown.json").read_text())["config"]
+    assert config["model"] == "hf" and f"peft={run / 'checkpoints/step00004'}" in config["model_args"]
+    assert config["limit"] == 2 and config["gen_kwargs"]["max_gen_toks"] == 4
+    base = json.loads((run / "eval/test/step00000/lm_eval/results_countdown.json").read_text())["config"]
+    assert "peft=" not in base["model_args"] and base["model_args"].startswith("pretrained=")
+
+
 def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     run, data = evaluated_run
     calls = []
