@@ -286,20 +286,19 @@ class Trainer:
         self.acc.wait_for_everyone()
         resume = newest_save(run_dir)  # never an older state: training on from it would overwrite newer saves
         meta = read_meta(resume) if resume is not None else None
-        fresh = False  # continuing from the weights only, with a fresh optimizer
         if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
             self.progress, resume = _progress(meta), None
-        elif resume is not None and (missing := missing_state(resume, meta)):
-            if not weights_only:
-                raise no_restart_error(resume, meta, missing)
-            fresh = True
-        elif weights_only:
+        if resume is not None and meta.get("world_size", 1) != self.acc.num_processes:
+            raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
+                            f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
+        missing = missing_state(resume, meta) if resume is not None else []
+        if missing and not weights_only:
+            raise no_restart_error(resume, meta, missing)
+        fresh = bool(missing)  # continuing from the weights only, with a fresh optimizer
+        if weights_only and not fresh:
             self.acc.print("note: --resume-weights-only is not needed: " + (
                 f"{resume} holds its training state; continuing exactly" if resume else "no save to continue from"))
         if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
-            if meta.get("world_size", 1) != self.acc.num_processes:
-                raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
-                                f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
             _load_weights(loaded.model, resume)
         # The scheduler is stepped once per optimizer step by us, so it is not handed to accelerate.
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
