@@ -11,7 +11,7 @@ the proxy the environment names) does not answer an HTTP HEAD request within 2 s
 cache is used from there at once (the libraries are switched to offline mode), and one that is not is a one-line
 error naming the download. The token is read by huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
 
-About 480 lines: the offline check, the model card and the push share the checkpoint reading.
+About 500 lines: the offline check, the model card and the push share the checkpoint reading.
 """
 from __future__ import annotations
 
