@@ -12,7 +12,9 @@
 
 Each model runs in a fresh process (rsft/eval_worker.py). Results: RUN/eval/PRESET/stepNNNNN/TASK.json (+ its
 samples and lm-eval's own results; layout in rsft/rundir.py), written atomically; a rerun skips finished
-(checkpoint, task) pairs, so an interrupted evaluation resumes. A task whose data is missing is skipped with its
+(checkpoint, task) pairs, so an interrupted evaluation resumes: Ctrl-C or SIGTERM stops the worker and ends with one
+line naming the step and task. `--limit N` (a smoke test) writes to RUN/eval/PRESET-limitN/, never into the
+preset's folder (--model writes where --out says). A task whose data is missing is skipped with its
 reason (STEP/skipped.json) while the others run. Judge-scored tasks (rsft/judges/) are judged after generation, in
 one more fresh process, so the judge has the GPU to itself; a rerun asks the judges only about samples they have not
 judged yet.
@@ -23,12 +25,13 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from rsft.errors import UserError, run_cli
+from rsft.errors import Interrupted, UserError, run_cli
 
 CPU_BATCH = 128  # hf on CPU: prompts per generate call (200 quickstart prompts: 128 + 72); bench/RESULTS.md
 
@@ -49,7 +52,8 @@ def parse_args(argv):
                    "responses run to thousands of tokens. On CPU a sampled reply does not depend on it (the "
                    "noise is keyed per question), up to bf16 rounding")
     p.add_argument("--limit", type=int, help="first N questions of every task, instead of the preset's (recorded "
-                   "in each result as the preset's limit)")
+                   "in each result as the preset's limit), a smoke test: a run's results go to eval/PRESET-limitN/, "
+                   "never into the preset's folder")
     p.add_argument("--model", help="evaluate any model: Hub id or local folder (instead of a run)")
     p.add_argument("--revision")
     p.add_argument("--subfolder", help="e.g. step640 in the paper's released repositories")
@@ -157,6 +161,21 @@ def checkpoint_model(ckpt: Path | None, **base):
     return ModelSpec(**base, adapter=str(ckpt) if ckpt else None, lora_rank=lora_rank(ckpt))
 
 
+def eval_dtype(device: str) -> tuple[str, str]:
+    """(dtype, why) the models are evaluated in: on a GPU what the card computes natively (bfloat16 from compute
+    capability 8.0, else float16: a T4's bfloat16 is emulated, and vLLM refuses it); on CPU bfloat16 where the CPU
+    has native bf16 (AVX512-BF16, AMX: faster matmuls), else the checkpoint's own dtype."""
+    if device == "cuda":
+        from rsft.models import native_dtype
+
+        return native_dtype()
+    from rsft.models import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return "bfloat16", "CPU with native bfloat16"
+    return "auto", "CPU without native bfloat16: the checkpoint's own dtype"
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     import ctypes
     import signal
@@ -167,17 +186,54 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass  # not Linux: the worker's own check of its parent covers it
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """End a worker and whatever it started (its process group): SIGTERM, which ends Python without a traceback,
+    then SIGKILL for anything left after 10 s. Another Ctrl-C or SIGTERM meanwhile waits for this."""
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        proc.wait()
+    finally:
+        for sig, old in held.items():
+            signal.signal(sig, old)
+
+
 def run_one(spec, module: str = "rsft.eval_worker") -> bool:
     """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded.
-    `spec`: a rsft.specs.WorkerSpec or JudgeSpec, written to a temporary file the child reads back."""
+    `spec`: a rsft.specs.WorkerSpec or JudgeSpec, written to a temporary file the child reads back.
+
+    The worker has a session of its own, so a terminal's Ctrl-C reaches evaluate.py alone, which stops the worker
+    (finished results are on disk, written whole) and re-raises the KeyboardInterrupt for its caller to name."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         f.write(spec.to_json())
     try:
-        res = subprocess.run([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent,
-                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        proc = subprocess.Popen([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                                start_new_session=True)
+        try:
+            return proc.wait() == 0
+        except KeyboardInterrupt:
+            _stop(proc)
+            raise
     finally:
         os.unlink(f.name)
-    return res.returncode == 0
+
+
+def _current_task(spec) -> str:
+    """The task a stopped worker was on: the first of its tasks without a result (the worker runs them in order)."""
+    from rsft.rundir import gen_path, result_path
+
+    out = Path(spec.out_dir)
+    return next((t for t in spec.tasks if not (result_path(out, t).exists() or gen_path(out, t).exists())),
+                spec.tasks[-1])
 
 
 def _minutes(seconds: float) -> str:
@@ -215,7 +271,11 @@ def run_models(plan: list, preset_name: str, backend: str, judge_only: bool) -> 
             continue
         print(f"{head}: {', '.join(spec.tasks)} ({preset_name} preset, {backend})", flush=True)
         start = time.monotonic()
-        ok = run_one(spec)
+        try:
+            ok = run_one(spec)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted at step {step}, task {_current_task(spec)}; rerun the same command to "
+                              "resume") from None
         times.append(time.monotonic() - start)
         left = todo - len(times)
         eta = f"; about {_minutes(left * sum(times) / len(times))} left for {left} more" if left else ""
@@ -240,7 +300,11 @@ def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batc
     print(f"judging {len(todo)} model(s): {', '.join(f'{r}={m}' for r, m in judges.items())}", flush=True)
     spec = JudgeSpec(out_dirs=tuple(str(d) for d in todo), tasks=tuple(tasks), judges=judges, endpoint=endpoint,
                      device=device, batch_size=batch_size)
-    ok = run_one(spec, "rsft.judges")
+    try:
+        ok = run_one(spec, "rsft.judges")
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while judging {len(todo)} model(s); finished judgments are kept, rerun the "
+                          "same command to resume") from None
     incomplete = [f"{d.name}/{t}" for d in todo for t in tasks if needs_judging(d, t, judges, endpoint)
                   and result_path(d, t).exists()]
     if incomplete:
@@ -256,7 +320,7 @@ def main(argv=None) -> int:
 
     from rsft.catalogue import preset, suite_tasks
     from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
-    from rsft.rundir import eval_dir, generated, record_skipped
+    from rsft.rundir import generated, record_skipped, step_name
     from rsft.specs import WorkerSpec
     from rsft.task_data import download, ensure_local, missing
     from rsft.tasks.datafile import eval_data_dir
@@ -302,7 +366,8 @@ def main(argv=None) -> int:
         jobs = models_of_run(run_dir, args.steps)
         suite, preset_name = args.suite or recipe.eval.suite, args.preset or recipe.eval.preset
         revision, trust = recipe.model.revision, recipe.model.trust_remote_code
-        out_root = run_dir / "eval" / preset_name
+        folder = preset_name if args.limit is None else f"{preset_name}-limit{args.limit}"  # --limit: its own
+        out_root = run_dir / "eval" / folder
     tasks, p = suite_tasks(suite), preset(preset_name)
     from rsft.hub import require
 
@@ -313,12 +378,11 @@ def main(argv=None) -> int:
         from dataclasses import replace
 
         p = replace(p, limit=args.limit, in_domain_limit=None)
+        print(f"--limit {args.limit}: results go to {out_root}" + ("" if args.model else ", a folder of their own"),
+              flush=True)
     batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
-    dtype = "auto"
-    if device == "cpu":  # bfloat16 weights where the CPU has native bf16 (AVX512-BF16, AMX): faster matmuls
-        from rsft.models import cpu_has_native_bf16
-
-        dtype = "bfloat16" if cpu_has_native_bf16() else "auto"
+    dtype, why = eval_dtype(device)
+    print(f"precision: {dtype} ({why})", flush=True)
     ensure_local(data_dir, tasks)
     if args.estimate:
         from rsft.planner import eval_plan_lines
@@ -342,7 +406,7 @@ def main(argv=None) -> int:
         print(f"code tasks run in the sandbox: {sandbox}", flush=True)
     out_dirs, plan = [], []  # every model's spec is built, hence validated, before the first model loads
     for step, adapter in jobs:
-        out_dir = out_root if args.model else eval_dir(run_dir, preset_name, step)
+        out_dir = out_root if args.model else out_root / step_name(step)
         if no_data:
             record_skipped(out_dir, no_data)
         out_dirs.append(out_dir)
@@ -355,11 +419,22 @@ def main(argv=None) -> int:
             tensor_parallel_size=args.tensor_parallel_size, sandbox=sandbox) if todo else None))
     failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
     judge_outputs(out_dirs, tasks, judges, endpoint, batch_size, device)
+    if not args.model:
+        from rsft.hub import write_model_card
+
+        for step, ckpt in jobs:  # each checkpoint's model card (README.md) now shows its scores beside the base's
+            if ckpt is not None and (ckpt / "README.md").exists():
+                write_model_card(ckpt)
     if failed:
         raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
     print(f"results in {out_root}")
     return 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) stops the evaluation as Ctrl-C does
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     run_cli(main)

@@ -8,7 +8,9 @@
     torchrun --nproc_per_node 2 train.py RECIPE.yaml      # several processes on CPU (gloo)
 
 Rerunning the same command resumes from the newest checkpoint (weights, optimizer, scheduler, RNG, data
-position). Ctrl-C or SIGTERM saves a resumable state after the current step. The run folder is the record:
+position). Ctrl-C or SIGTERM saves a resumable state after the current step. A run folder whose newest checkpoint
+lacks its trainer_state*.pt is refused, never restarted over: add --resume-weights-only to continue from its weights
+with a fresh optimizer (recorded in run.json), or train into a new train.output_dir. The run folder is the record:
 recipe.yaml (resolved), run.json, data_stats.json, metrics.jsonl, checkpoints/stepNNNNN/.
 """
 from __future__ import annotations
@@ -31,6 +33,8 @@ def parse_args(argv):
     p.add_argument("--check", action="store_true", help="load and validate everything, print the plan, exit")
     p.add_argument("--gpu", help="with --check: estimate memory and time on this card (t4, l4, rtx-4090, l40s, "
                    "a100-80gb, h100, ...; see rsft/planner.yaml); default: the card present, else common cards")
+    p.add_argument("--resume-weights-only", action="store_true", help="the newest checkpoint lacks its "
+                   "trainer_state*.pt: continue from its weights with a fresh optimizer (recorded in run.json)")
     return p.parse_args(argv)
 
 
@@ -68,7 +72,9 @@ def describe(recipe: Recipe, plan, stats: dict) -> str:
         f"steps/epoch     {plan.steps_per_epoch} ({plan.dropped_rows_per_epoch} rows/epoch left over)",
         f"loss            {_loss_arithmetic(t, plan)}",
         f"total steps     {plan.total_steps} ({plan.warmup_steps} warmup, {t.lr_scheduler_type}, lr {t.learning_rate})",
-        f"checkpoints     {', '.join(map(str, plan.save_steps))}",
+        f"checkpoints     {', '.join(map(str, plan.save_steps))}" + (
+            f"  (note: checkpoints.steps {list(plan.dropped_saves)} dropped: beyond train.max_steps "
+            f"{t.max_steps})" if plan.dropped_saves else ""),
         f"supervised      {stats['supervised_tokens']:,} response tokens per epoch",
     ]
     return "\n".join(lines)
@@ -160,8 +166,20 @@ def _lock_run_folder(run_dir: Path):
     return lock
 
 
+def check_tracker(name: str) -> None:
+    """train.report_to's package is importable (accelerate's own test), or one line with its install command,
+    before any data is read: --check fails too."""
+    if name == "none":
+        return
+    import accelerate.utils
+
+    if not getattr(accelerate.utils, f"is_{name}_available")():  # every LoggerType has one
+        raise UserError(f"train.report_to: {name} needs the {name} package: pip install {name}")
+
+
 def _train(args, recipe: Recipe, run_dir: Path) -> int:
     _check_run_folder(recipe, run_dir)
+    check_tracker(recipe.train.report_to)
     from rsft.models import preflight
 
     model_path = preflight(recipe)  # offline and not cached, or a wrong target module: one line, in seconds
@@ -182,11 +200,6 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
         print("\n".join(plan_lines(recipe, data.examples, plan, args.gpu)))
         return 0
 
-    if recipe.train.report_to == "wandb":
-        import importlib.util
-
-        if importlib.util.find_spec("wandb") is None:
-            raise UserError("train.report_to: wandb needs the wandb package: pip install wandb")
     log_with = None if recipe.train.report_to == "none" else recipe.train.report_to
     import torch
 
@@ -214,7 +227,7 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
 
     from rsft.trainer import Trainer
 
-    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc)  # resumes from the newest complete checkpoint
+    trainer = Trainer(recipe, run_dir, data, plan, loaded, acc, weights_only=args.resume_weights_only)  # resumes
     if trainer.progress.step >= plan.total_steps:
         acc.print(f"{run_dir} is already complete ({plan.total_steps} steps); nothing to do")
         return 0

@@ -34,7 +34,8 @@ class ModelConfig:
     revision: Optional[str] = None  # Hub revision (branch, tag or commit) of name_or_path
     # Run the model repository's own Python code. Off unless a recipe turns it on.
     trust_remote_code: bool = False
-    # auto = bfloat16 on a CUDA GPU that supports it, float16 on older GPUs (T4), float32 on CPU.
+    # auto = bfloat16 on a CUDA GPU that computes it natively (compute capability >= 8.0: A100, L4, H100, RTX 30xx+),
+    # float16 with loss scaling on older GPUs (T4, V100), float32 on CPU.
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Backend: auto = unsloth when a CUDA GPU and unsloth are present, else hf (transformers + peft).
     backend: Literal["auto", "unsloth", "hf"] = "auto"
@@ -77,12 +78,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    output_dir: Optional[str] = None  # run folder; default runs/<recipe file name without .yaml>
+    output_dir: Optional[str] = None  # run folder; default runs/<recipe file name without .yaml>[-max<max_steps>]
     # Paper: global batch 256 = 4 per GPU x 8 GPUs x 8 accumulation. One GPU: 4 x 64 = 256.
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 64
     num_train_epochs: int = 8  # paper: 8 epochs x 80 steps = 640 steps on 20,480 rows
-    max_steps: Optional[int] = None  # stop after this many optimizer steps (overrides num_train_epochs)
+    # Stop after this many optimizer steps (overrides num_train_epochs; checkpoints.steps beyond it are dropped).
+    max_steps: Optional[int] = None
     learning_rate: float = 5e-5  # paper (full fine-tuning); LoRA recipes usually raise it, see recipes/
     lr_scheduler_type: Literal["cosine", "constant", "linear"] = "cosine"  # all with warmup, as the paper
     warmup_ratio: float = 0.1  # 10% of total steps: 64 of 640
@@ -106,7 +108,10 @@ class TrainConfig:
     # bfloat16 on such a CPU, else off. On a GPU model.dtype sets the precision and this is ignored.
     autocast: Literal["off", "auto", "bfloat16"] = "off"
     logging_steps: int = 1  # write metrics every N optimizer steps
-    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    # Metrics to a tracker through accelerate (its LoggerType names; each needs its own package: train.py --check
+    # names the missing one): tensorboard writes RUN/<run name>/events.out.tfevents.*; the others log to their service.
+    report_to: Literal["none", "tensorboard", "wandb", "trackio", "comet_ml", "mlflow", "aim", "clearml", "dvclive",
+                       "swanlab"] = "none"
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,8 @@ class Recipe:
     def run_dir(self) -> Path:
         if self.train.output_dir:
             return Path(self.train.output_dir)
-        return Path("runs") / Path(self.source).stem
+        shortened = f"-max{self.train.max_steps}" if self.train.max_steps is not None else ""  # a smoke test's
+        return Path("runs") / (Path(self.source).stem + shortened)  # own folder: it never blocks the full run
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -256,7 +256,14 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
         result.update(metric=None, judge=judge)
     # lm-eval's own files for the task, as its CLI writes them (what is not JSON, e.g. functions, as text)
     own = {key: {lm_name: res.get(key, {}).get(lm_name)} for key in ("results", "configs", "versions", "n-samples")}
-    own.update(config=res.get("config"), lm_eval_version=lm_eval_version)
+    # the model lm-eval was handed as an object leaves model_args and limit None: say what ran, as lm-eval's CLI
+    # would for `--model_args pretrained=BASE,peft=ADAPTER --limit N --gen_kwargs ...`, so its tools read it right
+    mod = spec.model
+    model_args = ",".join(f"{k}={v}" for k, v in (("pretrained", mod.base), ("revision", mod.revision),
+                          ("subfolder", mod.subfolder), ("peft", mod.adapter), ("dtype", mod.dtype)) if v)
+    own.update(config={**(res.get("config") or {}), "model": "vllm" if spec.backend == "vllm" else "hf",
+                       "model_args": model_args, "limit": result["n"],
+                       "gen_kwargs": dict(task.config.generation_kwargs)}, lm_eval_version=lm_eval_version)
     results_file, samples_file = lm_eval_paths(out_dir, name)
     write_json_atomic(results_file, json.loads(json.dumps(own, default=str)))
     write_jsonl_atomic(samples_file, json.loads(json.dumps(res["samples"][lm_name], default=str)))

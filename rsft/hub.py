@@ -11,7 +11,7 @@ the proxy the environment names) does not answer an HTTP HEAD request within 2 s
 cache is used from there at once (the libraries are switched to offline mode), and one that is not is a one-line
 error naming the download. The token is read by huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
 
-About 400 lines: the offline check, the model card and the push share the checkpoint reading.
+About 500 lines: the offline check, the model card and the push share the checkpoint reading.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import urllib.error
@@ -31,7 +32,17 @@ PROBE_TIMEOUT_S = 2.0  # one HEAD request to the Hub: well inside the 5 s a user
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # The embedded model is SmolLM2-135M-Instruct read from a Q4_1 GGUF file (rsft/models.py): on the Hub, its base.
 EMBEDDED_HUB_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
-NOT_SHARED = {"trainer_state.pt": "optimizer, scheduler and RNG state (only to resume training)"}
+TRAINING_STATE = "optimizer, scheduler and RNG state (only to resume training; under FSDP a process's optimizer shard)"
+
+
+def not_shared(name: str) -> str | None:
+    """Why a checkpoint file is never uploaded, or None: every training-state file (trainer_state.pt and each
+    process's trainer_state_rankR.pt, rsft/trainer.py), hidden files and leftovers of a save."""
+    if name.startswith("trainer_state") and name.endswith(".pt"):
+        return TRAINING_STATE
+    if name.startswith(".") or name.endswith(".tmp"):
+        return "not part of the checkpoint"
+    return None
 GENERATED = ("README.md", "adapter_config.json")  # written for the upload, not copied
 
 
@@ -201,7 +212,8 @@ def _eval_rows(run_dir: Path, step: int) -> tuple[list[dict], list[str]]:
 
     rows, unreadable = [], []
     for path in sorted(run_dir.glob(f"eval/*/step{step:05d}/*.json")):
-        if path.name.endswith(".gen.json"):
+        smoke_test = re.fullmatch(r".+-limit\d+", path.parts[-3])  # eval/PRESET-limitN/: not the checkpoint's score
+        if path.name.endswith(".gen.json") or path.name == "skipped.json" or smoke_test:
             continue
         try:
             r = load_result(path)
@@ -227,6 +239,84 @@ def _score(r) -> str:
     return f"{r.scale * r.value:.1f}{err}{unit}"
 
 
+EMBEDDED_LICENSE = "apache-2.0"  # SmolLM2-135M-Instruct's
+
+
+def base_license(base: str | None, trained_on: str) -> str | None:
+    """The base model's license, from its own model card where it is on this machine (a local folder, the Hub
+    cache), without a Hub call; None when unknown."""
+    from rsft.cache import EMBEDDED_SMOLLM2
+
+    if trained_on == EMBEDDED_SMOLLM2:
+        return EMBEDDED_LICENSE
+    from huggingface_hub import ModelCard, try_to_load_from_cache
+
+    local = Path(trained_on).expanduser() / "README.md"
+    found = local if local.is_file() else try_to_load_from_cache(base, "README.md") if base else None
+    if not isinstance(found, (str, Path)):
+        return None
+    try:
+        return ModelCard.load(found).data.license
+    except Exception:  # a card without front matter, unreadable YAML: the license stays unknown
+        return None
+
+
+def _guess(r) -> float | None:
+    """The Countdown random-guess rate (percent) over this result's puzzles, as the report computes it."""
+    from rsft.report import _guess_rate
+    from rsft.rundir import read_jsonl, samples_of
+
+    samples = read_jsonl(samples_of(r.path)) if samples_of(r.path).exists() else None
+    rate = _guess_rate(samples) if samples else None
+    return None if rate is None else 100 * rate
+
+
+def _eval_results(rows: list[dict]):
+    """huggingface_hub EvalResults for the card's model-index: each task's score with its n, k, sampling, token
+    cap, domain, and the random-guess rate where one exists."""
+    from huggingface_hub import EvalResult
+
+    out = []
+    for row in rows:
+        r = row["result"]
+        if r.value is None:
+            continue
+        g = r.raw.get("generation_kwargs") or {}
+        args = {"n": r.raw.get("n"), "k": r.raw.get("k"), "temperature": g.get("temperature"),
+                "top_p": g.get("top_p"), "max_gen_toks": g.get("max_gen_toks"),
+                "domain": DOMAINS.get(r.raw.get("group"), r.raw.get("group")),
+                "base_step_0": None if row["base"] is None or row["base"].value is None else
+                round(row["base"].scale * row["base"].value, 2), "random_guess": row["guess"]}
+        out.append(EvalResult(task_type="text-generation", dataset_type=f"rsft/{r.task}", dataset_name=r.task,
+                              metric_type="accuracy" if r.scale == 100.0 else str(r.raw.get("metric")),
+                              metric_value=round(r.scale * r.value, 2),
+                              metric_name=f"{r.raw.get('metric') or 'score'}, {row['preset']} preset",
+                              metric_args={k: v for k, v in args.items() if v is not None}))
+    return out
+
+
+DOMAINS = {"in_domain": "in-domain", "ood": "out-of-domain"}  # rsft/catalogue.py GROUPS, as a reader says them
+
+
+def _card_row(row: dict) -> str:
+    r = row["result"]
+    guess = "-" if row["guess"] is None else f"{row['guess']:.1f}%"
+    return (f"| {r.task} | {DOMAINS.get(r.raw.get('group'), r.raw.get('group') or '-')} | {row['preset']} | "
+            f"{r.raw.get('n')} x {r.raw.get('k')} | {_score(r)} | {_score(row['base'])} | {guess} |")
+
+
+def _front_matter(name: str, base: str | None, lora: bool, data_path: str, license: str | None, rows) -> list[str]:
+    from huggingface_hub import ModelCardData
+
+    data = ModelCardData(
+        model_name=name, base_model=base, library_name="peft" if lora else "transformers",
+        pipeline_tag="text-generation", license=license,
+        datasets=[data_path] if "/" in data_path and not Path(data_path).exists() else None,
+        tags=["rsft", "sft", "long-cot", "reasoning"] + (["lora"] if lora else []),
+        eval_results=_eval_results(rows) or None, **({"base_model_relation": "adapter"} if lora and base else {}))
+    return ["---", data.to_yaml(), "---"]
+
+
 def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) -> str:
     """README.md for a checkpoint, from its meta.json, the run's recipe and its evaluation results (if any)."""
     from rsft.config import load_recipe
@@ -238,14 +328,14 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
     m, d, t = recipe.model, recipe.data, recipe.train
     base = base or hub_base(meta["base_model"])
     lora = m.finetune != "full"
-    front = ["---", f"base_model: {base}" if base else None, "base_model_relation: adapter" if lora and base else None,
-             f"library_name: {'peft' if lora else 'transformers'}", "pipeline_tag: text-generation",
-             f"datasets:\n- {d.path}" if "/" in d.path and not Path(d.path).exists() else None,
-             "tags:\n- rsft\n- sft\n- long-cot\n- reasoning" + ("\n- lora" if lora else ""), "---"]
     from rsft.rundir import checkpoint_dir
 
     step = meta["step"]
     name = repo_id or f"{run_dir.name}, step {step}"
+    results, unreadable = _eval_rows(run_dir, step)
+    for row in results:
+        row["guess"] = _guess(row["result"]) if row["result"].task == "countdown" else None
+    front = _front_matter(name, base, lora, d.path, base_license(base, meta["base_model"]), results)
     what = (f"A LoRA adapter (r {recipe.lora.r}, alpha {recipe.lora.lora_alpha}, on "
             f"{', '.join(recipe.lora.target_modules)}{'; 4-bit base while training' if m.finetune == 'qlora' else ''})"
             if lora else "A fully fine-tuned model")
@@ -257,7 +347,7 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
     data_text = (f"`{d.path}`" + (f" at revision `{d.revision}`" if d.revision else "") +
                  (f", first {rows:,} rows" if rows else "") + f", split `{d.split}`, schema `{d.schema}`, "
                  f"at most {d.max_length:,} tokens per row ({d.over_length} beyond)")
-    lines = [line for line in front if line] + [
+    lines = front + [
         f"# {name}", "",
         f"{what} for {base_text}, trained with rsft, the single-GPU reproduction kit of *Rethinking "
         "Generalization in Reasoning SFT* (Ren et al. 2026, [arXiv 2604.06628](https://arxiv.org/abs/2604.06628)), "
@@ -276,12 +366,15 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
               f"| fine-tuning | {m.finetune} ({meta['backend']} backend) |",
               f"| recipe fingerprint | `{meta['recipe_fingerprint']}` |", ""]
     lines += ["## The paper setting", "", *_paper_lines(m.name_or_path, d.path), ""]
-    results, unreadable = _eval_rows(run_dir, step)
     lines += ["## Evaluation", ""]
     if results:
-        lines += ["| task | preset | this checkpoint | base (step 0) |", "|---|---|---|---|"]
-        lines += [f"| {r['task']} | {r['preset']} | {_score(r['result'])} | {_score(r['base'])} |" for r in results]
-        lines += ["", "Scores are percent ± standard error as `evaluate.py` wrote them (`eval/PRESET/stepNNNNN/`)."]
+        lines += ["| task | domain | preset | n x k | this checkpoint | base (step 0) | random guess |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [_card_row(r) for r in results]
+        lines += ["", "Scores are percent ± standard error as `evaluate.py` wrote them (`eval/PRESET/stepNNNNN/`), "
+                  "on n questions with k samples each (avg@k); sampling and token cap per task are in the model-index "
+                  "above. Random guess: the score of a random combination of each Countdown puzzle's numbers, the "
+                  "floor a gain must clear."]
     else:
         lines += [f"Not evaluated yet (`python evaluate.py {run_dir}` writes the results this card shows)."]
     if unreadable:
@@ -333,8 +426,8 @@ def upload_plan(ckpt: Path, repo_id: str, base: str | None = None) -> tuple[list
     for path in sorted(ckpt.iterdir()):
         if path.name in GENERATED or not path.is_file():
             continue
-        if path.name in NOT_SHARED or path.name.startswith(".") or path.name.endswith(".tmp"):
-            left_out[path.name] = NOT_SHARED.get(path.name, "not part of the checkpoint")
+        if why := not_shared(path.name):
+            left_out[path.name] = why
             continue
         files.append((path.name, path))
     return sorted(files), left_out

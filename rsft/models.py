@@ -153,21 +153,35 @@ def cpu_attention() -> str:
     return CPU_ATTENTION
 
 
+def native_dtype() -> tuple[str, str]:
+    """(dtype, why): the 16-bit format this device computes natively, or float32 on CPU (evaluation's and
+    model.dtype auto's choice). bfloat16 only from compute capability 8.0 (Ampere) on: torch.cuda.is_bf16_supported()
+    also answers True on a T4 (7.5), where bfloat16 is emulated, slower than float16 and not what vLLM accepts."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "float32", "on CPU"
+    name, cc = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+    card = f"the {name} (compute capability {cc[0]}.{cc[1]})"
+    if cc >= (8, 0):
+        return "bfloat16", f"{card} computes bfloat16 natively"
+    return "float16", f"{card} has no native bfloat16 (it would be emulated)"
+
+
 def pick_dtype(recipe: Recipe):
+    """(torch dtype, why) of the base model's weights and compute for model.dtype auto|bfloat16|float16|float32.
+    float16 is trained with loss scaling (rsft.trainer); adapters stay float32 (peft's autocast_adapter_dtype)."""
     import torch
 
     name = recipe.model.dtype
+    native, why = native_dtype()
     if name == "auto":
-        if not cuda_available():
-            return torch.float32
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        print("note: this GPU has no bfloat16 (a T4, say): the base runs in float16 instead (adapters stay float32); "
-              "if the loss turns nan, set model.dtype: float32")
-        return torch.float16
+        return getattr(torch, native), f"model.dtype auto: {why}"
     if name in ("bfloat16", "float16") and not cuda_available():
-        print(f"note: model.dtype {name} on CPU is slow; float32 is the CPU default")
-    return getattr(torch, name)
+        return getattr(torch, name), f"model.dtype {name}: on CPU it is slow; float32 is the CPU default"
+    if name == "bfloat16" and native == "float16":
+        return torch.bfloat16, f"model.dtype bfloat16, though {why}: slow; auto would pick float16"
+    return getattr(torch, name), f"model.dtype {name}: asked for by the recipe"
 
 
 @dataclass
@@ -177,6 +191,8 @@ class Loaded:
     backend: str
     why: str
     base_path: str  # what from_pretrained was given (the embedded model's local folder, or the Hub id)
+    dtype: object  # the base's torch dtype (float16: the trainer scales the loss)
+    dtype_why: str
 
 
 def _require(path: str, recipe: Recipe) -> None:
@@ -246,14 +262,15 @@ def load_tokenizer(path: str, recipe: Recipe):
 def load_for_training(recipe: Recipe) -> Loaded:
     backend, why = pick_training_backend(recipe)
     path = preflight(recipe)
+    dtype, dtype_why = pick_dtype(recipe)
     if backend == "unsloth":
-        model, tok = _load_unsloth(recipe, path)
+        model, tok = _load_unsloth(recipe, path, dtype)
     else:
-        model, tok = _load_hf(recipe, path)
+        model, tok = _load_hf(recipe, path, dtype)
     if recipe.model.finetune != "full":
         config = model.peft_config["default"]
         config.base_model_name_or_path, config.revision = adapter_base(recipe, path, model)
-    return Loaded(model, tok, backend, why, path)
+    return Loaded(model, tok, backend, why, path, dtype, dtype_why)
 
 
 def adapter_base(recipe: Recipe, path: str, model) -> tuple[str, str | None]:
@@ -271,12 +288,11 @@ def _lora_kwargs(recipe: Recipe) -> dict:
     return dict(r=lc.r, lora_alpha=lc.lora_alpha, lora_dropout=lc.lora_dropout, target_modules=list(lc.target_modules))
 
 
-def _load_hf(recipe: Recipe, path: str):
+def _load_hf(recipe: Recipe, path: str, dtype):
     import torch
     from transformers import AutoModelForCausalLM
 
     tok = load_tokenizer(path, recipe)
-    dtype = pick_dtype(recipe)
     kwargs = dict(revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code, dtype=dtype)
     if recipe.model.finetune == "qlora":
         if importlib.util.find_spec("bitsandbytes") is None:
@@ -308,7 +324,7 @@ def _load_hf(recipe: Recipe, path: str):
     return peft.get_peft_model(model, lora), tok
 
 
-def _load_unsloth(recipe: Recipe, path: str):
+def _load_unsloth(recipe: Recipe, path: str, dtype):
     try:
         import unsloth  # noqa: F401  (first: it patches transformers and peft)
         from unsloth import FastLanguageModel
@@ -321,7 +337,7 @@ def _load_unsloth(recipe: Recipe, path: str):
         model_name=path,
         revision=recipe.model.revision,
         max_seq_length=recipe.data.max_length,
-        dtype=pick_dtype(recipe),
+        dtype=dtype,
         load_in_4bit=recipe.model.finetune == "qlora",
         full_finetuning=recipe.model.finetune == "full",
         trust_remote_code=recipe.model.trust_remote_code,

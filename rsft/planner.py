@@ -140,9 +140,11 @@ def detect_gpu() -> dict | None:
     for name, g in data()["gpus"].items():  # most specific first in the file: "H100 PCIe" before "H100"
         if re.search(rf"\b{re.escape(g['match'])}\b", dev):  # "L4" is not "L40S"
             return {**g, "name": dev, "memory_gb": mem}
-    # an unlisted card: its real memory, and (unknown speed) the slowest listed card's FLOP/s
-    slowest = min(data()["gpus"].values(), key=lambda g: g["tflops"])
-    return {"name": dev, "memory_gb": mem, "tflops": slowest["tflops"], "bf16": torch.cuda.is_bf16_supported(),
+    # an unlisted card: its real memory, and (unknown speed) the lowest listed FLOP/s and bandwidth
+    cards = data()["gpus"].values()
+    return {"name": dev, "memory_gb": mem, "tflops": min(g["tflops"] for g in cards),
+            "bandwidth_gbs": min(g["bandwidth_gbs"] for g in cards),
+            "bf16": torch.cuda.get_device_capability(0)[0] >= 8,  # native bf16 only (a T4 emulates it)
             "match": dev, "speed_guessed": True}
 
 

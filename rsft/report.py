@@ -150,7 +150,8 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
     if len(by_group) > 1:
         notes.append(f"these results come from {len(by_group)} different presets or grader versions "
                      f"({'; '.join(by_group)}); they are never drawn on one figure: each has its own figures.")
-    notes += _version_notes(by_group) + _judge_notes(series, unscored) + _floor_notes(series)
+    notes += (_version_notes(by_group) + _judge_notes(series, unscored) + _small_n_notes(series)
+              + _floor_notes(series))
     for s in series:
         for steps, tasks in _gap_lines(s):
             notes.append(f"{s.label}: no result for {', '.join(tasks)} at steps {', '.join(map(str, steps))} "
@@ -162,6 +163,30 @@ def section_warnings(page: Page, series: list[Series], unscored: list[Result]) -
         page.heading("Warnings")
         for note in notes:
             page.warning(note)
+    return notes
+
+
+SMALL_N = 30  # fewer questions than this: Wilson's 95% interval at 50% spans over 34 points (n 2: 81, n 30: 34)
+
+
+def _small_n(s: Series) -> dict[str, int]:
+    """{task: its smallest n} for the series' tasks scored on fewer than SMALL_N questions (a --limit smoke test)."""
+    small: dict[str, int] = {}
+    for (task, _), r in s.results.items():
+        n = r.raw.get("n")
+        if isinstance(n, int) and n < SMALL_N:
+            small[task] = min(n, small.get(task, n))
+    return small
+
+
+def _small_n_notes(series: list[Series]) -> list[str]:
+    notes = []
+    for s in series:
+        if small := _small_n(s):
+            cells = ", ".join(f"{t} n = {n}" for t, n in sorted(small.items()))
+            notes.append(f"{s.label}: too few questions for the intervals to mean much ({cells}; under {SMALL_N}, a "
+                         f"95% interval at 50% spans over a third of the scale): a smoke test, not a finding; "
+                         f"evaluate without --limit for the preset's questions")
     return notes
 
 
@@ -217,6 +242,8 @@ def _headline_line(s: Series) -> str | None:
     if missing:
         text += (f" (No interval for the {' or the '.join(missing)} change: a task there has no per-question "
                  f"scores, or other questions at the two steps, so nothing can be paired.)")
+    if small := _small_n(s):
+        text += f" (Only n = {min(small.values())} questions in a task: a smoke test, not a finding; see Warnings.)"
     return text + _guess_note(s)
 
 

@@ -10,6 +10,7 @@
                            lm_eval/results_TASK.json, lm_eval/samples_TASK.jsonl   lm-eval's own files for the task
                            skipped.json         tasks not evaluated for this model, with the reason
                            .worker.lock         held by the evaluation writing this step
+      eval/PRESET-limitN/...            the same for `evaluate.py --limit N` (a smoke test of its own)
     --model runs write the same TASK files into --out.
 
 Step numbers are zero-padded to 5 digits so folders sort (step00010 ... step00640).

@@ -16,17 +16,21 @@ class Plan:
     total_steps: int
     warmup_steps: int
     save_steps: tuple[int, ...]
+    dropped_saves: tuple[int, ...] = ()  # checkpoints.steps beyond train.max_steps: not saved (a shortened run)
 
     @property
     def dropped_rows_per_epoch(self) -> int:
         return self.rows - self.steps_per_epoch * self.global_batch
 
 
-def checkpoint_steps(cfg: CheckpointConfig, total_steps: int) -> tuple[int, ...]:
+def checkpoint_steps(cfg: CheckpointConfig, total_steps: int, shortened: bool = False) -> tuple[int, ...]:
+    """The steps saved: checkpoints.steps, every, the doublings, and always the last step. `shortened`: the run is
+    cut by train.max_steps (a smoke test), so checkpoints.steps beyond it are dropped (make_plan notes them);
+    otherwise such steps are a mistake in the recipe."""
     late = [s for s in cfg.steps if s > total_steps]
-    if late:
+    if late and not shortened:
         raise UserError(f"checkpoints.steps {late} lie beyond the last step ({total_steps})")
-    steps = set(cfg.steps) | {total_steps}
+    steps = {s for s in cfg.steps if s <= total_steps} | {total_steps}
     if cfg.every:
         steps |= set(range(cfg.every, total_steps + 1, cfg.every))
     if cfg.doubling_from:
@@ -65,6 +69,7 @@ def make_plan(train: TrainConfig, ckpt: CheckpointConfig, rows: int, world_size:
         )
     _check_loss_groups(train, global_batch)
     total = train.max_steps if train.max_steps is not None else steps_per_epoch * train.num_train_epochs
+    shortened = train.max_steps is not None
     return Plan(
         rows=rows,
         world_size=world_size,
@@ -72,5 +77,6 @@ def make_plan(train: TrainConfig, ckpt: CheckpointConfig, rows: int, world_size:
         steps_per_epoch=steps_per_epoch,
         total_steps=total,
         warmup_steps=int(train.warmup_ratio * total),
-        save_steps=checkpoint_steps(ckpt, total),
+        save_steps=checkpoint_steps(ckpt, total, shortened),
+        dropped_saves=tuple(s for s in ckpt.steps if s > total) if shortened else (),
     )

@@ -92,6 +92,27 @@ def find_resume_point(run_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: read_meta(p)["step"])
 
 
+def newest_save(run_dir: Path) -> Path | None:
+    """The save with the highest step (a checkpoint or the interrupt state), whether or not it kept its state."""
+    saves = checkpoint_dirs(run_dir) + [p for p in [run_dir / RESUME_DIR] if (p / META_FILE).exists()]
+    return max(saves, key=lambda p: read_meta(p)["step"], default=None)
+
+
+def missing_state(save: Path, meta: dict) -> list[str]:
+    """The training-state files a save needs to continue exactly and lacks (Drive sync lag, a deleted file)."""
+    need = [STATE_FILE] + [RANK_STATE.format(r) for r in range(meta.get("world_size", 1))]
+    return [f for f in need if not (save / f).exists()]
+
+
+def no_restart_error(save: Path, meta: dict, missing: list[str]) -> UserError:
+    """A run folder is never silently trained again from step 0 over its checkpoints and metrics.jsonl."""
+    return UserError(
+        f"{save} (step {meta['step']}, the newest save of this run) lacks {', '.join(missing)} (optimizer, scheduler, "
+        "RNG), so the run cannot continue exactly, and it is not restarted over its checkpoints. Either continue from "
+        "its weights with a fresh optimizer: rerun with --resume-weights-only (recorded in run.json); or start over: "
+        "set train.output_dir to a new folder")
+
+
 def _set_aside(path: Path) -> Path:
     """Rename a folder to NAME.old (a name incomplete_saves() knows), so that no kill leaves half of it in place."""
     old = path.with_name(path.name + ".old")
@@ -231,7 +252,10 @@ def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator):
+    def __init__(self, recipe: Recipe, run_dir: Path, data: TrainSet, plan: Plan, loaded, accelerator,
+                 weights_only: bool = False):
+        """weights_only: the user's opt-in (train.py --resume-weights-only) to continue from a newest save that lacks
+        its training state with its weights and a fresh optimizer; without it such a run folder is refused."""
         self.r, self.run_dir, self.data, self.plan = recipe, run_dir, data, plan
         self.acc = accelerator
         self.tokenizer = loaded.tokenizer
@@ -260,24 +284,52 @@ class Trainer:
                 print(f"removed {len(left)} incomplete save(s) of an interrupted run: "
                       f"{', '.join(str(x.relative_to(run_dir)) for x in left)}")
         self.acc.wait_for_everyone()
-        resume = find_resume_point(run_dir)
+        resume = newest_save(run_dir)  # never an older state: training on from it would overwrite newer saves
         meta = read_meta(resume) if resume is not None else None
         if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
             self.progress, resume = _progress(meta), None
+        if resume is not None and meta.get("world_size", 1) != self.acc.num_processes:
+            raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
+                            f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
+        missing = missing_state(resume, meta) if resume is not None else []
+        if missing and not weights_only:
+            raise no_restart_error(resume, meta, missing)
+        fresh = bool(missing)  # continuing from the weights only, with a fresh optimizer
+        if weights_only and not fresh:
+            self.acc.print("note: --resume-weights-only is not needed: " + (
+                f"{resume} holds its training state; continuing exactly" if resume else "no save to continue from"))
         if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
-            if meta.get("world_size", 1) != self.acc.num_processes:
-                raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
-                                f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
             _load_weights(loaded.model, resume)
         # The scheduler is stepped once per optimizer step by us, so it is not handed to accelerate.
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
         self.sharded = self.acc.distributed_type == DistributedType.FSDP  # optimizer state differs per rank
         self.pad_id = self.tokenizer.pad_token_id
         self.autocast, why = resolve_autocast(t.autocast, torch.cuda.is_available())
-        self.acc.print(f"autocast: {why}")
-        if resume is not None:
+        self.acc.print(f"precision: {str(loaded.dtype).removeprefix('torch.')} base ({loaded.dtype_why}); "
+                       f"autocast {why}")
+        self.scaler = self._loss_scaler(loaded.dtype)
+        if fresh:
+            self._fresh_optimizer(resume, meta, missing)
+        elif resume is not None:
             self._load_state(resume, meta)
         self._truncate_metrics(self.progress.step)
+
+    def _loss_scaler(self, dtype):
+        """float16 gradients below 6e-8 flush to zero (the 135M model's adapter gradients lost 36% against float32,
+        silently): the loss is scaled up before backward and the gradients unscaled in float32 before the clip
+        (torch.amp.GradScaler: 2^16 at first, doubled after 2000 clean steps). A step whose scaled gradient
+        overflows is redone at half the scale, so no step's data is dropped."""
+        import torch
+
+        if dtype != torch.float16:
+            return None
+        if any(p.dtype == torch.float16 for p in self.model.parameters() if p.requires_grad):
+            raise UserError("float16 trainable weights (model.finetune: full with model.dtype float16 or auto on a "
+                            "card without bfloat16) lose AdamW's small updates and cannot be loss-scaled; set "
+                            "model.dtype: float32, or use model.finetune: lora")
+        self.acc.print("loss scaling: on (float16 base; torch.amp.GradScaler, an overflowing step is redone at half "
+                       "the scale)")
+        return torch.amp.GradScaler(self.acc.device.type)
 
     # ---------------------------------------------------------------------------------------------- resume
 
@@ -286,9 +338,33 @@ class Trainer:
         mine = _torch_load(ckpt / RANK_STATE.format(self.acc.process_index))
         self.optimizer.load_state_dict(mine["optimizer"] if self.sharded else state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         _set_rng_state(mine["rng"])
         self.progress = _progress(meta)
         self.acc.print(f"resuming from {ckpt} (step {meta['step']} of {self.plan.total_steps})")
+
+    def _fresh_optimizer(self, ckpt: Path, meta: dict, missing: list[str]) -> None:
+        """Continue at the save's step from its weights (loaded already): the optimizer starts empty, the schedule is
+        moved to the step, the RNG keeps train.seed's start. Recorded in run.json: the run is no longer exact."""
+        import warnings
+
+        from rsft.rundir import read_json, write_json_atomic
+
+        self.progress = _progress(meta)
+        with warnings.catch_warnings():  # torch warns of a scheduler stepped before any optimizer step
+            warnings.simplefilter("ignore")
+            for _ in range(meta["step"]):
+                self.scheduler.step()
+        if self.acc.is_main_process:
+            record = self.run_dir / "run.json"
+            run = read_json(record) or {}
+            run.setdefault("weights_only_resumes", []).append(
+                {"step": meta["step"], "from": str(ckpt.relative_to(self.run_dir)), "missing": missing,
+                 "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            write_json_atomic(record, run)
+        self.acc.print(f"resuming the weights of {ckpt} (step {meta['step']} of {self.plan.total_steps}) with a fresh "
+                       f"optimizer (--resume-weights-only; {', '.join(missing)} missing); recorded in run.json")
 
     def _truncate_metrics(self, step: int) -> None:
         """Keep metric lines up to the resume point only (later ones are about to be recomputed; a line torn by a
@@ -312,6 +388,9 @@ class Trainer:
         import torch
 
         out = checkpoint_dir(self.run_dir, step) if scheduled else self.run_dir / RESUME_DIR
+        if scheduled and out.exists():  # cannot happen after a resume from the newest save; never replace one
+            raise UserError(f"{out} exists already and a checkpoint is never overwritten; train into a new "
+                            "train.output_dir")
         tmp = out.with_name(out.name + ".tmp")
         main = self.acc.is_main_process
         if main:
@@ -341,6 +420,8 @@ class Trainer:
 
                 write_model_card(tmp)
             state = {"scheduler": self.scheduler.state_dict()}
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
             if not self.sharded:
                 state["optimizer"] = self.optimizer.state_dict()
             torch.save(state, tmp / STATE_FILE)
@@ -389,7 +470,8 @@ class Trainer:
             with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
                 loss = self.model(**batch).loss  # token mean over this micro-batch's response tokens
                 # x processes: data parallelism averages the processes' gradients, the objective is their sum
-                self.acc.backward(loss * (mb.weight * self.acc.num_processes))
+                objective = loss * (mb.weight * self.acc.num_processes)
+                self.acc.backward(objective if self.scaler is None else self.scaler.scale(objective))
             loss_sum += loss.detach().float() * mb.share
             tokens += int(batch["attention_mask"].sum())
         loss = self.acc.reduce(loss_sum, reduction="sum").item()
@@ -412,18 +494,37 @@ class Trainer:
             "model.dtype bfloat16 or float32 instead of float16, or set train.nonfinite_grad_norm: skip (the paper's "
             "rule), in a new train.output_dir")
 
+    def _gradient(self, step: int) -> tuple[float, int]:
+        """The step's gradient, unscaled, in the parameters' .grad: (logged loss, tokens)."""
+        loss, tokens = self._forward_backward(step)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        return loss, tokens
+
     def _one_step(self, step: int) -> tuple[float, float, int, bool]:
         """One optimizer step: (logged loss, gradient norm before the clip, tokens, skipped)."""
         t = self.r.train
-        loss, tokens = self._forward_backward(step)
-        grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm))
+        while True:
+            loss, tokens = self._gradient(step)
+            grad_norm = float(self.acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm))
+            scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+            if math.isfinite(grad_norm) or not math.isfinite(loss) or scale <= 1.0:
+                break
+            self.optimizer.zero_grad(set_to_none=True)  # the scaled gradient overflowed float16: redo the step
+            self.scaler.update(scale / 2)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             if t.nonfinite_grad_norm == "stop":
                 raise self._unhealthy(step + 1, f"the loss is {loss:.4g} and the gradient norm {grad_norm:.4g}")
             self.optimizer.zero_grad(set_to_none=True)  # verl l.525-534: no update, the schedule advances
             self.scheduler.step()
+            if self.scaler is not None:
+                self.scaler.update()
             return loss, grad_norm, tokens, True
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)  # the gradient is finite (checked above), so this steps
+            self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if not self._weights_finite():

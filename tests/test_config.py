@@ -78,6 +78,17 @@ def test_checkpoint_schedule_union_and_bounds():
         checkpoint_steps(CheckpointConfig(steps=(50,)), 30)
 
 
+def test_a_smoke_test_by_max_steps_drops_later_checkpoints_saves_its_last_step_in_its_own_folder(tmp_path):
+    from pathlib import Path
+
+    quick = load_recipe(Path(__file__).parent.parent / "recipes/quickstart.yaml", ["train.max_steps=2"])
+    plan = make_plan(quick.train, quick.checkpoints, rows=2560)
+    assert plan.total_steps == 2 and plan.save_steps == (2,) and plan.dropped_saves == (10,)
+    assert quick.run_dir() == Path("runs/quickstart-max2")  # never the folder the full run resumes from
+    full = load_recipe(Path(__file__).parent.parent / "recipes/quickstart.yaml")
+    assert full.run_dir() == Path("runs/quickstart") and make_plan(full.train, full.checkpoints, 2560).dropped_saves == ()
+
+
 def test_too_little_data_for_one_step_is_explained():
     with pytest.raises(UserError, match="fewer than one optimizer step of 256 rows"):
         make_plan(TrainConfig(), CheckpointConfig(), rows=100)

@@ -184,3 +184,32 @@ def test_a_deeply_nested_line_forged_on_the_runner_s_channel_is_a_failure_not_a_
     forge = ("import os\nline = b'[' * 100000 + b']' * 100000 + b'\\n'\nfor fd in range(1, 20):\n    try:\n"
              "        os.write(fd, line)\n    except OSError:\n        pass\nos._exit(0)")
     assert grade_code(code_reply(forge), [{"input": "", "output": "1", "testtype": "stdin"}]) is False
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_evaluation_ends_in_one_line_naming_step_and_task_and_stops_its_worker(tmp_path,
+                                                                                             tiny_model_dir, how):
+    from test_evaluate import write_fixtures
+
+    write_fixtures(tmp_path / "data")
+    proc = subprocess.Popen([sys.executable, "evaluate.py", "--model", tiny_model_dir, "--out", str(tmp_path / "out"),
+                             "--suite", "countdown,capitals", "--preset", "quickstart", "--data-dir",
+                             str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # a session of its own, as a terminal gives a command
+    for line in proc.stdout:
+        if line.startswith("[1/1] step 0:"):
+            break
+    time.sleep(1)  # the worker is starting (importing torch and lm-eval takes seconds)
+    workers = [int(pid) for pid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+    assert len(workers) == 1
+    if how == "ctrl-c":  # a terminal sends SIGINT to its whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err, err
+    assert err.strip().splitlines()[-1] == ("interrupted at step 0, task countdown; rerun the same command to "
+                                            "resume")
+    with pytest.raises(ProcessLookupError):
+        os.kill(workers[0], 0)

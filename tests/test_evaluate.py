@@ -155,6 +155,22 @@ def test_results_cover_every_task_and_checkpoint_with_their_settings(evaluated_r
     assert json.loads((run / "eval/test/step00004/math500.json").read_text())["adapter"].endswith("step00004")
 
 
+def test_evaluation_refreshes_the_model_card_of_each_evaluated_checkpoint(evaluated_run):
+    run, _ = evaluated_run
+    card = (run / "checkpoints/step00004/README.md").read_text()
+    assert "Not evaluated yet" not in card and "| countdown | test | " in card
+    assert "Not evaluated yet" in (run / "checkpoints/step00002/README.md").read_text()  # --steps 0,4 only
+
+
+def test_lm_evals_own_results_file_names_the_adapter_the_limit_and_the_generation_kwargs(evaluated_run):
+    run, _ = evaluated_run
+    config = json.loads((run / "eval/test/step00004/lm_eval/results_countdown.json").read_text())["config"]
+    assert config["model"] == "hf" and f"peft={run / 'checkpoints/step00004'}" in config["model_args"]
+    assert config["limit"] == 2 and config["gen_kwargs"]["max_gen_toks"] == 4
+    base = json.loads((run / "eval/test/step00000/lm_eval/results_countdown.json").read_text())["config"]
+    assert "peft=" not in base["model_args"] and base["model_args"].startswith("pretrained=")
+
+
 def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     run, data = evaluated_run
     calls = []
@@ -164,6 +180,19 @@ def test_a_rerun_skips_finished_pairs(evaluated_run, monkeypatch):
     (run / "eval/test/step00004/knights_knaves.json").unlink()  # as if killed before knights_knaves finished
     evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,2,4"])
     assert [(c.step, list(c.tasks)) for c in calls] == [(2, RULE_GRADED), (4, ["knights_knaves"])]
+
+
+def test_limit_results_go_to_a_folder_of_their_own_and_never_block_the_preset(evaluated_run, monkeypatch):
+    run, data = evaluated_run
+    calls = []
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: calls.append(spec) or True)
+    # the preset's results (limit 2) are in eval/test/: a smoke test at limit 1 neither meets nor refuses them
+    evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "4", "--limit", "1"])
+    assert {c.out_dir for c in calls} == {str(run / "eval/test-limit1/step00004")}
+    assert {c.preset.limit for c in calls} == {1}
+    calls.clear()  # and the preset's evaluation goes on in its own folder, unblocked
+    assert evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "4"]) == 0
+    assert {c.out_dir for c in calls} <= {str(run / "eval/test/step00004")}
 
 
 def test_results_of_a_changed_preset_are_refused_not_reused(evaluated_run, monkeypatch):

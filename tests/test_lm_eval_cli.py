@@ -25,7 +25,28 @@ def test_every_suite_is_an_lm_eval_group_of_its_tasks():
 
     for suite, tasks in SUITES.items():
         group = yaml.safe_load((TASKS / "_groups" / f"rsft_{suite}.yaml").read_text())
-        assert group == {"group": f"rsft_{suite}", "task": [lm_eval_name(t) for t in tasks]}, suite
+        names = [t["task"] if isinstance(t, dict) else t for t in group["task"]]  # a dict: the task with overrides
+        assert group["group"] == f"rsft_{suite}" and names == [lm_eval_name(t) for t in tasks], suite
+
+
+def test_the_quickstart_group_carries_the_presets_cap_so_lm_evals_own_cli_finishes_on_a_cpu():
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from rsft.catalogue import PRESETS
+
+    def leaves(d):
+        return {k: v for key, val in d.items() for k, v in (leaves(val) if isinstance(val, dict) else {key: val}).items()}
+
+    p, tm = PRESETS["quickstart"], TaskManager(include_path=str(TASKS))
+    tasks = leaves(get_task_dict(["rsft_quickstart"], tm))
+    assert sorted(tasks) == sorted(lm_eval_name(t) for t in SUITES["quickstart"])
+    for task in tasks.values():
+        g = task.config.generation_kwargs
+        assert task.config.repeats == p.repeats and g["max_gen_toks"] == p.max_gen_toks, task.config.task
+        assert (g["temperature"], g["top_p"], g["until"]) == (p.temperature, p.top_p, [])
+    # by name, as evaluate.py loads it, a task keeps the reasoning template's own settings (the paper's)
+    alone = get_task_dict(["rsft_countdown"], tm)["rsft_countdown"].config
+    assert alone.repeats == 3 and alone.generation_kwargs["max_gen_toks"] == 32768
 
 
 def test_the_lm_eval_cli_runs_a_kit_task_with_only_include_path(tmp_path, tiny_model_dir):

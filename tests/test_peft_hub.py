@@ -57,7 +57,8 @@ def plant_result(run, step, task, value, stderr=0.02):
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{task}.json").write_text(json.dumps({
         "task": task, "step": step, "value": value, "stderr": stderr, "n": 5, "k": 1, "preset_name": "quickstart",
-        "preset": {}, "grader_version": 1, "metric": "acc"}))
+        "preset": {}, "grader_version": 1, "metric": "acc", "group": "in_domain",
+        "generation_kwargs": {"temperature": 0.6, "top_p": 0.95, "max_gen_toks": 192}}))
 
 
 def test_the_model_card_tells_base_data_steps_and_scores(tmp_path, trained, tiny_model_dir):
@@ -75,7 +76,22 @@ def test_the_model_card_tells_base_data_steps_and_scores(tmp_path, trained, tiny
                          cwd=ROOT)
     assert res.returncode == 0, res.stderr
     card = (ckpt / "README.md").read_text()
-    assert "| countdown | quickstart | 60.0 ± 2.0% | 20.0 ± 2.0% |" in card
+    assert "| countdown | in-domain | quickstart | 5 x 1 | 60.0 ± 2.0% | 20.0 ± 2.0% | - |" in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data  # the front matter the Hub renders: built with huggingface_hub's ModelCardData
+    [result] = data.eval_results
+    assert (result.dataset_name, result.metric_value, result.metric_args["n"]) == ("countdown", 60.0, 5)
+    assert result.metric_args["domain"] == "in-domain" and result.metric_args["base_step_0"] == 20.0
+    from rsft.countdown import chance
+
+    samples = ckpt.parent.parent / "eval/quickstart/step00004/countdown.samples.jsonl"  # two puzzles, one twice
+    docs = [{"numbers": [3, 5, 7], "target": 15}, {"numbers": [2, 4, 9], "target": 17}]
+    samples.write_text("".join(json.dumps({"doc": d}) + "\n" for d in docs + docs[:1]))
+    guess = 100 * (chance([3, 5, 7], 15) + chance([2, 4, 9], 17)) / 2
+    card = hub.model_card(ckpt)
+    assert f"| 60.0 ± 2.0% | 20.0 ± 2.0% | {guess:.1f}% |" in card
+    assert ModelCard(card).data.eval_results[0].metric_args["random_guess"] == pytest.approx(guess)
     assert "Left out, unreadable: eval/quickstart/step00004/broken.json." in card
 
 
@@ -137,12 +153,14 @@ def test_push_dry_run_lists_the_files_and_leaves_the_optimizer_state_out(trained
     assert res.stdout.startswith(f"would upload {ckpt} to https://huggingface.co/me/tiny:")
     files, left_out = dry_run_listing(res.stdout)
     on_disk = sorted(p.name for p in ckpt.iterdir())
-    assert "trainer_state.pt" in on_disk and left_out == ["trainer_state.pt"]
-    assert files == sorted(set(on_disk) - {"trainer_state.pt"} | {"README.md"})
+    state = ["trainer_state.pt", "trainer_state_rank0.pt"]  # rank files hold FSDP optimizer shards: never shared
+    assert set(state) <= set(on_disk) and left_out == state
+    assert files == sorted(set(on_disk) - set(state) | {"README.md"})
     shared = dict(hub.upload_plan(ckpt, "me/tiny")[0])
     config = json.loads(shared["adapter_config.json"])
     assert config["base_model_name_or_path"] == hub.EMBEDDED_HUB_BASE and config["revision"] is None
     assert b"base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in shared["README.md"]
+    assert b"\nlicense: apache-2.0\n" in shared["README.md"]  # the base's license, known without a Hub call
     assert b"Q4_1 GGUF" in shared["README.md"]
 
 
@@ -211,7 +229,7 @@ def test_push_uploads_the_planned_files_to_a_hub(trained, tmp_path, fake_hub, ca
     assert f"pushed: {fake_hub}/me/tiny/commit/" in capsys.readouterr().out
     (uploaded,) = FakeHub.commits
     planned = dict(hub.upload_plan(ckpt, "me/tiny")[0])
-    assert sorted(uploaded) == sorted(planned) and "trainer_state.pt" not in uploaded
+    assert sorted(uploaded) == sorted(planned) and not [f for f in uploaded if f.startswith("trainer_state")]
     assert uploaded["adapter_model.safetensors"] == (ckpt / "adapter_model.safetensors").read_bytes()
     assert uploaded["README.md"] == planned["README.md"]
 

@@ -64,8 +64,11 @@ def test_the_card_present_is_recognised_by_whole_words(monkeypatch, device, card
     got = planner.detect_gpu()
     assert got["tflops"] == planner.gpu(card)["tflops"] and got["memory_gb"] == 16.0
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Some Future GPU")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert planner.detect_gpu()["speed_guessed"]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # a T4 says so too: it emulates bf16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (7, 5))
+    unlisted = planner.detect_gpu()
+    assert unlisted["speed_guessed"] and not unlisted["bf16"]
+    assert unlisted["bandwidth_gbs"] == min(g["bandwidth_gbs"] for g in planner.data()["gpus"].values())
 
 
 def test_auto_is_planned_as_training_would_resolve_it():

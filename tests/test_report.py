@@ -637,3 +637,18 @@ def test_a_nan_result_and_ungradeable_samples_are_flagged(cot4b, tmp_path):
     _, warnings = write_report([cot4b], tmp_path / "rep")
     assert any("math500 at step 20 has value nan, not a score" in w and "rerun evaluate.py" in w for w in warnings)
     assert any("ifeval at step 640: 25.0% of its samples could not be graded" in w for w in warnings)
+
+
+def test_a_report_on_a_handful_of_questions_warns_that_it_is_a_smoke_test(tmp_path):
+    run = tmp_path / "smoke"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model:\n  name_or_path: embedded:smollm2-135m-instruct\ndata:\n  path: "
+                                     "embedded:countdown\n")
+    for step, value in ((0, 0.0), (10, 0.5)):  # 0/2 -> 1/2: "+50 points" from two questions
+        plant(run, step, "math500", value, n=2)
+        plant(run, step, "word_problems", 0.5, n=50)
+    _, warnings = write_report([run], tmp_path / "rep")
+    assert any("too few questions" in w and "math500 n = 2" in w and "word_problems" not in w for w in warnings)
+    assert "Only n = 2 questions in a task: a smoke test" in headline_of((tmp_path / "rep/report.md").read_text())
+    _, warnings = write_report([quick_run(tmp_path, RECOVERED)], tmp_path / "rep2")  # n 50 and 100: no warning
+    assert not any("too few questions" in w for w in warnings)

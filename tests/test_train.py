@@ -154,6 +154,22 @@ def test_tensorboard_logging(tmp_path, tiny_model_dir):
     assert list((tmp_path / "run").rglob("events.out.tfevents.*"))
 
 
+def test_every_tracker_accelerate_supports_is_accepted_and_a_missing_package_fails_check_in_one_line(
+        tmp_path, tiny_model_dir, monkeypatch):
+    import accelerate.utils
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    from rsft.config import load_recipe
+
+    recipe = make_recipe(tmp_path, tiny_model_dir)
+    for name in LOGGER_TYPE_TO_CLASS:  # accelerate's trackers, every one a valid train.report_to
+        assert load_recipe(recipe, [f"train.report_to={name}"]).train.report_to == name
+    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)  # wandb not installed
+    with pytest.raises(UserError) as e:
+        train.main([str(recipe), "train.report_to=wandb", "--check"])
+    assert str(e.value) == "train.report_to: wandb needs the wandb package: pip install wandb"
+
+
 def test_check_prints_the_plan_without_training(tmp_path, tiny_model_dir, capsys):
     assert train.main([str(make_recipe(tmp_path, tiny_model_dir)), "--check"]) == 0
     out = capsys.readouterr().out

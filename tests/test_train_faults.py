@@ -150,6 +150,51 @@ def test_a_damaged_resume_state_is_one_line_naming_the_file(tmp_path, stopped_at
     one_line_error(e, "step00004/trainer_state.pt cannot be read", "new train.output_dir")
 
 
+def _snapshot(run):
+    """The run's record with its bytes (checkpoints, metrics.jsonl, run.json): what a refused run leaves as it was
+    (recipe.yaml is rewritten at start, here with the copy's train.output_dir)."""
+    files = sorted((run / "checkpoints").rglob("*")) + [run / "metrics.jsonl", run / "run.json"]
+    return {str(f.relative_to(run)): f.read_bytes() for f in files if f.is_file()}
+
+
+@pytest.mark.parametrize("older_state", [False, True], ids=["no-state-anywhere", "an-older-checkpoint-has-state"])
+def test_a_newest_checkpoint_without_its_state_is_refused_and_nothing_is_restarted(tmp_path, stopped_at_5,
+                                                                                   older_state):
+    """Drive sync lag or a deleted optimizer file: no silent restart from step 0 (or from an older state) over the
+    run's checkpoints and metrics.jsonl; one line naming both ways on."""
+    args = copy_of(stopped_at_5, tmp_path)
+    run = tmp_path / "run"
+    newest = run / "checkpoints/step00004"
+    if older_state:
+        shutil.copy(newest / STATE_FILE, run / "checkpoints/step00003" / STATE_FILE)
+    (newest / STATE_FILE).unlink()
+    before = _snapshot(run)
+    with pytest.raises(UserError) as e:
+        train.main(args)
+    one_line_error(e, "step00004", "trainer_state.pt", "--resume-weights-only", "run.json", "train.output_dir")
+    assert _snapshot(run) == before  # metrics.jsonl (5 lines) and every checkpoint as they were
+
+
+def test_resume_weights_only_continues_at_the_newest_step_and_is_recorded(tmp_path, stopped_at_5):
+    args = copy_of(stopped_at_5, tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints/step00004" / STATE_FILE).unlink()
+    old_lines = (run / "metrics.jsonl").read_text().splitlines()
+    kept = {n: (run / "checkpoints" / n / "adapter_model.safetensors").read_bytes()
+            for n in ("step00002", "step00003", "step00004")}
+    assert train.main(args + ["--resume-weights-only"]) == 0
+    new_lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert new_lines[:4] == old_lines[:4]  # steps 1-4 kept as written; step 5 (after the save) is redone
+    assert [json.loads(l)["step"] for l in new_lines] == list(range(1, 9))
+    # the schedule continues at step 5, not at the warmup's start
+    assert json.loads(new_lines[4])["learning_rate"] == pytest.approx(json.loads(old_lines[4])["learning_rate"])
+    for name, weights in kept.items():
+        assert (run / "checkpoints" / name / "adapter_model.safetensors").read_bytes() == weights
+    assert (run / "checkpoints/step00008" / STATE_FILE).exists()
+    [rec] = json.loads((run / "run.json").read_text())["weights_only_resumes"]
+    assert rec["step"] == 4 and rec["from"] == "checkpoints/step00004" and STATE_FILE in rec["missing"]
+
+
 def test_a_damaged_meta_json_is_one_line_naming_the_file(tmp_path, stopped_at_5):
     args = copy_of(stopped_at_5, tmp_path)
     (tmp_path / "run/checkpoints/step00004/meta.json").write_text('{"step": 4, "tok')
