@@ -158,7 +158,7 @@ def test_results_cover_every_task_and_checkpoint_with_their_settings(evaluated_r
 def test_evaluation_refreshes_the_model_card_of_each_evaluated_checkpoint(evaluated_run):
     run, _ = evaluated_run
     card = (run / "checkpoints/step00004/README.md").read_text()
-    assert "Not evaluated yet" not in card and "| countdown | test | " in card
+    assert "Not evaluated yet" not in card and "| countdown | in-domain | test | " in card
     assert "Not evaluated yet" in (run / "checkpoints/step00002/README.md").read_text()  # --steps 0,4 only
 
 
