@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from rsft.config import Recipe, load_recipe
-from rsft.errors import UserError, run_cli
+from rsft.errors import NotLocal, UserError, run_cli
 
 
 def parse_args(argv):
@@ -182,7 +182,20 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
     check_tracker(recipe.train.report_to)
     from rsft.models import preflight
 
-    model_path = preflight(recipe)  # offline and not cached, or a wrong target module: one line, in seconds
+    try:
+        model_path = preflight(recipe)  # offline and not cached, or a wrong target module: one line, in seconds
+        if args.check:
+            from rsft.models import load_tokenizer
+
+            tokenizer = load_tokenizer(model_path, recipe)
+            data = prepare_data(recipe, tokenizer)
+    except NotLocal:
+        if args.check:  # what can be planned without the files: from the model's known shape and the recipe
+            from rsft.planner import offline_plan_lines
+
+            print("\n".join(offline_plan_lines(recipe, args.gpu, "the model, its tokenizer or the data is not on "
+                                                                    "this machine (below); planned without them")))
+        raise
 
     from accelerate import Accelerator
 
@@ -191,8 +204,6 @@ def _train(args, recipe: Recipe, run_dir: Path) -> int:
     from rsft.schedule import make_plan
 
     if args.check:
-        tokenizer = load_tokenizer(model_path, recipe)
-        data = prepare_data(recipe, tokenizer)
         plan = make_plan(recipe.train, recipe.checkpoints, len(data))
         print(describe(recipe, plan, data.stats))
         from rsft.planner import plan_lines

@@ -21,7 +21,7 @@ import numpy as np
 from rsft.config import DataConfig
 from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.cache import cache_root
-from rsft.errors import UserError
+from rsft.errors import NotLocal, UserError
 
 CACHE_VERSION = 2  # bump when the tokenized layout or the prompt building changes
 EMBEDDED_COUNTDOWN = "embedded:countdown"
@@ -96,7 +96,7 @@ def _read_hub(cfg: DataConfig) -> tuple[list, str]:
     except (ConnectionError, OSError) as e:
         rev = f" --revision {cfg.revision}" if cfg.revision else ""
         why = f"the Hub cannot be reached ({offline}) and it is not cached" if offline else type(e).__name__
-        raise UserError(
+        raise (NotLocal if offline else UserError)(
             f"could not load dataset '{cfg.path}': {why}; run `hf download {cfg.path} --repo-type dataset{rev}` "
             "where the Hub can be reached, or set data.path to a local .parquet/.jsonl file"
         ) from None

@@ -5,6 +5,11 @@ class UserError(Exception):
     """A problem the user can fix; the CLI prints `error: <message>` and exits with status 2."""
 
 
+class NotLocal(UserError):
+    """A Hub repository (model, tokenizer, data) that is neither on this machine nor reachable: what can be said
+    without it (train.py --check's plan from the model's known shape) is said before the line."""
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM, caught where the script knows what it was doing: one line saying where, exit status 130."""
 

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rsft.errors import UserError, run_cli
+from rsft.errors import NotLocal, UserError, run_cli
 
 PROBE_TIMEOUT_S = 2.0  # one HEAD request to the Hub: well inside the 5 s a user should wait to hear it is offline
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -144,7 +144,7 @@ def require(repo_id: str, revision: str | None = None, repo_type: str = "model",
 
     cmd = f"hf download {repo_id}" + (f" --repo-type {repo_type}" if repo_type != "model" else "") + (
         f" --revision {revision}" if revision else "")
-    raise UserError(f"{what} '{repo_id}' is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+    raise NotLocal(f"{what} '{repo_id}' is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
                     f"the Hub cannot be reached ({reason}): run `{cmd}` where it can be reached (and copy the cache "
                     f"here), or pass {local}")
 

@@ -320,6 +320,38 @@ def plan_lines(recipe, examples: list, plan, gpu_name: str | None = None, backen
     return lines
 
 
+PAPER_ROWS = 20_480  # the paper's datasets: 80 steps of 256 rows an epoch (rsft/config.py)
+
+
+def offline_plan_lines(recipe, gpu_name: str | None, why: str) -> list[str]:
+    """--check's estimate when the tokenizer or the data is not on this machine (`why`): the model's known shape,
+    every row at data.max_length (the worst case), data.limit rows or the paper's 20,480. [] when the model's shape
+    is not known offline either."""
+    from rsft.schedule import make_plan
+
+    try:
+        shape = known_shape(recipe.model.name_or_path)
+    except KeyError:
+        return []
+    rows = recipe.data.limit or PAPER_ROWS
+    plan = make_plan(recipe.train, recipe.checkpoints, rows)
+    b, length = recipe.train.per_device_train_batch_size, recipe.data.max_length
+    w = Workload(backend=auto_backend(recipe.model.backend)[0], finetune=recipe.model.finetune,
+                 micro_tokens=b * length, mean_seq=length, total_tokens=b * length * plan.total_steps
+                 * recipe.train.gradient_accumulation_steps, r=recipe.lora.r, targets=tuple(recipe.lora.target_modules))
+    cards = [gpu(gpu_name)] if gpu_name else [gpu(n) for n in data()["table_gpus"]]
+    source = "data.limit" if recipe.data.limit else "the paper's datasets' size"
+    lines = [f"offline         {why}",
+             f"estimate        assumed: every row at data.max_length ({length:,} tokens, the worst case), {rows:,} "
+             f"rows ({source}), {plan.total_steps} steps; the model's known shape; backend {w.backend}"]
+    for card in cards:
+        mem, hours = estimate(shape, w, card)
+        took = f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+        lines.append(f"  {card['name']:<12} peak ~{mem:.1f} GiB of {card['memory_gb']:.1f} -> "
+                     f"{'fits' if mem <= card['memory_gb'] else 'WILL NOT FIT'}; at most ~{took}")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 
 

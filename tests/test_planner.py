@@ -239,3 +239,22 @@ def test_the_embedded_default_on_this_cpu_is_planned_from_its_measurement(tmp_pa
     other = planner.eval_plan_lines(("countdown",), "quickstart", 1, card="cpu", model="some/model",
                                     data_dir=tmp_path)
     assert other[-1].endswith("not estimated: no measured CPU generation speed for some/model with hf")
+
+
+def test_check_offline_prints_the_plan_from_the_models_known_shape(tmp_path, capsys, monkeypatch):
+    """A Hub recipe on a machine without its model, tokenizer and data (tests run with HF_HUB_OFFLINE=1 and an
+    empty cache): --check still says whether it fits and how long it takes, with what it assumed, then the line."""
+    import train
+    from conftest import ROOT
+    from rsft.errors import NotLocal
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    recipe = ROOT / "recipes/qwen3-1.7b-base_math-cot-20k_lora.yaml"
+    with pytest.raises(NotLocal, match="not in the local Hugging Face cache"):
+        train.main([str(recipe), f"train.output_dir={tmp_path / 'run'}", "--check", "--gpu", "t4"])
+    out = capsys.readouterr().out
+    assert "offline         the model, its tokenizer or the data is not on this machine" in out
+    assert "every row at data.max_length (20,000 tokens, the worst case), 20,480 rows" in out and "640 steps" in out
+    line = next(x for x in out.splitlines() if x.startswith("  t4"))
+    assert "GiB of 14.7" in line and "at most ~" in line
+    assert not (tmp_path / "run").exists()
