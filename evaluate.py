@@ -371,7 +371,8 @@ def main(argv=None) -> int:
     tasks, p = suite_tasks(suite), preset(preset_name)
     from rsft.hub import require
 
-    require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
+    if not args.estimate:  # the plan needs no weights: a known model's shape is known offline
+        require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
     if args.limit is not None:
         if args.limit < 1:
             raise UserError(f"--limit must be at least 1, got {args.limit}")

@@ -363,7 +363,8 @@ class TaskLoad:
     questions: int | None  # None: unknown until evaluate.py builds the task's local data
     repeats: int
     cap: int  # max_gen_toks: the task's own, capped by the preset
-    skipped: str | None = None  # why evaluate.py will skip it (no data)
+    skipped: str | None = None  # why evaluate.py will skip it (no data, and no known size)
+    not_here: str | None = None  # its data is not downloaded yet: counted at the benchmark's published size
 
     @property
     def tokens(self) -> int:
@@ -385,7 +386,7 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
     """Task `task` under preset `p` (rsft.catalogue.Preset), as rsft/eval_worker.py will run it."""
     from rsft.tasks import TASKS_DIR
     from rsft.catalogue import task_group
-    from rsft.task_data import is_local, missing
+    from rsft.task_data import is_local, missing, published_size
 
     cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
     repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))
@@ -399,6 +400,9 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
         return TaskLoad(task, min(n, limit) if limit else n, repeats, cap)
     if is_local(task):  # built by evaluate.py before the first model
         return TaskLoad(task, limit, repeats, cap)
+    size = published_size(task)
+    if size is not None:
+        return TaskLoad(task, min(size, limit) if limit else size, repeats, cap, not_here=why)
     return TaskLoad(task, 0, repeats, cap, skipped=why)
 
 
@@ -492,7 +496,8 @@ def eval_plan_lines(tasks, preset_name: str, n_models: int, card: str | None = N
                          f"<= {t.cap:,} tokens each")
         else:
             lines.append(f"  {t.task:<16} {t.questions} questions x {t.repeats} sample(s) x <= {t.cap:,} tokens "
-                         f"= {t.tokens:,} per model")
+                         f"= {t.tokens:,} per model" + (" (not downloaded yet: evaluate.py --download-data DIR; "
+                                                        "counted at its published size)" if t.not_here else ""))
     run = [t for t in loads if not t.skipped]
     total = n_models * sum(t.tokens for t in run)
     lines.append(f"  tokens          <= {total:,} in all (every response at its cap)")

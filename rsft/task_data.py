@@ -17,6 +17,11 @@ def _module(task: str):
     return importlib.import_module(f"rsft.tasks.{task}.data")
 
 
+def published_size(task: str) -> int | None:
+    """How many questions a downloadable benchmark has (its data.py's QUESTIONS), known before it is downloaded."""
+    return getattr(_module(task), "QUESTIONS", None)
+
+
 def is_local(task: str) -> bool:
     return hasattr(_module(task), "build")
 

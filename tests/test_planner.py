@@ -164,9 +164,11 @@ def test_the_evaluation_plan_counts_questions_samples_and_the_cap(tmp_path):
                                     model="Qwen/Qwen3-1.7B-Base", backend="vllm", data_dir=data)
     text = "\n".join(lines)
     assert "math500          200 questions x 1 sample(s) x <= 8,192 tokens = 1,638,400 per model" in text
-    assert "aime24           skipped: no data" in text  # downloadable, not downloaded: evaluate.py skips it
+    # downloadable, not downloaded: counted at its published size (30 problems, under the preset's 200)
+    assert ("aime24           30 questions x 1 sample(s) x <= 8,192 tokens = 245,760 per model (not downloaded yet"
+            in text)
     assert "countdown        200 questions" in text  # built locally by evaluate.py, cut to the preset's limit
-    assert f"<= {3 * 2 * 1_638_400:,} in all" in text
+    assert f"<= {3 * (2 * 1_638_400 + 245_760):,} in all" in text
     paper = "\n".join(planner.eval_plan_lines(("math500",), "paper", 1, card="t4", model="Qwen/Qwen3-1.7B-Base",
                                               backend="vllm", data_dir=data))
     assert f"300 questions x 3 sample(s) x <= 32,768 tokens = {300 * 3 * 32768:,}" in paper
@@ -258,3 +260,18 @@ def test_check_offline_prints_the_plan_from_the_models_known_shape(tmp_path, cap
     line = next(x for x in out.splitlines() if x.startswith("  t4"))
     assert "GiB of 14.7" in line and "at most ~" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_suite_is_planned_before_any_benchmark_is_downloaded(tmp_path):
+    """`evaluate.py RUN --suite paper --estimate` on a fresh machine: each downloadable benchmark at its published
+    size (its data.py's QUESTIONS) x the paper's k x its cap; one whose size is not known is said to be skipped."""
+    from rsft.catalogue import SUITES
+
+    lines = planner.eval_plan_lines(SUITES["paper"], "paper", 1, card="h100", model="Qwen/Qwen3-8B-Base",
+                                    backend="vllm", data_dir=tmp_path)
+    text = "\n".join(lines)
+    assert "math500          500 questions x 3 sample(s) x <= 32,768 tokens" in text
+    assert "gpqa_diamond     198 questions" in text and "mmlu_pro         1000 questions" in text
+    assert "livecodebench    skipped: no data" in text  # its size depends on the release window it is cut to
+    total = int(next(x for x in lines if "in all" in x).split("<=")[1].split()[0].replace(",", ""))
+    assert total > 500 * 3 * 32768

@@ -3,6 +3,8 @@ import json
 
 from rsft.tasks.datafile import save
 
+QUESTIONS = 805  # AlpacaEval 2.0's instructions: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     from huggingface_hub import hf_hub_download

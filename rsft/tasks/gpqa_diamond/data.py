@@ -3,6 +3,8 @@ from rsft.tasks.datafile import save
 
 GATED = "accept the dataset's terms on the Hub and set HF_TOKEN"  # what a user must do when the download is refused
 
+QUESTIONS = 198  # GPQA's diamond set: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

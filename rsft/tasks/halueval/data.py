@@ -4,6 +4,8 @@ from rsft.tasks.datafile import save
 FIELDS = {"qa": ("knowledge", "question", "answer"), "dialogue": ("knowledge", "dialogue_history", "response"),
           "summarization": ("document", "summary")}
 
+QUESTIONS = 30_000  # three subsets of 10,000: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

@@ -3,6 +3,8 @@ from pathlib import Path
 
 from rsft.tasks.datafile import save
 
+QUESTIONS = 541  # google/IFEval's prompts: evaluate.py --estimate counts it before the data is downloaded
+
 
 def nltk_dir(data_dir) -> Path:
     """Where --download-data saves punkt_tab; the task's utils.py points nltk at it."""

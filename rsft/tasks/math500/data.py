@@ -1,6 +1,8 @@
 """MATH-500 from the Hub (HuggingFaceH4/MATH-500, test split): problem, answer, unique_id."""
 from rsft.tasks.datafile import save
 
+QUESTIONS = 500  # HuggingFaceH4/MATH-500's test split: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

@@ -10,6 +10,8 @@ from rsft.tasks.mmlu_pro.subset import RANDOM_STATE, SAMPLE_SIZE, build_mmlu_pro
 REPO = "TIGER-Lab/MMLU-Pro"
 REVISION = None  # None: the Hub's main at download time, whose commit source.json records; set a commit to pin
 
+QUESTIONS = 1_000  # the paper's 1k subset (subset.py): evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

@@ -1,6 +1,8 @@
 """StrongREJECT from the Hub (walledai/StrongREJECT): the user request in `prompt`."""
 from rsft.tasks.datafile import save
 
+QUESTIONS = 313  # StrongREJECT's forbidden prompts: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

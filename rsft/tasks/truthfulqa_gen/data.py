@@ -1,6 +1,8 @@
 """TruthfulQA's generation split from the Hub (truthfulqa/truthful_qa, generation, validation)."""
 from rsft.tasks.datafile import save
 
+QUESTIONS = 817  # TruthfulQA's questions: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets

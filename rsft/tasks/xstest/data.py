@@ -2,6 +2,8 @@
 (the unsafe twins) are left out: this task measures over-refusal."""
 from rsft.tasks.datafile import save
 
+QUESTIONS = 450  # XSTest v2: 250 safe, 200 unsafe prompts: evaluate.py --estimate counts it before the data is downloaded
+
 
 def download(data_dir):
     import datasets
