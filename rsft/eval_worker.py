@@ -203,13 +203,14 @@ def run_worker(spec: WorkerSpec) -> None:
     for name, task in task_dict.items():
         apply_preset(task, spec.preset)
         _grading_progress(name, task, spec.preset)
-    p = spec.preset
-    res = lm_eval.simple_evaluate(model=lm_model(spec), tasks=list(task_dict.values()),
-                                  task_manager=tm, apply_chat_template=True, **question_limits(task_dict, p),
-                                  log_samples=True, random_seed=p.seed, numpy_random_seed=p.seed,
-                                  torch_random_seed=p.seed)
+    p, model = spec.preset, lm_model(spec)
     tok = AutoTokenizer.from_pretrained(spec.model.tokenizer, subfolder=spec.model.tokenizer_subfolder)
-    for name, task in task_dict.items():
+    for name, task in task_dict.items():  # one task at a time, its results written as it finishes: a later task's
+        # crash, or Ctrl-C, keeps the finished ones (the model is loaded once; each task's requests were batched
+        # on their own anyway, lm-eval grouping them by their generation settings)
+        res = lm_eval.simple_evaluate(model=model, tasks=[task], task_manager=tm, apply_chat_template=True,
+                                      **question_limits({name: task}, p), log_samples=True, random_seed=p.seed,
+                                      numpy_random_seed=p.seed, torch_random_seed=p.seed)
         write_result(out_dir, name, task, res, spec, tok, lm_eval.__version__)
     lock.close()
 

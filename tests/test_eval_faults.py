@@ -213,3 +213,37 @@ def test_an_interrupted_evaluation_ends_in_one_line_naming_step_and_task_and_sto
                                             "resume")
     with pytest.raises(ProcessLookupError):
         os.kill(workers[0], 0)
+
+
+def test_a_task_that_crashes_keeps_the_results_of_the_tasks_finished_before_it(tmp_path, tiny_model_dir,
+                                                                                 monkeypatch):
+    """Each task is evaluated and written on its own, so a crash in the second (a CUDA error, an out-of-memory,
+    a bug) loses that task only; the rerun then evaluates just it."""
+    import lm_eval
+
+    from rsft.catalogue import Preset
+    from rsft.eval_worker import run_worker
+    from rsft.specs import ModelSpec, WorkerSpec
+    from rsft.task_data import ensure_local
+
+    ensure_local(tmp_path / "data", ["countdown", "capitals"])
+    spec = WorkerSpec(model=ModelSpec(base=tiny_model_dir), step=0, tasks=("countdown", "capitals"),
+                      preset_name="tiny", preset=Preset(temperature=0.6, top_p=0.95, max_gen_toks=4, repeats=1,
+                                                        limit=2), data_dir=str(tmp_path / "data"),
+                      out_dir=str(tmp_path / "out"), batch_size=4)
+    real, calls = lm_eval.simple_evaluate, []
+
+    def crash_on_the_second(**kw):
+        calls.append([t.config.task for t in kw["tasks"]])
+        if len(calls) == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(**kw)
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", crash_on_the_second)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        run_worker(spec)
+    assert calls == [["rsft_countdown"], ["rsft_capitals"]]
+    assert result_path(tmp_path / "out", "countdown").exists() and not result_path(tmp_path / "out", "capitals").exists()
+    monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kw: calls.append(kw["tasks"]) or real(**kw))
+    run_worker(spec)
+    assert [t.config.task for t in calls[-1]] == ["rsft_capitals"] and result_path(tmp_path / "out", "capitals").exists()
