@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from rsft.errors import UserError
@@ -143,9 +144,10 @@ def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
             continue
         done = read_json(path)
         samples = samples_path(out_dir, task)
-        bad = path if done is None else samples if not samples.exists() or read_jsonl(samples) is None else None
-        if bad is not None:
-            print(f"warning: {bad} is missing or unreadable (cut short?); {task} is evaluated again", flush=True)
+        rows = read_jsonl(samples) if samples.exists() else None
+        why = _unfinished(path, done, samples, rows)
+        if why:
+            print(f"warning: {why}; {task} is evaluated again", file=sys.stderr, flush=True)
             return False
         old = done.get("preset")
         if preset is not None and old is not None:
@@ -158,6 +160,20 @@ def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
                                 f"--preset")
         return True
     return False
+
+
+def _unfinished(path: Path, done: dict | None, samples: Path, rows: list[dict] | None) -> str:
+    """Why a written result does not count as finished ('' when it does): unreadable, without its value (null
+    only while a judge-scored task waits for its judges), or its samples file missing, cut short or short of the
+    n * k lines (questions times repeats) the result says were written."""
+    if done is None or rows is None:
+        return f"{path if done is None else samples} is missing or unreadable (cut short?)"
+    if "value" not in done or (done["value"] is None and not done.get("judge")):
+        return f"{path} has no value"
+    n, k = done.get("n"), done.get("k")
+    if isinstance(n, int) and isinstance(k, int) and len(rows) < n * k:
+        return f"{samples} has {len(rows)} lines, fewer than the {n * k} (n {n} x k {k}) its result says"
+    return ""
 
 
 def record_skipped(out_dir: Path, skipped: dict[str, str], done: str | None = None) -> None:

@@ -247,3 +247,27 @@ def test_a_task_that_crashes_keeps_the_results_of_the_tasks_finished_before_it(t
     monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kw: calls.append(kw["tasks"]) or real(**kw))
     run_worker(spec)
     assert [t.config.task for t in calls[-1]] == ["rsft_capitals"] and result_path(tmp_path / "out", "capitals").exists()
+
+
+def test_a_result_without_its_value_or_with_samples_lines_removed_is_redone_not_finished(tmp_path, capsys):
+    from rsft.rundir import gen_path, generated, write_jsonl_atomic
+
+    step = tmp_path / "eval" / "quickstart" / "step00010"
+    full = {"task": "countdown", "step": 10, "value": 0.5, "n": 2, "k": 3, "preset": {}}
+    rows = [{"doc_id": d, "sample": j} for d in range(2) for j in range(3)]
+    write_jsonl_atomic(samples_path(step, "countdown"), rows)
+    write_json_atomic(result_path(step, "countdown"), full)
+    assert generated(step, "countdown")
+    for damaged in ({k: v for k, v in full.items() if k != "value"}, {**full, "value": None}):
+        write_json_atomic(result_path(step, "countdown"), damaged)
+        assert not generated(step, "countdown")
+        assert f"{result_path(step, 'countdown')} has no value; countdown is evaluated again" in capsys.readouterr().err
+    write_json_atomic(result_path(step, "countdown"), full)
+    write_jsonl_atomic(samples_path(step, "countdown"), rows[:4])  # two lines removed
+    assert not generated(step, "countdown")
+    assert (f"{samples_path(step, 'countdown')} has 4 lines, fewer than the 6 (n 2 x k 3) its result says; "
+            f"countdown is evaluated again") in capsys.readouterr().err
+    # a judge-scored task waiting for its judges has a null value and is finished generating
+    write_jsonl_atomic(samples_path(step, "hexphi"), [{"doc_id": 0, "sample": 0}])
+    write_json_atomic(gen_path(step, "hexphi"), {"task": "hexphi", "value": None, "judge": ["harm"], "n": 1, "k": 1})
+    assert generated(step, "hexphi") and not capsys.readouterr().err
