@@ -98,12 +98,17 @@ def samples_of(result: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ writing
 
 
+def disk_full(e: BaseException) -> bool:
+    """A full disk as torch ('unexpected pos', from its zip writer) and safetensors (StorageFull) word it."""
+    return any(words in str(e) for words in ("unexpected pos", "No space left on device", "StorageFull"))
+
+
 def write_failed(path: Path, e: BaseException) -> UserError:
     """One line for a write that failed on the machine's side (disk full, read-only, a file where a folder should
     be): which folder, and what to do. `e`: the OSError, or torch's 'unexpected pos' error of a full disk."""
     folder = Path(path).parent
     code = getattr(e, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(e):
+    if code in (errno.ENOSPC, errno.EDQUOT) or disk_full(e):
         why = f"the disk holding {folder} is full (or its quota is used up); free space there and rerun"
     elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
         why = f"{folder} is read-only; make it writable, or give another folder, and rerun"
