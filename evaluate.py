@@ -320,7 +320,7 @@ def main(argv=None) -> int:
 
     from rsft.catalogue import preset, suite_tasks
     from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
-    from rsft.rundir import generated, record_skipped, step_name
+    from rsft.rundir import check_writable, generated, record_skipped, step_name
     from rsft.specs import WorkerSpec
     from rsft.task_data import download, ensure_local, missing
     from rsft.tasks.datafile import eval_data_dir
@@ -398,6 +398,7 @@ def main(argv=None) -> int:
     tasks = tuple(t for t in tasks if t not in no_data)
     if not tasks:
         raise UserError("no task of the suite has its data; fetch it first (see above)")
+    check_writable(out_root)  # a read-only or full results folder: one line now, not a failed worker per step
 
     sandbox = ""
     if any(_answer_kind(t) == "code" for t in tasks):  # model-written code will run: name the boundary, or refuse

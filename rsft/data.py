@@ -10,9 +10,11 @@ policy, micro-batches), each row rule next to the next.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from rsft.config import DataConfig
 from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.cache import cache_root
 from rsft.errors import NotLocal, UserError
+from rsft.rundir import write_failed
 
 CACHE_VERSION = 2  # bump when the tokenized layout or the prompt building changes
 EMBEDDED_COUNTDOWN = "embedded:countdown"
@@ -322,10 +325,15 @@ def load_tokenized(cfg: DataConfig, tokenizer, tokenizer_id: str) -> Tokenized:
         raise UserError(f"{cfg.path}: no usable rows: all {len(rows)} were skipped as malformed"
                         if rows else f"{cfg.path}: holds no rows")
     tok = tokenize(prompts, responses, tokenizer, skipped)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, ids=tok.ids, offsets=tok.offsets, prompt_lens=tok.prompt_lens, skipped=json.dumps(skipped))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, ids=tok.ids, offsets=tok.offsets, prompt_lens=tok.prompt_lens, skipped=json.dumps(skipped))
+        os.replace(tmp, path)
+    except OSError as e:  # a full or read-only $RSFT_CACHE costs the next run its tokenizing, nothing else
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        print(f"warning: tokenized data not cached ({write_failed(path, e)})", file=sys.stderr, flush=True)
     return tok
 
 

@@ -62,13 +62,20 @@ def convert_smollm2(out: Path) -> None:
     tok.eos_token = tok.convert_ids_to_tokens(eos_id)
     tok.pad_token = tok.eos_token
     tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed: an interrupted conversion is redone
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if out.exists():
-        import shutil
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if out.exists():
+            import shutil
 
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as e:  # a full or read-only $RSFT_CACHE; torch says "unexpected pos" when full
+        if isinstance(e, RuntimeError) and "unexpected pos" not in str(e):
+            raise
+        from rsft.rundir import write_failed
+
+        raise write_failed(tmp / "model.safetensors", e) from None
 
 
 def _gguf_eos_id(path: Path) -> int:

@@ -84,13 +84,27 @@ class Result:
 
 
 def load_result(path: Path) -> Result:
+    """One TASK.json, or a one-line UserError naming it and the fix when it is damaged or holds what evaluate.py
+    never writes (an infinite value, a fraction over 100%, a step that is not a whole number)."""
+    fix = "delete it and rerun evaluate.py on that step to rewrite it"
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); delete it and rerun evaluate.py to rewrite it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} is not an evaluate.py result (a JSON {type(raw).__name__}, not an object); {fix}")
     missing = {"task", "step", "value", "preset_name", "preset", "grader_version"} - set(raw)
     if missing:
-        raise UserError(f"{path} is not an evaluate.py result (missing {', '.join(sorted(missing))})")
+        raise UserError(f"{path} is not an evaluate.py result (missing {', '.join(sorted(missing))}); {fix}")
+    step, value = raw["step"], raw["value"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise UserError(f"{path}: step {step!r} is not a whole number of steps; {fix}")
+    if value is not None:
+        # NaN passes: the report flags it (a failed metric), where an infinite or out-of-range value is damage
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isinf(value):
+            raise UserError(f"{path}: value {value!r} is not a finite number; {fix}")
+        if raw.get("metric") not in RAW_METRICS and (value < 0 or value > 1):
+            raise UserError(f"{path}: value {value!r} is not a fraction ({100 * value:g}%, outside 0-100%); {fix}")
     return Result(path, raw)
 
 

@@ -17,10 +17,13 @@ Step numbers are zero-padded to 5 digits so folders sort (step00010 ... step0064
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from rsft.errors import UserError
@@ -95,13 +98,47 @@ def samples_of(result: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ writing
 
 
+def disk_full(e: BaseException) -> bool:
+    """A full disk as torch ('unexpected pos', from its zip writer) and safetensors (StorageFull) word it."""
+    return any(words in str(e) for words in ("unexpected pos", "No space left on device", "StorageFull"))
+
+
+def write_failed(path: Path, e: BaseException) -> UserError:
+    """One line for a write that failed on the machine's side (disk full, read-only, a file where a folder should
+    be): which folder, and what to do. `e`: the OSError, or torch's 'unexpected pos' error of a full disk."""
+    folder = Path(path).parent
+    code = getattr(e, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or disk_full(e):
+        why = f"the disk holding {folder} is full (or its quota is used up); free space there and rerun"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = f"{folder} is read-only; make it writable, or give another folder, and rerun"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        why = f"a file stands where the folder {folder} (or one above it) should be; move it away and rerun"
+    else:
+        why = f"{getattr(e, 'strerror', None) or e}; check {folder} and rerun"
+    return UserError(f"cannot write {path}: {why}")
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Written whole beside it, then renamed: a killed process leaves the old file or the new one, never half."""
+    """Written whole beside it, then renamed: a killed process leaves the old file or the new one, never half. A
+    failed write (disk full, read-only folder) leaves the old file and raises a one-line UserError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):  # a half-written copy would hold the space the disk lacks
+            tmp.unlink(missing_ok=True)
+        raise write_failed(path, e) from None
+
+
+def check_writable(folder: Path) -> None:
+    """A one-line UserError now, before any model loads, when results cannot be written into `folder`."""
+    probe = Path(folder) / ".write-check"
+    write_text_atomic(probe, "")
+    probe.unlink()
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -143,9 +180,10 @@ def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
             continue
         done = read_json(path)
         samples = samples_path(out_dir, task)
-        bad = path if done is None else samples if not samples.exists() or read_jsonl(samples) is None else None
-        if bad is not None:
-            print(f"warning: {bad} is missing or unreadable (cut short?); {task} is evaluated again", flush=True)
+        rows = read_jsonl(samples) if samples.exists() else None
+        why = _unfinished(path, done, samples, rows)
+        if why:
+            print(f"warning: {why}; {task} is evaluated again", file=sys.stderr, flush=True)
             return False
         old = done.get("preset")
         if preset is not None and old is not None:
@@ -160,6 +198,20 @@ def generated(out_dir: Path, task: str, preset: dict | None = None) -> bool:
     return False
 
 
+def _unfinished(path: Path, done: dict | None, samples: Path, rows: list[dict] | None) -> str:
+    """Why a written result does not count as finished ('' when it does): unreadable, without its value (null
+    only while a judge-scored task waits for its judges), or its samples file missing, cut short or short of the
+    n * k lines (questions times repeats) the result says were written."""
+    if done is None or rows is None:
+        return f"{path if done is None else samples} is missing or unreadable (cut short?)"
+    if "value" not in done or (done["value"] is None and not done.get("judge")):
+        return f"{path} has no value"
+    n, k = done.get("n"), done.get("k")
+    if isinstance(n, int) and isinstance(k, int) and len(rows) < n * k:
+        return f"{samples} has {len(rows)} lines, fewer than the {n * k} (n {n} x k {k}) its result says"
+    return ""
+
+
 def record_skipped(out_dir: Path, skipped: dict[str, str], done: str | None = None) -> None:
     """Add {task: reason} to the model's skipped.json; `done`: a task that has now run is taken off."""
     path = skipped_path(out_dir)
@@ -172,8 +224,11 @@ def record_skipped(out_dir: Path, skipped: dict[str, str], done: str | None = No
 def lock_folder(folder: Path, lock_name: str, busy: str):
     """An exclusive lock on folder/lock_name, held while the returned file stays open (the OS drops it when the
     process dies, kill -9 included, so no stale lock is left); UserError(busy) when another process holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    f = (folder / lock_name).open("a+")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = (folder / lock_name).open("a+")
+    except OSError as e:
+        raise write_failed(folder / lock_name, e) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -61,7 +61,8 @@ import numpy as np
 from rsft.config import Recipe
 from rsft.data import TrainSet, collate
 from rsft.errors import UserError
-from rsft.rundir import CHECKPOINTS, META_FILE, checkpoint_dir, checkpoint_dirs, write_jsonl_atomic
+from rsft.rundir import (CHECKPOINTS, META_FILE, checkpoint_dir, checkpoint_dirs, disk_full, write_failed,
+                         write_jsonl_atomic)
 from rsft.schedule import Plan
 
 STATE_FILE = "trainer_state.pt"  # optimizer, scheduler: kept in the newest checkpoint only
@@ -384,14 +385,39 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------- saving
 
     def save(self, step: int, scheduled: bool) -> Path:
-        """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state of every rank."""
-        import torch
-
+        """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state of every rank. A
+        full disk (or a read-only folder) is one line naming it; the save before this one is left intact."""
         out = checkpoint_dir(self.run_dir, step) if scheduled else self.run_dir / RESUME_DIR
         if scheduled and out.exists():  # cannot happen after a resume from the newest save; never replace one
             raise UserError(f"{out} exists already and a checkpoint is never overwritten; train into a new "
                             "train.output_dir")
         tmp = out.with_name(out.name + ".tmp")
+        try:
+            self._write_save(tmp, step, scheduled)
+        except Exception as e:
+            if not (isinstance(e, OSError) or disk_full(e)):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # the half-written save holds the space the disk lacks
+            kept = checkpoint_dirs(self.run_dir)
+            raise UserError(f"{write_failed(tmp, e)}; step {step} was not saved"
+                            + (f", {kept[-1]} is intact" if kept else "")) from None
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            _publish(tmp, out)
+            # Only the newest state is needed to resume; older checkpoints keep their weights only.
+            for old in checkpoint_dirs(self.run_dir) + [self.run_dir / RESUME_DIR]:
+                if old != out:
+                    for f in sorted(old.glob("trainer_state_rank*.pt")) + [old / STATE_FILE]:
+                        f.unlink(missing_ok=True)
+            if scheduled:
+                shutil.rmtree(_set_aside(self.run_dir / RESUME_DIR), ignore_errors=True)
+        self.acc.wait_for_everyone()
+        return out
+
+    def _write_save(self, tmp: Path, step: int, scheduled: bool) -> None:
+        """Everything of one save into `tmp` (no checkpoint until save() renames it)."""
+        import torch
+
         main = self.acc.is_main_process
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -425,18 +451,6 @@ class Trainer:
             if not self.sharded:
                 state["optimizer"] = self.optimizer.state_dict()
             torch.save(state, tmp / STATE_FILE)
-        self.acc.wait_for_everyone()
-        if main:
-            _publish(tmp, out)
-            # Only the newest state is needed to resume; older checkpoints keep their weights only.
-            for old in checkpoint_dirs(self.run_dir) + [self.run_dir / RESUME_DIR]:
-                if old != out:
-                    for f in sorted(old.glob("trainer_state_rank*.pt")) + [old / STATE_FILE]:
-                        f.unlink(missing_ok=True)
-            if scheduled:
-                shutil.rmtree(_set_aside(self.run_dir / RESUME_DIR), ignore_errors=True)
-        self.acc.wait_for_everyone()
-        return out
 
     # ---------------------------------------------------------------------------------------------- the loop
 

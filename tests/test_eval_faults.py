@@ -1,5 +1,6 @@
 """Faults on the evaluation side, each a one-line error or a redo, never a traceback or a lost result: a worker
 that outlives evaluate.py, two workers on one step, cut-short files, a model folder without weights, bad specs."""
+import errno
 import fcntl
 import json
 import os
@@ -247,3 +248,85 @@ def test_a_task_that_crashes_keeps_the_results_of_the_tasks_finished_before_it(t
     monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kw: calls.append(kw["tasks"]) or real(**kw))
     run_worker(spec)
     assert [t.config.task for t in calls[-1]] == ["rsft_capitals"] and result_path(tmp_path / "out", "capitals").exists()
+
+
+def test_a_result_without_its_value_or_with_samples_lines_removed_is_redone_not_finished(tmp_path, capsys):
+    from rsft.rundir import gen_path, generated, write_jsonl_atomic
+
+    step = tmp_path / "eval" / "quickstart" / "step00010"
+    full = {"task": "countdown", "step": 10, "value": 0.5, "n": 2, "k": 3, "preset": {}}
+    rows = [{"doc_id": d, "sample": j} for d in range(2) for j in range(3)]
+    write_jsonl_atomic(samples_path(step, "countdown"), rows)
+    write_json_atomic(result_path(step, "countdown"), full)
+    assert generated(step, "countdown")
+    for damaged in ({k: v for k, v in full.items() if k != "value"}, {**full, "value": None}):
+        write_json_atomic(result_path(step, "countdown"), damaged)
+        assert not generated(step, "countdown")
+        assert f"{result_path(step, 'countdown')} has no value; countdown is evaluated again" in capsys.readouterr().err
+    write_json_atomic(result_path(step, "countdown"), full)
+    write_jsonl_atomic(samples_path(step, "countdown"), rows[:4])  # two lines removed
+    assert not generated(step, "countdown")
+    assert (f"{samples_path(step, 'countdown')} has 4 lines, fewer than the 6 (n 2 x k 3) its result says; "
+            f"countdown is evaluated again") in capsys.readouterr().err
+    # a judge-scored task waiting for its judges has a null value and is finished generating
+    write_jsonl_atomic(samples_path(step, "hexphi"), [{"doc_id": 0, "sample": 0}])
+    write_json_atomic(gen_path(step, "hexphi"), {"task": "hexphi", "value": None, "judge": ["harm"], "n": 1, "k": 1})
+    assert generated(step, "hexphi") and not capsys.readouterr().err
+
+
+@pytest.mark.parametrize("code, said", [(errno.ENOSPC, "the disk holding {folder} is full"),
+                                        (errno.EROFS, "{folder} is read-only; make it writable")])
+def test_a_full_or_read_only_results_folder_is_one_line_naming_it_and_keeps_the_old_file(tmp_path, monkeypatch,
+                                                                                          code, said):
+    import rsft.rundir
+
+    path = result_path(tmp_path / "step00010", "countdown")
+    write_json_atomic(path, {"value": 0.5})
+
+    def refuse(src, dst):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(rsft.rundir.os, "replace", refuse)
+    with pytest.raises(UserError) as e:
+        write_json_atomic(path, {"value": 0.75})
+    msg = str(e.value)
+    assert msg.startswith(f"cannot write {path}: " + said.format(folder=path.parent)) and "\n" not in msg, msg
+    assert json.loads(path.read_text()) == {"value": 0.5} and sorted(p.name for p in path.parent.iterdir()) == [
+        "countdown.json"]  # the old result kept, no half-written copy left
+
+
+def test_evaluate_py_refuses_a_results_folder_it_cannot_write_before_any_model_loads(tmp_path, tiny_model_dir,
+                                                                                      monkeypatch):
+    """We run as root in tests (chmod binds no one), so the folder is made unwritable by a file standing in it."""
+    (tmp_path / "out").write_text("a file, not a folder")
+    monkeypatch.setattr(evaluate, "run_one", lambda spec: pytest.fail("a worker was started"))
+    with pytest.raises(UserError) as e:
+        evaluate.main(["--model", tiny_model_dir, "--out", str(tmp_path / "out"), "--suite", "countdown",
+                       "--preset", "quickstart", "--data-dir", str(tmp_path / "data")])
+    assert str(e.value).startswith(f"cannot write {tmp_path / 'out'}/.write-check: a file stands where the folder "
+                                   f"{tmp_path / 'out'} (or one above it) should be"), e.value
+
+
+def test_a_full_rsft_cache_is_one_line_for_eval_data_and_a_warning_for_the_token_cache(tmp_path, tokenizer,
+                                                                                        capsys):
+    import numpy as np
+
+    import rsft.data
+    from conftest import math_cot_rows, write_jsonl
+    from rsft.config import DataConfig
+    from rsft.task_data import ensure_local
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    cache = tmp_path / "cache"  # $RSFT_CACHE in tests
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "replace", full)
+        with pytest.raises(UserError, match=f"the disk holding {cache / 'eval-data'}/countdown is full"):
+            ensure_local(cache / "eval-data", ["countdown"])
+    with pytest.MonkeyPatch.context() as m:  # the token cache: training goes on, told the data was not cached
+        m.setattr(np, "savez", full)
+        data = write_jsonl(tmp_path / "d.jsonl", math_cot_rows(3))
+        tok = rsft.data.load_tokenized(DataConfig(path=str(data)), tokenizer, "t")
+    assert len(tok.offsets) == 4 and not list((cache / "tokens").iterdir())
+    assert f"warning: tokenized data not cached (cannot write {cache / 'tokens'}/" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_only_complete_checkpoints_are_listed(tmp_path):
 
 
 def test_a_cut_short_result_or_samples_file_is_redone_not_skipped(tmp_path, capsys):
-    write_json_atomic(result_path(tmp_path, "math500"), {"preset": {}})
+    write_json_atomic(result_path(tmp_path, "math500"), {"preset": {}, "value": 0.5})
     write_jsonl_atomic(samples_path(tmp_path, "math500"), [{"doc_id": 0}])
     assert generated(tmp_path, "math500")
     samples_path(tmp_path, "math500").write_text('{"doc_id": 0}\n{"doc_')  # killed mid-line
@@ -72,7 +72,7 @@ def test_a_cut_short_result_or_samples_file_is_redone_not_skipped(tmp_path, caps
     write_jsonl_atomic(samples_path(tmp_path, "math500"), [{"doc_id": 0}])
     result_path(tmp_path, "math500").write_text("")  # emptied
     assert not generated(tmp_path, "math500")
-    assert "math500.json is missing or unreadable" in capsys.readouterr().out
+    assert "math500.json is missing or unreadable" in capsys.readouterr().err
 
 
 def test_a_task_without_data_is_named_with_the_way_to_get_it(tmp_path):

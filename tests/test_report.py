@@ -356,6 +356,24 @@ def test_cli_writes_the_report_and_reports_problems_in_one_line(real_run, tmp_pa
 # ------------------------------------------------------------------------------------------------ bad input
 
 
+@pytest.mark.parametrize("damage, said", [
+    (lambda t: t.replace('"value": 0.629', '"value": Infinity'), "value inf is not a finite number"),
+    (lambda t: t.replace('"value": 0.629', '"value": 2.5'), "value 2.5 is not a fraction (250%, outside 0-100%)"),
+    (lambda t: t.replace('"value": 0.629', '"value": "0.629"'), "value '0.629' is not a finite number"),
+    (lambda t: t.replace('"step": 20', '"step": "20"'), "step '20' is not a whole number of steps"),
+    (lambda t: t[:len(t) // 2], "is not valid JSON"),
+    (lambda t: "[1, 2]", "is not an evaluate.py result (a JSON list, not an object)"),
+])
+def test_a_damaged_or_odd_result_file_is_one_line_naming_it_and_the_fix(cot4b, tmp_path, damage, said):
+    path = cot4b / "eval/tiny/step00020/math500.json"
+    path.write_text(damage(json.dumps(json.loads(path.read_text()))))
+    with pytest.raises(UserError) as e:
+        write_report([cot4b], tmp_path / "rep")
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg and said in msg, msg
+    assert msg.endswith("delete it and rerun evaluate.py on that step to rewrite it")
+
+
 def test_a_run_without_results_names_the_command_that_writes_them(tmp_path):
     run = tmp_path / "fresh"
     run.mkdir()

@@ -92,6 +92,36 @@ def test_a_save_killed_midway_is_never_listed_and_is_removed_by_name_on_rerun(tm
     assert [r["step"] for r in metrics(run)] == list(range(1, 9))
 
 
+@pytest.mark.parametrize("full", [RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter "
+                                                 "failed writing file data/0: file write failed, unexpected pos "
+                                                 "1234 vs 5678"),  # torch's words for a full disk
+                                    OSError(28, "No space left on device")])
+def test_a_full_disk_during_a_save_says_so_in_one_line_and_keeps_the_previous_checkpoint(tmp_path, tiny_model_dir,
+                                                                                         full):
+    import torch
+
+    real_save = torch.save
+
+    def disk_fills_at_step_4(obj, f, *a, **k):
+        if "step00004.tmp" in str(f):
+            open(f, "wb").write(b"part of it")
+            raise full
+        return real_save(obj, f, *a, **k)
+
+    recipe = make_recipe(tmp_path, tiny_model_dir)
+    run = tmp_path / "run"
+    torch.save = disk_fills_at_step_4
+    try:
+        with pytest.raises(UserError) as e:
+            train.main([str(recipe)])
+    finally:
+        torch.save = real_save
+    one_line_error(e, f"cannot write {run / 'checkpoints/step00004.tmp'}: the disk holding {run / 'checkpoints'} is "
+                      "full", f"step 4 was not saved, {run / 'checkpoints/step00003'} is intact")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step00002", "step00003"]  # no half save left
+    assert (run / "checkpoints/step00003" / STATE_FILE).exists()  # the newest state kept: the rerun resumes from it
+
+
 def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once(tmp_path, tiny_model_dir):
     run_to_step(tmp_path, tiny_model_dir, 1)
     with (tmp_path / "run/metrics.jsonl").open("a") as f:
