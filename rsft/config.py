@@ -37,9 +37,10 @@ class ModelConfig:
     # auto = bfloat16 on a CUDA GPU that computes it natively (compute capability >= 8.0: A100, L4, H100, RTX 30xx+),
     # float16 with loss scaling on older GPUs (T4, V100), float32 on CPU.
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    # Backend: auto = unsloth when a CUDA GPU and unsloth are present, else hf (transformers + peft).
+    # Backend: auto = unsloth when a CUDA GPU and unsloth are present, else hf (transformers + peft). unsloth without
+    # a GPU runs Unsloth's CPU fallback (its Python, none of its kernels): what the tests run, not a way to train.
     backend: Literal["auto", "unsloth", "hf"] = "auto"
-    # lora: 16-bit base + adapters; qlora: 4-bit NF4 base (bitsandbytes, CUDA) + adapters; full: every weight.
+    # lora: 16-bit base + adapters; qlora: 4-bit NF4 base (bitsandbytes, CPU too) + adapters; full: every weight.
     finetune: Literal["lora", "qlora", "full"] = "lora"
     # Recompute activations in backward: ~30% slower steps, activation memory O(layers) -> O(1) per layer.
     gradient_checkpointing: bool = True

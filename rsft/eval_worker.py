@@ -7,6 +7,7 @@ it dies with its parent. Results: one TASK.json per task plus its samples (rsft.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -96,6 +97,20 @@ def cpu_memory_share() -> float:
     return round(max(0.05, min(0.5, free / total / 2)), 2)
 
 
+@contextlib.contextmanager
+def loading(folder: str):
+    """A model or adapter that cannot be loaded (a damaged safetensors file, a checkpoint deleted since evaluate.py
+    planned it, a missing file) is one line naming it: this step fails, evaluate.py goes on with the others."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  (what loaders raise varies: OSError, ValueError, safetensors' errors)
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise UserError(f"cannot load {folder} ({type(e).__name__}: {first[:300]}); if it is a checkpoint, it is "
+                        "damaged or was removed: restore it, or leave its step out (--steps)") from None
+
+
 def hf_model(spec: WorkerSpec):
     """lm-eval's HFLM (rsft.lm_backends: the paper's per-request budget, no top-k) over a model built here, a LoRA
     adapter merged; on CPU with grouped-query attention under the padding mask (rsft.models.cpu_attention: the
@@ -114,14 +129,15 @@ def hf_model(spec: WorkerSpec):
     m = spec.model
     dtype = "auto" if m.dtype == "auto" else getattr(torch, m.dtype)
     attention = {"attn_implementation": cpu_attention()} if spec.device == "cpu" else {}
-    model = AutoModelForCausalLM.from_pretrained(m.base, revision=m.revision, subfolder=m.subfolder or "",
-                                                 dtype=dtype, trust_remote_code=m.trust_remote_code, **attention)
-    if m.adapter:
-        from peft import PeftModel
+    with loading(m.adapter or m.base):
+        model = AutoModelForCausalLM.from_pretrained(m.base, revision=m.revision, subfolder=m.subfolder or "",
+                                                     dtype=dtype, trust_remote_code=m.trust_remote_code, **attention)
+        if m.adapter:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, m.adapter).merge_and_unload()
-    tok = AutoTokenizer.from_pretrained(m.tokenizer, subfolder=m.tokenizer_subfolder,
-                                        trust_remote_code=m.trust_remote_code)
+            model = PeftModel.from_pretrained(model, m.adapter).merge_and_unload()
+        tok = AutoTokenizer.from_pretrained(m.tokenizer, subfolder=m.tokenizer_subfolder,
+                                            trust_remote_code=m.trust_remote_code)
     kw = {"pretrained": model.to(spec.device).eval(), "tokenizer": tok, "batch_size": spec.batch_size}
     if spec.device == "cpu":
         return cpu_hflm()(sample_seed=spec.preset.seed, **kw)
@@ -133,7 +149,8 @@ def lm_model(spec: WorkerSpec):
     if spec.backend == "vllm":
         from rsft.lm_backends import kit_vllm
 
-        return kit_vllm()(**vllm_args(spec))
+        with loading(spec.model.adapter or spec.model.base):
+            return kit_vllm()(**vllm_args(spec))
     return hf_model(spec)
 
 

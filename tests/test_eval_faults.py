@@ -330,3 +330,32 @@ def test_a_full_rsft_cache_is_one_line_for_eval_data_and_a_warning_for_the_token
         tok = rsft.data.load_tokenized(DataConfig(path=str(data)), tokenizer, "t")
     assert len(tok.offsets) == 4 and not list((cache / "tokens").iterdir())
     assert f"warning: tokenized data not cached (cannot write {cache / 'tokens'}/" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["corrupt safetensors", "deleted"])
+def test_a_checkpoint_damaged_or_deleted_after_planning_fails_its_step_in_one_line(tmp_path, tiny_model_dir, damage):
+    """The worker that cannot load its model says so in one line naming the folder; evaluate.py goes on with the
+    other steps and ends naming the failed one (no traceback from either process)."""
+    import shutil
+
+    from rsft.specs import ModelSpec, WorkerSpec
+    from rsft.catalogue import Preset
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_model_dir, ckpt)  # a whole model folder, as a full fine-tuning checkpoint is
+    if damage == "deleted":
+        shutil.rmtree(ckpt)
+    else:
+        (ckpt / "model.safetensors").write_bytes(b"\x00" * 64)
+    spec = WorkerSpec(model=ModelSpec(base=str(ckpt)), step=4, tasks=("countdown",), preset_name="tiny",
+                      preset=Preset(max_gen_toks=4, repeats=1, limit=2), data_dir=str(tmp_path / "data"),
+                      out_dir=str(tmp_path / "out"), batch_size=2)
+    from rsft.task_data import ensure_local
+
+    ensure_local(tmp_path / "data", ["countdown"])
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    res = subprocess.run([sys.executable, "-m", "rsft.eval_worker", str(tmp_path / "spec.json")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1].startswith(f"error: cannot load {ckpt}")
+    assert "restore it, or leave its step out" in res.stderr

@@ -182,7 +182,9 @@ def test_every_cell_runs_on_the_embedded_default(tmp_path, monkeypatch, capsys, 
     res = json.loads((run / "eval/quickstart-limit5/step00002/countdown.json").read_text())
     assert res["n"] == 5 and res["preset"]["limit"] == 5  # --limit, recorded with the preset, in a folder of its own
     assert "math500" in json.loads((run / "eval/quickstart-limit5/step00002/skipped.json").read_text())
-    assert "evaluation plan 1 model(s) x 2 task(s)" in out and re.search(r"math500 +skipped: no data", out)
+    assert "evaluation plan 1 model(s) x 2 task(s)" in out  # math500, not downloaded: counted at its published size
+    # the quickstart preset's 100 in-domain questions of MATH-500's 500
+    assert re.search(r"math500 +100 questions x 1 sample\(s\) x <= 192 tokens .* \(not downloaded yet", out)
     assert re.search(r"time +at most ~\d+ min", out)
     assert re.search(r"^task +countdown", out, re.M)  # the scores table
     assert (drive / "reports/quickstart-max2/report.html").stat().st_size > 0
