@@ -469,9 +469,20 @@ def extract_number(response: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
+def _integer_text(text: str) -> str:
+    """An integer's canonical digits (sign kept, leading zeros and a plus dropped): compared as text, so an answer
+    of any length is exact (int() refuses past 4,300 digits)."""
+    text = text.strip().lstrip("+")
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    digits = digits.lstrip("0") or "0"
+    if not digits.isdigit():
+        return text
+    return digits if digits == "0" else sign + digits  # -0 is 0
+
+
 def grade_number(response: str, gold: str) -> bool:
     answer = extract_number(response)
-    return answer is not None and int(answer) == int(gold)
+    return answer is not None and _integer_text(answer) == _integer_text(str(gold))
 
 
 # ------------------------------------------------------------------------------------------------ yes / no

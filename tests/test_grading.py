@@ -307,3 +307,14 @@ def test_whole_number_answers_are_read_flexibly(reply, answer):
 
     assert extract_number(reply) == answer and extract(kind="number", response=reply) == answer
     assert grade_number(reply, "8") is (answer == "8")
+
+
+def test_a_whole_number_answer_of_any_length_is_compared_exactly():
+    """Python's int() refuses strings past 4,300 digits; the word problems' grader compares the digits instead."""
+    from rsft.grading import grade_number
+
+    big = "1" + "0" * 5000
+    assert grade_number(f"<think>\nok\n</think>\nThe answer is \\boxed{{{big}}}", big)
+    assert not grade_number(f"<think>\nok\n</think>\nThe answer is \\boxed{{{big}1}}", big)
+    assert grade_number("<think>\nok\n</think>\nIt is 08.", "8") and grade_number("<think>\nok\n</think>\n-0", "0")
+    assert not grade_number("<think>\nok\n</think>\nIt is 9.", "8") and not grade_number("<think>\nok\n</think>\n-3", "3")
