@@ -149,8 +149,7 @@ def lm_model(spec: WorkerSpec):
     if spec.backend == "vllm":
         from rsft.lm_backends import kit_vllm
 
-        with loading(spec.model.adapter or spec.model.base):
-            return kit_vllm()(**vllm_args(spec))
+        return kit_vllm()(**vllm_args(spec))  # an engine that fails says why itself: not a damaged checkpoint
     return hf_model(spec)
 
 
