@@ -37,6 +37,15 @@ class PreallocatedLayer(DynamicLayer):
         self.keys, self.values = self._k[..., :end, :], self._v[..., :end, :]
         return self.keys, self.values
 
+    def batch_select_indices(self, indices) -> None:
+        """Keep the rows `indices` (rsft.cpu_decode drops the rows that have ended): one copy into a buffer of the
+        same capacity."""
+        if self._holds_keys():
+            self._k, self._v = self._k.index_select(0, indices), self._v.index_select(0, indices)
+            self.keys, self.values = self._k[..., :self._filled, :], self._v[..., :self._filled, :]
+        else:
+            super().batch_select_indices(indices)
+
     def _holds_keys(self) -> bool:
         """Whether `keys` is still this layer's view of its buffer (transformers may have replaced it)."""
         return self._k is not None and self.keys.data_ptr() == self._k.data_ptr() \

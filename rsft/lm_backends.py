@@ -87,21 +87,67 @@ def kit_hflm():
     return KitHFLM
 
 
+# generate's logits processors that are not sampling settings: a model whose generation_config sets one of these
+# (a repetition penalty, say) is decoded by generate itself, which applies them
+_PROCESSORS = ("repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "bad_words_ids",
+               "min_length", "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id", "suppress_tokens",
+               "begin_suppress_tokens", "sequence_bias", "exponential_decay_length_penalty", "cache_implementation")
+
+
+def plain_generation(generation_config) -> bool:
+    """Whether generate would apply no logits processor beyond the sampling settings (rsft.cpu_decode applies
+    none)."""
+    from transformers import GenerationConfig
+
+    default = GenerationConfig()
+    return all(getattr(generation_config, k, None) == getattr(default, k, None) for k in _PROCESSORS)
+
+
 def cpu_hflm():
-    """CpuHFLM: KitHFLM sampling through rsft.sampling.NucleusSample (the same distribution, 312 instead of 472 ms
-    a step: 64 prompts, 2 cores; greedy 301) with noise keyed per question (the same replies at any batch size),
-    into rsft.kv_cache's preallocated cache (the same tokens, 1.14-1.28x over 192 new tokens); bench/RESULTS.md."""
+    """CpuHFLM: KitHFLM decoding with rsft.cpu_decode (a reply that has ended leaves the batch), sampling through
+    rsft.sampling.NucleusSample (the same distribution, 312 instead of 472 ms a step: 64 prompts, 2 cores; greedy
+    301) with noise keyed per question (the same replies at any batch size), into rsft.kv_cache's preallocated
+    cache (the same tokens, 1.14-1.28x over 192 new tokens); bench/RESULTS.md. A model whose generation_config
+    asks for other logits processors, or a task with other generation settings, goes through generate."""
     from collections import Counter
 
+    from rsft.cpu_decode import StopStrings, decode
     from rsft.kv_cache import preallocated_cache
-    from rsft.sampling import as_greedy, question_keys
+    from rsft.sampling import NucleusSample, as_greedy, question_keys
+
+    settings = {"do_sample", "temperature", "top_p", "top_k", "attention_mask"}
 
     class CpuHFLM(kit_hflm()):
         def __init__(self, *args, sample_seed: int, **kwargs):
             super().__init__(*args, **kwargs)
             self.sample_seed, self.prompts_keyed = sample_seed, Counter()
 
-        def _generate(self, context, max_length, criteria, **kw):
+        def _model_generate(self, context, max_length, stop, **generation_kwargs):
+            kw = dict(generation_kwargs)
+            mask, width = kw.pop("attention_mask"), context.shape[1]
+            budgets = request_budgets(mask, max_length - width, self.window)
+            cache = preallocated_cache(self.model.config, width + int(budgets.max()))
+            if set(generation_kwargs) - settings or cache is None \
+                    or not plain_generation(self.model.generation_config):
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
+            sample = kw.get("do_sample")
+            if sample is None:
+                sample = (kw.get("temperature") or 0.0) > 0.0
+            if sample:
+                keys = question_keys(context, mask, self.sample_seed, self.prompts_keyed)
+                sampler = NucleusSample(keys, width, kw.get("temperature") or 1.0, kw.get("top_p") or 1.0,
+                                        kw.get("top_k") or 0)
+                pick = lambda scores, rows, step: sampler.choose(scores, keys[rows], step)  # noqa: E731
+            else:
+                pick = lambda scores, rows, step: scores.argmax(dim=-1, keepdim=True)  # noqa: E731
+            eos = self.model.generation_config.eos_token_id
+            eos = [eos] if isinstance(eos, int) else list(eos or [])
+            if self.tokenizer.eos_token_id is not None:
+                eos.append(self.tokenizer.eos_token_id)
+            return decode(self.model, context, mask, budgets, pick, eos_ids=eos, cache=cache,
+                          pad_id=self.tokenizer.pad_token_id, stops=StopStrings(self.tokenizer, stop))
+
+        def _generate(self, context, max_length, criteria, **kw):  # generate's path (see the docstring)
             if self.model.generation_config.cache_implementation is None:  # else generate refuses a given cache
                 cache = preallocated_cache(self.model.config, max_length)
                 if cache is not None:

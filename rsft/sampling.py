@@ -147,11 +147,15 @@ class NucleusSample:
     def __call__(self, input_ids, scores):
         import torch
 
+        token = self.choose(scores, self.keys, input_ids.shape[1] - self.prompt_width)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
+
+    def choose(self, scores, keys, step: int):
+        """The drawn token ([rows, 1]) of each row of scores, whose question_keys are keys, at new token `step`."""
         s = scores.float() / self.temperature
         if self.top_k and self.top_k < s.shape[-1]:
             s = s.masked_fill(s < s.topk(self.top_k, dim=-1).values[:, -1:], float("-inf"))
-        token = draw(s, self.keys, input_ids.shape[1] - self.prompt_width, self.top_p)
-        return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
+        return draw(s, keys, step, self.top_p)
 
 
 def as_greedy(gen_kwargs: dict, keys, prompt_width: int) -> dict:

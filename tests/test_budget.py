@@ -35,27 +35,27 @@ def qwen3_32k(tmp_path_factory):
 def test_the_paper_preset_runs_on_the_hf_backend_with_the_window_left_by_each_prompt(qwen3_32k, tmp_path,
                                                                                       monkeypatch):
     from transformers import AutoTokenizer
-    from transformers.generation.utils import GenerationMixin
+
+    from rsft import cpu_decode, sampling
 
     tok = AutoTokenizer.from_pretrained(qwen3_32k)
-    seen = []
+    seen, samplers = [], []
 
-    def fake_generate(self, input_ids, max_length, stopping_criteria, pad_token_id, **kw):
-        width = input_ids.shape[1]
-        prompts = [[t for t in row if t != pad_token_id] for row in input_ids.tolist()]
-        budgets = [WINDOW - len(p) for p in prompts]
-        rows = len(prompts)
-        for b in set(budgets):  # every criterion together ends a row exactly when its own budget is spent
-            before = stopping_criteria(torch.zeros(rows, width + b - 1, dtype=torch.long), None)
-            after = stopping_criteria(torch.zeros(rows, width + b, dtype=torch.long), None)
-            for i, own in enumerate(budgets):
-                assert bool(after[i]) == (own <= b) and bool(before[i]) == (own <= b - 1)
-        sampler = [p for p in kw.get("logits_processor") or [] if type(p).__name__ == "NucleusSample"]
-        seen.append({"max_new": max_length - width, "budgets": budgets, "prompts": prompts, "kw": kw,
-                     "sampler": sampler[0].__dict__ if sampler else None})
-        return torch.cat([input_ids, torch.full((rows, 1), tok.eos_token_id)], dim=1)
+    class Sampler(sampling.NucleusSample):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            samplers.append(self.__dict__)
 
-    monkeypatch.setattr(GenerationMixin, "generate", fake_generate)
+    def fake_decode(model, context, attention_mask, budgets, pick, *, eos_ids, pad_id, cache, stops=None, ends=None):
+        prompts = [[t for t, m in zip(row, mask) if m] for row, mask in zip(context.tolist(), attention_mask.tolist())]
+        assert budgets.tolist() == [WINDOW - len(p) for p in prompts]  # each row: the window its prompt leaves
+        assert {layer.capacity for layer in cache.layers} == {context.shape[1] + int(budgets.max())}
+        seen.append({"max_new": int(budgets.max()), "budgets": budgets.tolist(), "prompts": prompts,
+                     "sampler": samplers[-1]})
+        return torch.cat([context, torch.full((len(prompts), 1), tok.eos_token_id)], dim=1)
+
+    monkeypatch.setattr(cpu_decode, "decode", fake_decode)
+    monkeypatch.setattr(sampling, "NucleusSample", Sampler)
     monkeypatch.setattr(evaluate, "run_one", lambda spec, module=None: run_worker(spec) or True)
     out = tmp_path / "e"
     assert evaluate.main(["--model", qwen3_32k, "--preset", "paper", "--suite", "countdown,word_problems",

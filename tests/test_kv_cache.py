@@ -68,23 +68,23 @@ def test_models_with_sliding_window_layers_keep_transformers_cache():
 
 
 def test_the_cpu_worker_generates_into_a_cache_sized_for_prompt_and_cap(tiny_model_dir, tmp_path, monkeypatch):
+    from rsft import cpu_decode
     from rsft.eval_worker import hf_model
 
+    seen, decode = {}, cpu_decode.decode
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        return decode(*args, **kw)
+
+    monkeypatch.setattr(cpu_decode, "decode", spy)  # the worker's decoding loop (rsft.cpu_decode)
     spec = WorkerSpec(model=ModelSpec(base=tiny_model_dir), step=0, tasks=("countdown",), preset_name="quickstart",
                       preset=preset("quickstart"), data_dir=str(tmp_path), out_dir=str(tmp_path / "out"),
                       backend="hf", device="cpu", batch_size=64)
     lm = hf_model(spec)
-    seen = {}
-    generate = lm.model.generate
-
-    def spy(**kw):
-        seen.update(kw)
-        return generate(**kw)
-
-    monkeypatch.setattr(lm.model, "generate", spy)
     context = torch.tensor([[1, 2, 3, 4]])
     out = lm._model_generate(context, max_length=10, stop=["<|im_end|>"], attention_mask=torch.ones_like(context),
                              do_sample=True, temperature=0.6, top_p=0.95)
-    layers = seen["past_key_values"].layers
+    layers = seen["cache"].layers
     assert all(isinstance(layer, PreallocatedLayer) and layer.capacity == 10 for layer in layers)
     assert out.shape[0] == 1 and out.shape[1] <= 10
