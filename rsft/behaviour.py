@@ -183,3 +183,59 @@ def countdown_procedure(samples: Iterable[dict]) -> Procedure:
             raise ValueError(f"not a Countdown prompt (no 'create an equation that equals N'): {s['prompt'][:80]!r}")
         p.add(s["response"], int(m[1]))
     return p
+
+
+# ------------------------------------------------------------------------------------------------ surface and substance
+# The weak-model story in two numbers per step (the paper: a weaker base copies the surface of long-CoT traces, a
+# stronger one learns the procedure): the share of Countdown replies in the traces' form, and how far the score
+# is above what a random guess solves.
+
+
+def countdown_form(response: str, numbers: list[int]) -> bool:
+    """A reply in the form of the training traces: its thinking closed, then a boxed equation that uses exactly
+    the puzzle's numbers, each once, whatever it equals (rsft.countdown.evaluate_expression reads it)."""
+    from rsft.countdown import evaluate_expression
+    from rsft.grading import extract_countdown
+
+    expr = extract_countdown(response)
+    if expr is None or THINK_CLOSE not in response:
+        return False
+    read = evaluate_expression(expr)
+    return read is not None and sorted(read[1]) == sorted(numbers)
+
+
+def puzzle_of(doc) -> tuple[tuple[int, ...], int] | None:
+    """(numbers, target) of a Countdown sample's doc (rsft/tasks/countdown), None when it is not one."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("numbers"), list):
+        return None
+    numbers, target = doc["numbers"], doc.get("target")
+    if not all(type(n) is int for n in numbers) or type(target) is not int:
+        return None
+    return tuple(numbers), target
+
+
+def form_share(samples: list[dict]) -> float | None:
+    """The share of Countdown samples (lines of countdown.samples.jsonl) in the traces' form (countdown_form);
+    None when a sample is not a Countdown puzzle's."""
+    puzzles = [puzzle_of(s.get("doc")) for s in samples]
+    if not samples or None in puzzles:
+        return None
+    return sum(countdown_form(s["response"], list(p[0])) for s, p in zip(samples, puzzles)) / len(samples)
+
+
+def guess_pairs(samples: list[dict]) -> tuple[dict, dict] | None:
+    """({question: a random guess's chance}, {question: the model's score}) over the Countdown samples, for a
+    paired bootstrap of score minus guess (rsft.stats.stratified_bootstrap); None when a sample is not a Countdown
+    puzzle's, has no per-question score, or has too many numbers to count the guesses (rsft.countdown.chance)."""
+    from rsft.countdown import chance
+
+    guess, score = {}, {}
+    for s in samples:
+        puzzle = puzzle_of(s.get("doc"))
+        if puzzle is None or not isinstance(s.get("doc_acc"), (int, float)):
+            return None
+        rate = chance(list(puzzle[0]), puzzle[1])
+        if rate is None:
+            return None
+        guess[s["doc_id"]], score[s["doc_id"]] = rate, float(s["doc_acc"])
+    return (guess, score) if guess else None
