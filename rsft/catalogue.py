@@ -7,7 +7,7 @@ rsft/tasks/; this module only reads the group from the task's YAML.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -26,6 +26,14 @@ class Preset:
     limit: int | None = None  # first N questions of each task
     in_domain_limit: int | None = None  # first N questions of each in-domain task, when it differs from limit
     seed: int = 1234
+    task_max_gen_toks: dict[str, int] = field(default_factory=dict)  # {task: a lower cap} for the tasks named
+    end_repeats: bool = False  # end a reply once it only repeats itself (rsft/repetition.py)
+
+    def max_gen_toks_for(self, task: str, own: int | None) -> int | None:
+        """The new-token cap of `task` (the kit's name) whose own cap is `own`: the lowest of the task's own, the
+        preset's and the preset's for that task; None if none is set."""
+        caps = [c for c in (own, self.max_gen_toks, self.task_max_gen_toks.get(task)) if c is not None]
+        return min(caps) if caps else None
 
     def limit_for(self, group: str) -> int | None:
         """The first N questions a task of `group` ("in_domain", "ood", ...) takes; None: all of them."""

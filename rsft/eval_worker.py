@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from rsft.catalogue import Preset, lm_eval_name
+from rsft.catalogue import LM_EVAL_PREFIX, Preset, lm_eval_name
 from rsft.errors import UserError
 from rsft.grading import GRADER_VERSION
 from rsft.rundir import (WORKER_LOCK, generated, gen_path, lm_eval_paths, lock_folder, record_skipped, result_path,
@@ -32,8 +32,9 @@ def apply_preset(task, p: Preset) -> None:
     gen.update({k: v for k, v in (("temperature", p.temperature), ("top_p", p.top_p)) if v is not None})
     if p.temperature == 0.0:  # greedy: the tasks' template asks for sampling, which temperature 0 cannot do
         gen["do_sample"] = False
-    if p.max_gen_toks is not None:
-        gen["max_gen_toks"] = min(p.max_gen_toks, gen.get("max_gen_toks", p.max_gen_toks))
+    cap = p.max_gen_toks_for(task.config.task.removeprefix(LM_EVAL_PREFIX), gen.get("max_gen_toks"))
+    if cap is not None:
+        gen["max_gen_toks"] = cap
 
 
 def question_limits(task_dict: dict, p: Preset) -> dict:
@@ -138,7 +139,8 @@ def hf_model(spec: WorkerSpec):
             model = PeftModel.from_pretrained(model, m.adapter).merge_and_unload()
         tok = AutoTokenizer.from_pretrained(m.tokenizer, subfolder=m.tokenizer_subfolder,
                                             trust_remote_code=m.trust_remote_code)
-    kw = {"pretrained": model.to(spec.device).eval(), "tokenizer": tok, "batch_size": spec.batch_size}
+    kw = {"pretrained": model.to(spec.device).eval(), "tokenizer": tok, "batch_size": spec.batch_size,
+          "end_repeats": spec.preset.end_repeats}
     if spec.device == "cpu":
         return cpu_hflm()(sample_seed=spec.preset.seed, **kw)
     return kit_hflm()(**kw)
@@ -149,7 +151,8 @@ def lm_model(spec: WorkerSpec):
     if spec.backend == "vllm":
         from rsft.lm_backends import kit_vllm
 
-        return kit_vllm()(**vllm_args(spec))  # an engine that fails says why itself: not a damaged checkpoint
+        # an engine that fails says why itself: not a damaged checkpoint
+        return kit_vllm()(end_repeats=spec.preset.end_repeats, **vllm_args(spec))
     return hf_model(spec)
 
 

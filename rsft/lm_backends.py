@@ -39,6 +39,22 @@ def budget_stop(prompt_width: int, budgets):
     return RowBudget()
 
 
+def repeats_stop(prompt_width: int, rows: int):
+    """A stopping criterion that ends each row once its reply only repeats itself (rsft.repetition)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    from rsft.repetition import Repeats
+
+    rule = Repeats(rows)
+
+    class RepeatStop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return rule.update(torch.arange(rows), input_ids[:, prompt_width:].cpu()).to(input_ids.device)
+
+    return RepeatStop()
+
+
 def kit_hflm():
     """KitHFLM: lm-eval's HFLM with the paper's per-request budget (module docstring) and the paper's sampling (no
     top-k: the paper's vLLM had none; transformers would otherwise add the top_k 50 of its defaults)."""
@@ -47,9 +63,10 @@ def kit_hflm():
     from lm_eval.models.utils_hf import stop_sequences_criteria
 
     class KitHFLM(HFLM):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args, end_repeats: bool = False, **kwargs):
             super().__init__(*args, **kwargs)
             self.window = self.max_length  # the model's context, read as lm-eval reads it (config, then tokenizer)
+            self.end_repeats = end_repeats  # the preset's rule (rsft.repetition): a looping reply ends
 
         def generate_until(self, requests, disable_tqdm: bool = False):
             own = self._max_length
@@ -69,6 +86,8 @@ def kit_hflm():
             budgets = request_budgets(generation_kwargs["attention_mask"], max_length - width, self.window)
             criteria = stop_sequences_criteria(self.tokenizer, stop, width, context.shape[0])
             criteria.append(budget_stop(width, budgets))
+            if self.end_repeats:
+                criteria.append(repeats_stop(width, context.shape[0]))
             kw = dict(generation_kwargs)
             if kw.get("do_sample") is None:
                 kw["do_sample"] = kw.get("temperature", 0.0) > 0.0
@@ -113,6 +132,7 @@ def cpu_hflm():
 
     from rsft.cpu_decode import StopStrings, decode
     from rsft.kv_cache import preallocated_cache
+    from rsft.repetition import Repeats
     from rsft.sampling import NucleusSample, as_greedy, question_keys
 
     settings = {"do_sample", "temperature", "top_p", "top_k", "attention_mask"}
@@ -144,8 +164,9 @@ def cpu_hflm():
             eos = [eos] if isinstance(eos, int) else list(eos or [])
             if self.tokenizer.eos_token_id is not None:
                 eos.append(self.tokenizer.eos_token_id)
+            ends = Repeats(context.shape[0]).update if self.end_repeats else None
             return decode(self.model, context, mask, budgets, pick, eos_ids=eos, cache=cache,
-                          pad_id=self.tokenizer.pad_token_id, stops=StopStrings(self.tokenizer, stop))
+                          pad_id=self.tokenizer.pad_token_id, stops=StopStrings(self.tokenizer, stop), ends=ends)
 
         def _generate(self, context, max_length, criteria, **kw):  # generate's path (see the docstring)
             if self.model.generation_config.cache_implementation is None:  # else generate refuses a given cache
@@ -182,6 +203,10 @@ def kit_vllm():
         importlib.metadata.version = real_version
 
     class KitVLLM(lm_vllm.VLLM):
+        def __init__(self, *args, end_repeats: bool = False, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.end_repeats = end_repeats  # the preset's rule (rsft.repetition), applied to each finished reply
+
         @staticmethod
         def modify_gen_kwargs(gen_kwargs, eos=None, default_max_gen_toks: int = 256):
             """Replies decoded without special tokens, as the hf backend decodes them and as the paper's own vLLM
@@ -193,8 +218,19 @@ def kit_vllm():
             own = lm_vllm.maybe_truncate
             lm_vllm.maybe_truncate = functools.partial(lm_utils.maybe_truncate, shrink_gen_toks=True)
             try:
-                return super().generate_until(requests, disable_tqdm)
+                replies = super().generate_until(requests, disable_tqdm)
             finally:
                 lm_vllm.maybe_truncate = own
+            return [cut_repeats(self.tokenizer, r) for r in replies] if self.end_repeats else replies
 
     return KitVLLM
+
+
+def cut_repeats(tokenizer, reply: str) -> str:
+    """The reply as the repetition rule (rsft.repetition) would have ended it, for a backend that generated on:
+    cut where the rule fires on its tokens (the reply's text tokenized again: vLLM hands lm-eval text)."""
+    from rsft.repetition import ends_at
+
+    ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+    n = ends_at(ids)
+    return reply if n is None else tokenizer.decode(ids[:n], skip_special_tokens=True)

@@ -391,8 +391,7 @@ def task_load(task: str, p, data_dir: Path) -> TaskLoad:
     cfg = _task_config(TASKS_DIR / task / f"{task}.yaml")
     repeats = p.repeats if p.repeats is not None else int(cfg.get("repeats", 1))
     limit = p.limit_for(task_group(task))
-    cap = int(cfg["generation_kwargs"]["max_gen_toks"])
-    cap = min(cap, p.max_gen_toks) if p.max_gen_toks is not None else cap
+    cap = p.max_gen_toks_for(task, int(cfg["generation_kwargs"]["max_gen_toks"]))
     why = missing(data_dir, [task]).get(task)
     if why is None:
         with open(Path(data_dir) / task / "test.jsonl") as f:

@@ -137,7 +137,7 @@ def test_the_grading_bar_counts_each_tasks_own_questions(monkeypatch):
 
 
 def test_the_quickstart_preset_samples_as_the_paper_once_per_question():
-    task = SimpleNamespace(config=SimpleNamespace(repeats=3, generation_kwargs={
+    task = SimpleNamespace(config=SimpleNamespace(task="rsft_countdown", repeats=3, generation_kwargs={
         "do_sample": True, "temperature": 1.0, "top_p": 1.0, "max_gen_toks": 32768}))
     apply_preset(task, PRESETS["quickstart"])
     gen = task.config.generation_kwargs
