@@ -3,6 +3,8 @@
     RUN/
       .train.lock                       held by the train.py writing the run (a second one is refused)
       checkpoints/stepNNNNN/            a checkpoint (meta.json inside); stepNNNNN.tmp while it is being written
+                  trainer_state*.pt     its training state (optimizer, scheduler, RNG): the newest save only
+      resume/                           a save made on Ctrl-C / SIGTERM between checkpoints (the same files)
       eval/PRESET/stepNNNNN/TASK.json   a finished (checkpoint, task) pair
                            TASK.gen.json        a judge-scored task, generated, waiting for its judges
                            TASK.samples.jsonl   every response with its extracted answer and score
@@ -32,6 +34,9 @@ CHECKPOINTS = "checkpoints"
 TRAIN_LOCK = ".train.lock"
 WORKER_LOCK = ".worker.lock"
 META_FILE = "meta.json"
+STATE_FILE = "trainer_state.pt"  # optimizer, scheduler, loss scaler: kept in the newest save only
+RANK_STATE = "trainer_state_rank{}.pt"  # each process's RNG (and FSDP optimizer shard): newest save only
+RESUME_DIR = "resume"  # written on Ctrl-C / SIGTERM between scheduled checkpoints
 _CHECKPOINT_NAME = re.compile(r"step\d{5,}")  # a complete checkpoint: renamed into place, so no .tmp suffix
 
 
