@@ -369,7 +369,7 @@ def main(argv=None) -> int:
         folder = preset_name if args.limit is None else f"{preset_name}-limit{args.limit}"  # --limit: its own
         out_root = run_dir / "eval" / folder
     tasks, p = suite_tasks(suite), preset(preset_name)
-    from rsft.hub import require
+    from rsft.offline import require
 
     if not args.estimate:  # the plan needs no weights: a known model's shape is known offline
         require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now

@@ -89,7 +89,7 @@ def _read_local(path: Path) -> list:
 
 
 def _read_hub(cfg: DataConfig) -> tuple[list, str]:
-    from rsft.hub import offline_reason
+    from rsft.offline import offline_reason
 
     offline = offline_reason()  # unreachable: datasets reads its caches only, at once, instead of retrying
     import datasets

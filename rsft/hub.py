@@ -1,152 +1,42 @@
-"""The Hugging Face Hub: fail in seconds when it cannot be reached, and share a checkpoint with its model card.
+"""Share a checkpoint on the Hugging Face Hub with its model card (written into every scheduled checkpoint too).
 
     python -m rsft.hub push runs/NAME USER/REPO --dry-run     # list exactly what would be uploaded, upload nothing
     python -m rsft.hub push runs/NAME USER/REPO               # the run's newest checkpoint (or give its folder)
     python -m rsft.hub push runs/NAME/checkpoints/step00640 USER/REPO --private
     python -m rsft.hub card runs/NAME/checkpoints/step00640   # (re)write its README.md, evaluation included
 
-Offline, Hugging Face's libraries retry every Hub call for ~50 s before failing. `require()` decides first: the
-Hub is unreachable when HF_HUB_OFFLINE=1, or when its endpoint (HF_ENDPOINT, else https://huggingface.co, through
-the proxy the environment names) does not answer an HTTP HEAD request within 2 s. Then a repository in the local
-cache is used from there at once (the libraries are switched to offline mode), and one that is not is a one-line
-error naming the download. The token is read by huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
-
-About 500 lines: the offline check, the model card and the push share the checkpoint reading.
+The card is built from the checkpoint's meta.json, the run's recipe and its evaluation results; the training state
+is never uploaded. Whether the Hub can be reached is rsft/offline.py's question. The token is read by
+huggingface_hub itself (HF_TOKEN or `hf auth login`) and never written.
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import re
-import sys
-import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from rsft.errors import NotLocal, UserError, run_cli
+from rsft.errors import UserError, run_cli
+from rsft.offline import endpoint, offline_reason
+from rsft.rundir import (META_FILE, at_step, checkpoint_dir, checkpoint_dirs, is_training_state, read_jsonl, run_of,
+                         samples_of, step_results)
 
-PROBE_TIMEOUT_S = 2.0  # one HEAD request to the Hub: well inside the 5 s a user should wait to hear it is offline
-DEFAULT_ENDPOINT = "https://huggingface.co"
 # The embedded model is SmolLM2-135M-Instruct read from a Q4_1 GGUF file (rsft/models.py): on the Hub, its base.
 EMBEDDED_HUB_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TRAINING_STATE = "optimizer, scheduler and RNG state (only to resume training; under FSDP a process's optimizer shard)"
 
 
 def not_shared(name: str) -> str | None:
-    """Why a checkpoint file is never uploaded, or None: every training-state file (trainer_state.pt and each
-    process's trainer_state_rankR.pt, rsft/trainer.py), hidden files and leftovers of a save."""
-    if name.startswith("trainer_state") and name.endswith(".pt"):
+    """Why a checkpoint file is never uploaded, or None: every training-state file (trainer_state*.pt), hidden
+    files and leftovers of a save."""
+    if is_training_state(name):
         return TRAINING_STATE
     if name.startswith(".") or name.endswith(".tmp"):
         return "not part of the checkpoint"
     return None
+
+
 GENERATED = ("README.md", "adapter_config.json")  # written for the upload, not copied
-
-
-def _true(value: str | None) -> bool:
-    return (value or "").strip().upper() in ("1", "ON", "YES", "TRUE")
-
-
-def endpoint() -> str:
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
-# ------------------------------------------------------------------------------------------------ reachability
-
-
-@functools.lru_cache(maxsize=None)
-def _probe(url: str) -> str | None:
-    """None when the endpoint answers an HTTP HEAD request of its front page within PROBE_TIMEOUT_S, else why not.
-    HTTP, not a bare TCP connect: some networks accept every connection and answer 404. urllib goes through
-    the proxy the environment names; the request runs in a thread, so a name lookup with no DNS server (which
-    no socket timeout covers) cannot hold the caller longer."""
-    outcome: list = []
-
-    def head():
-        try:
-            urllib.request.urlopen(urllib.request.Request(url + "/", method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
-            outcome.append(None)
-        except urllib.error.HTTPError as e:  # the Hub answers its front page; 401: one that wants a token
-            outcome.append(None if e.code == 401 else f"answered HTTP {e.code} to HEAD /")
-        except (OSError, ValueError) as e:  # URLError, timeouts, TLS failures; ValueError: a malformed HF_ENDPOINT
-            why = str(getattr(e, "reason", None) or e) or type(e).__name__
-            outcome.append(f"no answer within {PROBE_TIMEOUT_S:g} s ({why})")
-
-    worker = threading.Thread(target=head, daemon=True)
-    worker.start()
-    worker.join(PROBE_TIMEOUT_S + 0.5)
-    if outcome and outcome[0] is None:
-        return None
-    return f"{url}: {outcome[0] if outcome else f'no answer within {PROBE_TIMEOUT_S:g} s'}"
-
-
-def _go_offline() -> None:
-    """Make transformers, datasets and huggingface_hub read the cache only, without their retry loops; the
-    environment carries it to the evaluation and judge workers."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from huggingface_hub import constants
-
-    constants.HF_HUB_OFFLINE = True
-    if "datasets" in sys.modules:
-        import datasets
-
-        datasets.config.HF_HUB_OFFLINE = True
-
-
-_switched_offline: str | None = None  # why this process turned offline mode on itself (a failed probe)
-
-
-def offline_reason() -> str | None:
-    """Why the Hub cannot be reached now, or None when it can. Unreachable switches the libraries to offline mode."""
-    global _switched_offline
-    if _switched_offline:
-        return _switched_offline
-    if _true(os.environ.get("HF_HUB_OFFLINE")) or _true(os.environ.get("TRANSFORMERS_OFFLINE")):
-        reason = "HF_HUB_OFFLINE=1"
-    else:
-        reason = _switched_offline = _probe(endpoint())
-    if reason:
-        _go_offline()
-    return reason
-
-
-def is_cached(repo_id: str, revision: str | None = None, repo_type: str = "model") -> bool:
-    """Whether a snapshot of this repository (at this revision, else its main branch) is in the local Hub cache."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot_download(repo_id, revision=revision, repo_type=repo_type, local_files_only=True)
-        return True
-    except Exception:  # huggingface_hub's "not in the cache" errors differ by what is missing
-        return False
-
-
-def require(repo_id: str, revision: str | None = None, repo_type: str = "model", what: str = "model",
-            local: str = "a local folder") -> None:
-    """Before the first Hub call for `repo_id`: return when it is a local path, the Hub is reachable or the
-    repository is cached (offline mode then on); else fail at once, naming the download and the local option.
-    Used for training's model and tokenizer; the evaluation worker and the judges call it for theirs."""
-    if Path(repo_id).expanduser().exists():
-        return
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError:
-        raise UserError(f"{what} '{repo_id}': no such local folder, and not a Hub id") from None
-    reason = offline_reason()
-    if reason is None or is_cached(repo_id, revision, repo_type):
-        return
-    from huggingface_hub import constants
-
-    cmd = f"hf download {repo_id}" + (f" --repo-type {repo_type}" if repo_type != "model" else "") + (
-        f" --revision {revision}" if revision else "")
-    raise NotLocal(f"{what} '{repo_id}' is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-                    f"the Hub cannot be reached ({reason}): run `{cmd}` where it can be reached (and copy the cache "
-                    f"here), or pass {local}")
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -164,9 +54,8 @@ def hub_base(base: str) -> str | None:
 
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint folder as given, or the newest complete checkpoint of a run folder."""
-    if (path / "meta.json").is_file():
+    if (path / META_FILE).is_file():
         return path
-    from rsft.rundir import checkpoint_dirs
 
     ckpts = checkpoint_dirs(path)
     if not ckpts:
@@ -174,7 +63,7 @@ def find_checkpoint(path: Path) -> Path:
     return ckpts[-1]
 
 
-META_KEYS = ("step", "epoch", "tokens_seen", "loss", "base_model", "backend", "recipe_fingerprint")  # trainer.py's
+META_KEYS = ("step", "epoch", "tokens_seen", "loss", "base_model", "backend", "recipe_fingerprint")  # Trainer.save's
 
 
 def _read_json(path: Path, keys: tuple[str, ...] = ()) -> dict:
@@ -196,7 +85,7 @@ def shared_adapter_config(ckpt: Path, base: str | None = None) -> dict | None:
     if not (ckpt / "adapter_config.json").exists():
         return None
     config = _read_json(ckpt / "adapter_config.json")
-    trained_on = _read_json(ckpt / "meta.json", META_KEYS)["base_model"]
+    trained_on = _read_json(ckpt / META_FILE, META_KEYS)["base_model"]
     base = base or hub_base(trained_on)
     if base is None:
         raise UserError(f"{ckpt}: its base is the local folder {trained_on}, which no one else can load; name "
@@ -211,16 +100,13 @@ def _eval_rows(run_dir: Path, step: int) -> tuple[list[dict], list[str]]:
     from rsft.results import load_result
 
     rows, unreadable = [], []
-    for path in sorted(run_dir.glob(f"eval/*/step{step:05d}/*.json")):
-        smoke_test = re.fullmatch(r".+-limit\d+", path.parts[-3])  # eval/PRESET-limitN/: not the checkpoint's score
-        if path.name.endswith(".gen.json") or path.name == "skipped.json" or smoke_test:
-            continue
+    for path in step_results(run_dir, step):
         try:
             r = load_result(path)
         except UserError:
             unreadable.append(str(path.relative_to(run_dir)))
             continue
-        base_path = run_dir / "eval" / path.parts[-3] / "step00000" / path.name
+        base_path = at_step(path, 0)
         base = None
         if step and base_path.exists():
             try:
@@ -264,7 +150,6 @@ def base_license(base: str | None, trained_on: str) -> str | None:
 def _guess(r) -> float | None:
     """The Countdown random-guess rate (percent) over this result's puzzles, as the report computes it."""
     from rsft.report import _guess_rate
-    from rsft.rundir import read_jsonl, samples_of
 
     samples = read_jsonl(samples_of(r.path)) if samples_of(r.path).exists() else None
     rate = _guess_rate(samples) if samples else None
@@ -322,14 +207,12 @@ def model_card(ckpt: Path, repo_id: str | None = None, base: str | None = None) 
     from rsft.config import load_recipe
     from rsft.cache import EMBEDDED_SMOLLM2
 
-    meta = _read_json(ckpt / "meta.json", META_KEYS)
-    run_dir = ckpt.parent.parent
+    meta = _read_json(ckpt / META_FILE, META_KEYS)
+    run_dir = run_of(ckpt)
     recipe = load_recipe(run_dir / "recipe.yaml")
     m, d, t = recipe.model, recipe.data, recipe.train
     base = base or hub_base(meta["base_model"])
     lora = m.finetune != "full"
-    from rsft.rundir import checkpoint_dir
-
     step = meta["step"]
     name = repo_id or f"{run_dir.name}, step {step}"
     results, unreadable = _eval_rows(run_dir, step)
@@ -466,7 +349,7 @@ def push(ckpt: Path, repo_id: str, dry_run: bool = False, private: bool = False,
            for name, c in files]
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.create_commit(repo_id, operations=ops, commit_message=f"rsft: {ckpt.parent.parent.name} {ckpt.name}")
+        info = api.create_commit(repo_id, operations=ops, commit_message=f"rsft: {run_of(ckpt).name} {ckpt.name}")
     except (HfHubHTTPError, LocalTokenNotFoundError) as e:
         raise UserError(f"push to {repo_id} failed: {str(e).splitlines()[0]}") from None
     print(f"pushed: {info.commit_url}")

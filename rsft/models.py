@@ -203,7 +203,7 @@ class Loaded:
 
 
 def _require(path: str, recipe: Recipe) -> None:
-    from rsft.hub import require
+    from rsft.offline import require
 
     require(path, recipe.model.revision, what="model.name_or_path",
             local=f"model.name_or_path: a local folder with the model (or {EMBEDDED_SMOLLM2}, offline)")

@@ -3,6 +3,8 @@
     RUN/
       .train.lock                       held by the train.py writing the run (a second one is refused)
       checkpoints/stepNNNNN/            a checkpoint (meta.json inside); stepNNNNN.tmp while it is being written
+                  trainer_state*.pt     its training state (optimizer, scheduler, RNG): the newest save only
+      resume/                           a save made on Ctrl-C / SIGTERM between checkpoints (the same files)
       eval/PRESET/stepNNNNN/TASK.json   a finished (checkpoint, task) pair
                            TASK.gen.json        a judge-scored task, generated, waiting for its judges
                            TASK.samples.jsonl   every response with its extracted answer and score
@@ -32,6 +34,9 @@ CHECKPOINTS = "checkpoints"
 TRAIN_LOCK = ".train.lock"
 WORKER_LOCK = ".worker.lock"
 META_FILE = "meta.json"
+STATE_FILE = "trainer_state.pt"  # optimizer, scheduler, loss scaler: kept in the newest save only
+RANK_STATE = "trainer_state_rank{}.pt"  # each process's RNG (and FSDP optimizer shard): newest save only
+RESUME_DIR = "resume"  # written on Ctrl-C / SIGTERM between scheduled checkpoints
 _CHECKPOINT_NAME = re.compile(r"step\d{5,}")  # a complete checkpoint: renamed into place, so no .tmp suffix
 
 
@@ -51,8 +56,32 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name) and (p / META_FILE).exists())
 
 
+def run_of(ckpt: Path) -> Path:
+    """The run folder a checkpoint folder (RUN/checkpoints/stepNNNNN) belongs to."""
+    return Path(ckpt).parent.parent
+
+
+def is_training_state(name: str) -> bool:
+    """trainer_state.pt or a process's trainer_state_rankR.pt: what resuming needs and sharing never does."""
+    return name.startswith("trainer_state") and name.endswith(".pt")
+
+
 def eval_dir(run_dir: Path, preset_name: str, step: int) -> Path:
     return Path(run_dir) / "eval" / preset_name / step_name(step)
+
+
+_SMOKE_TEST = re.compile(r".+-limit\d+")  # eval/PRESET-limitN/: `evaluate.py --limit N`, not a checkpoint's score
+
+
+def step_results(run_dir: Path, step: int) -> list[Path]:
+    """One step's finished TASK.json files, every preset's, the --limit smoke tests' left out."""
+    found = Path(run_dir).glob(f"eval/*/{step_name(step)}/*.json")
+    return sorted(p for p in found if is_result(p) and not _SMOKE_TEST.fullmatch(p.parents[1].name))
+
+
+def at_step(result: Path, step: int) -> Path:
+    """The same preset's and task's TASK.json at another step (step 0: the base model's)."""
+    return result.parents[1] / step_name(step) / result.name
 
 
 EVAL_RESULTS_GLOB = "eval/*/step*/*.json"  # every TASK.json (and .gen.json, skipped.json: see is_result)

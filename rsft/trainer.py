@@ -31,103 +31,31 @@ counted in metrics.jsonl; MAX_SKIPS_IN_A_ROW skipped steps in a row stop the run
 broken, not one step). An update that makes a weight non-finite stops the run either way. Nothing non-finite is
 ever saved.
 
-Checkpoints are written to stepNNNNN.tmp and renamed when complete; only renamed folders are checkpoints, and a
-leftover of a killed save is removed (and named) on the next run.
+Checkpoints (saved at the plan's steps and on Ctrl-C / SIGTERM, resumed from the newest) are rsft/checkpoints.py's.
 
 Several processes: `torchrun --nproc_per_node N train.py ...` (CPU: gloo) or `accelerate launch --config_file
 configs/accelerate/{ddp,fsdp}.yaml train.py ...`; each process takes every N-th micro-batch of a step and the
-gradients are averaged. Rank 0 writes the checkpoint; every rank saves its RNG state (trainer_state_rankR.pt), and
-under FSDP its optimizer shard; the weights of `finetune: full` under FSDP are gathered into one full state dict.
-A run resumes only under the number of processes that wrote it.
-
-One module of ~500 lines on purpose: the loop, its checkpoints and resume, and the paper's loss arithmetic read
-together, as one experiment (the verl lines it follows are cited where they apply).
+gradients are averaged.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
-import random
-import shutil
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from rsft import checkpoints
+from rsft.checkpoints import TrainingState, find_resume_point, read_meta
 from rsft.config import Recipe
 from rsft.data import TrainSet, collate
 from rsft.errors import UserError
-from rsft.rundir import (CHECKPOINTS, META_FILE, checkpoint_dir, checkpoint_dirs, disk_full, write_failed,
-                         write_jsonl_atomic)
+from rsft.rundir import checkpoint_dirs, write_jsonl_atomic
 from rsft.schedule import Plan
 
-STATE_FILE = "trainer_state.pt"  # optimizer, scheduler: kept in the newest checkpoint only
-RANK_STATE = "trainer_state_rank{}.pt"  # each process's RNG (and FSDP optimizer shard): newest checkpoint only
-RESUME_DIR = "resume"  # written on Ctrl-C / SIGTERM between scheduled checkpoints
 MAX_SKIPS_IN_A_ROW = 5  # train.nonfinite_grad_norm: skip stops the run after this many skipped steps in a row
-
-
-def incomplete_saves(run_dir: Path) -> list[Path]:
-    """Folders a killed save left behind (stepNNNNN.tmp, resume.tmp, *.old): never checkpoints."""
-    ckpts = run_dir / CHECKPOINTS
-    found = [p for p in ckpts.iterdir() if p.name.endswith((".tmp", ".old"))] if ckpts.exists() else []
-    return sorted(found + [p for p in (run_dir / f"{RESUME_DIR}.tmp", run_dir / f"{RESUME_DIR}.old") if p.exists()])
-
-
-def read_meta(ckpt: Path) -> dict:
-    try:
-        return json.loads((ckpt / META_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{ckpt / META_FILE} cannot be read ({e}); move {ckpt} out of the run folder") from None
-
-
-def find_resume_point(run_dir: Path) -> Path | None:
-    """The newest saved state to continue from (a scheduled checkpoint or the interrupt state), if any."""
-    candidates = [p for p in checkpoint_dirs(run_dir) + [run_dir / RESUME_DIR] if (p / STATE_FILE).exists()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: read_meta(p)["step"])
-
-
-def newest_save(run_dir: Path) -> Path | None:
-    """The save with the highest step (a checkpoint or the interrupt state), whether or not it kept its state."""
-    saves = checkpoint_dirs(run_dir) + [p for p in [run_dir / RESUME_DIR] if (p / META_FILE).exists()]
-    return max(saves, key=lambda p: read_meta(p)["step"], default=None)
-
-
-def missing_state(save: Path, meta: dict) -> list[str]:
-    """The training-state files a save needs to continue exactly and lacks (Drive sync lag, a deleted file)."""
-    need = [STATE_FILE] + [RANK_STATE.format(r) for r in range(meta.get("world_size", 1))]
-    return [f for f in need if not (save / f).exists()]
-
-
-def no_restart_error(save: Path, meta: dict, missing: list[str]) -> UserError:
-    """A run folder is never silently trained again from step 0 over its checkpoints and metrics.jsonl."""
-    return UserError(
-        f"{save} (step {meta['step']}, the newest save of this run) lacks {', '.join(missing)} (optimizer, scheduler, "
-        "RNG), so the run cannot continue exactly, and it is not restarted over its checkpoints. Either continue from "
-        "its weights with a fresh optimizer: rerun with --resume-weights-only (recorded in run.json); or start over: "
-        "set train.output_dir to a new folder")
-
-
-def _set_aside(path: Path) -> Path:
-    """Rename a folder to NAME.old (a name incomplete_saves() knows), so that no kill leaves half of it in place."""
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    return old
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Make a finished save visible under its name in one rename (a directory rename is atomic)."""
-    old = _set_aside(out)  # only resume/ is written twice
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _finite(x: float) -> float | None:
@@ -158,22 +86,6 @@ class _StopFlag:
 
 
 @dataclass
-class Progress:
-    step: int = 0
-    tokens_seen: int = 0
-    wall_time_s: float = 0.0
-    loss: float | None = None
-    learning_rate: float = 0.0
-    skipped_steps: int = 0  # steps skipped for a non-finite gradient norm (train.nonfinite_grad_norm: skip)
-    skips_in_a_row: int = 0
-
-
-def _progress(meta: dict) -> Progress:
-    return Progress(meta["step"], meta["tokens_seen"], meta["wall_time_s"], meta["loss"], meta["learning_rate"],
-                    meta.get("skipped_steps", 0), meta.get("skips_in_a_row", 0))
-
-
-@dataclass
 class MicroBatch:
     rows: list
     weight: float  # its token-mean loss x weight = its share of the step's objective
@@ -193,48 +105,6 @@ def loss_groups(rows: list, train) -> list[list]:
     n, size = train.loss_group_gpus, train.loss_group_rows
     dealt = [rows[gpu::n] for gpu in range(n)]  # verl l.182: DistributedSampler(shuffle=False), row j to GPU j % n
     return [held[i : i + size] for held in dealt for i in range(0, len(held), size)]
-
-
-def _rng_state() -> dict:
-    import torch
-
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    import torch
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _load_weights(model, ckpt: Path) -> None:
-    import peft
-    from safetensors.torch import load_file
-
-    if isinstance(model, peft.PeftModel):
-        peft.set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
-        return
-    for f in sorted(ckpt.glob("*.safetensors")):
-        model.load_state_dict(load_file(f), strict=False)
-
-
-def _torch_load(path: Path):
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; the run cannot resume exactly from {path.parent}") from None
-    except Exception as e:  # a damaged file: torch raises EOFError, RuntimeError, UnpicklingError, ...
-        raise UserError(f"{path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                        "the run cannot resume exactly from it: train into a new train.output_dir") from None
 
 
 def resolve_autocast(setting: str, cuda: bool) -> tuple[bool, str]:
@@ -276,31 +146,14 @@ class Trainer:
         self.scheduler = get_scheduler(name, self.optimizer, num_warmup_steps=plan.warmup_steps,
                                        num_training_steps=plan.total_steps)
         self.metrics_path = run_dir / "metrics.jsonl"
-        self.progress = Progress()
         if self.acc.is_main_process:
-            left = incomplete_saves(run_dir)
-            for leftover in left:
-                shutil.rmtree(leftover)
-            if left:
-                print(f"removed {len(left)} incomplete save(s) of an interrupted run: "
-                      f"{', '.join(str(x.relative_to(run_dir)) for x in left)}")
+            checkpoints.remove_incomplete_saves(run_dir)
         self.acc.wait_for_everyone()
-        resume = newest_save(run_dir)  # never an older state: training on from it would overwrite newer saves
-        meta = read_meta(resume) if resume is not None else None
-        if meta is not None and meta["step"] >= plan.total_steps:  # a finished run: nothing to load
-            self.progress, resume = _progress(meta), None
-        if resume is not None and meta.get("world_size", 1) != self.acc.num_processes:
-            raise UserError(f"{resume} was written by {meta.get('world_size', 1)} processes and this run has "
-                            f"{self.acc.num_processes}; relaunch with {meta.get('world_size', 1)} to resume it")
-        missing = missing_state(resume, meta) if resume is not None else []
-        if missing and not weights_only:
-            raise no_restart_error(resume, meta, missing)
-        fresh = bool(missing)  # continuing from the weights only, with a fresh optimizer
-        if weights_only and not fresh:
-            self.acc.print("note: --resume-weights-only is not needed: " + (
-                f"{resume} holds its training state; continuing exactly" if resume else "no save to continue from"))
-        if resume is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
-            _load_weights(loaded.model, resume)
+        resume = checkpoints.find_resume(run_dir, plan.total_steps, self.acc.num_processes, weights_only,
+                                         self.acc.print)
+        self.progress = resume.progress
+        if resume.save is not None:  # the weights go in before accelerate wraps (and FSDP shards) the model
+            checkpoints.load_weights(loaded.model, resume.save)
         # The scheduler is stepped once per optimizer step by us, so it is not handed to accelerate.
         self.model, self.optimizer = self.acc.prepare(loaded.model, self.optimizer)
         self.sharded = self.acc.distributed_type == DistributedType.FSDP  # optimizer state differs per rank
@@ -309,10 +162,7 @@ class Trainer:
         self.acc.print(f"precision: {str(loaded.dtype).removeprefix('torch.')} base ({loaded.dtype_why}); "
                        f"autocast {why}")
         self.scaler = self._loss_scaler(loaded.dtype)
-        if fresh:
-            self._fresh_optimizer(resume, meta, missing)
-        elif resume is not None:
-            self._load_state(resume, meta)
+        checkpoints.restore(resume, run_dir, self.acc, self._state(), plan.total_steps)
         self._truncate_metrics(self.progress.step)
 
     def _loss_scaler(self, dtype):
@@ -332,41 +182,6 @@ class Trainer:
                        "the scale)")
         return torch.amp.GradScaler(self.acc.device.type)
 
-    # ---------------------------------------------------------------------------------------------- resume
-
-    def _load_state(self, ckpt: Path, meta: dict) -> None:
-        state = _torch_load(ckpt / STATE_FILE)
-        mine = _torch_load(ckpt / RANK_STATE.format(self.acc.process_index))
-        self.optimizer.load_state_dict(mine["optimizer"] if self.sharded else state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(mine["rng"])
-        self.progress = _progress(meta)
-        self.acc.print(f"resuming from {ckpt} (step {meta['step']} of {self.plan.total_steps})")
-
-    def _fresh_optimizer(self, ckpt: Path, meta: dict, missing: list[str]) -> None:
-        """Continue at the save's step from its weights (loaded already): the optimizer starts empty, the schedule is
-        moved to the step, the RNG keeps train.seed's start. Recorded in run.json: the run is no longer exact."""
-        import warnings
-
-        from rsft.rundir import read_json, write_json_atomic
-
-        self.progress = _progress(meta)
-        with warnings.catch_warnings():  # torch warns of a scheduler stepped before any optimizer step
-            warnings.simplefilter("ignore")
-            for _ in range(meta["step"]):
-                self.scheduler.step()
-        if self.acc.is_main_process:
-            record = self.run_dir / "run.json"
-            run = read_json(record) or {}
-            run.setdefault("weights_only_resumes", []).append(
-                {"step": meta["step"], "from": str(ckpt.relative_to(self.run_dir)), "missing": missing,
-                 "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            write_json_atomic(record, run)
-        self.acc.print(f"resuming the weights of {ckpt} (step {meta['step']} of {self.plan.total_steps}) with a fresh "
-                       f"optimizer (--resume-weights-only; {', '.join(missing)} missing); recorded in run.json")
-
     def _truncate_metrics(self, step: int) -> None:
         """Keep metric lines up to the resume point only (later ones are about to be recomputed; a line torn by a
         kill is dropped), so metrics.jsonl never holds a step twice."""
@@ -384,73 +199,17 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------------------- saving
 
+    def _state(self) -> TrainingState:
+        return TrainingState(self.optimizer, self.scheduler, self.scaler, self.sharded)
+
     def save(self, step: int, scheduled: bool) -> Path:
-        """A checkpoint folder: adapter (or weights), tokenizer, meta.json, and the resume state of every rank. A
-        full disk (or a read-only folder) is one line naming it; the save before this one is left intact."""
-        out = checkpoint_dir(self.run_dir, step) if scheduled else self.run_dir / RESUME_DIR
-        if scheduled and out.exists():  # cannot happen after a resume from the newest save; never replace one
-            raise UserError(f"{out} exists already and a checkpoint is never overwritten; train into a new "
-                            "train.output_dir")
-        tmp = out.with_name(out.name + ".tmp")
-        try:
-            self._write_save(tmp, step, scheduled)
-        except Exception as e:
-            if not (isinstance(e, OSError) or disk_full(e)):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # the half-written save holds the space the disk lacks
-            kept = checkpoint_dirs(self.run_dir)
-            raise UserError(f"{write_failed(tmp, e)}; step {step} was not saved"
-                            + (f", {kept[-1]} is intact" if kept else "")) from None
-        self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            _publish(tmp, out)
-            # Only the newest state is needed to resume; older checkpoints keep their weights only.
-            for old in checkpoint_dirs(self.run_dir) + [self.run_dir / RESUME_DIR]:
-                if old != out:
-                    for f in sorted(old.glob("trainer_state_rank*.pt")) + [old / STATE_FILE]:
-                        f.unlink(missing_ok=True)
-            if scheduled:
-                shutil.rmtree(_set_aside(self.run_dir / RESUME_DIR), ignore_errors=True)
-        self.acc.wait_for_everyone()
-        return out
-
-    def _write_save(self, tmp: Path, step: int, scheduled: bool) -> None:
-        """Everything of one save into `tmp` (no checkpoint until save() renames it)."""
-        import torch
-
-        main = self.acc.is_main_process
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        self.acc.wait_for_everyone()
-        model = self.acc.unwrap_model(self.model)
-        full = None if hasattr(model, "peft_config") else self.acc.get_state_dict(self.model)  # FSDP: gathered
-        rank_state = {"rng": _rng_state()}
-        if self.sharded:
-            rank_state["optimizer"] = self.optimizer.state_dict()
-        torch.save(rank_state, tmp / RANK_STATE.format(self.acc.process_index))
-        if main:
-            if full is None:  # the adapter only; no Hub look-up of the base's vocabulary
-                model.save_pretrained(tmp, save_embedding_layers=False)
-            else:  # full fine-tuning: every weight, from one full state dict
-                model.save_pretrained(tmp, state_dict=full)
-            self.tokenizer.save_pretrained(tmp)
-            p = self.progress
-            meta = {"step": step, "epoch": round(step / self.plan.steps_per_epoch, 4), "tokens_seen": p.tokens_seen,
-                    "loss": p.loss, "learning_rate": p.learning_rate, "wall_time_s": round(p.wall_time_s, 2),
-                    "skipped_steps": p.skipped_steps, "skips_in_a_row": p.skips_in_a_row,
-                    "world_size": self.acc.num_processes, "scheduled": scheduled, **self.meta_common}
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            if scheduled:  # the model card: base, data, step, the paper setting (rsft/hub.py)
-                from rsft.hub import write_model_card
-
-                write_model_card(tmp)
-            state = {"scheduler": self.scheduler.state_dict()}
-            if self.scaler is not None:
-                state["scaler"] = self.scaler.state_dict()
-            if not self.sharded:
-                state["optimizer"] = self.optimizer.state_dict()
-            torch.save(state, tmp / STATE_FILE)
+        """A checkpoint (scheduled) or the interrupt state, with this step's progress in its meta.json."""
+        p = self.progress
+        meta = {"step": step, "epoch": round(step / self.plan.steps_per_epoch, 4), "tokens_seen": p.tokens_seen,
+                "loss": p.loss, "learning_rate": p.learning_rate, "wall_time_s": round(p.wall_time_s, 2),
+                "skipped_steps": p.skipped_steps, "skips_in_a_row": p.skips_in_a_row,
+                "world_size": self.acc.num_processes, "scheduled": scheduled, **self.meta_common}
+        return checkpoints.save(self.run_dir, self.acc, self.model, self.tokenizer, self._state(), meta)
 
     # ---------------------------------------------------------------------------------------------- the loop
 

@@ -194,14 +194,14 @@ def unreachable_hub(monkeypatch):
     """HF_HUB_OFFLINE unset and the endpoint a closed local port: the probe, not the flag, must find it out."""
     from huggingface_hub import constants
 
-    from rsft import hub
+    from rsft import offline
 
     url = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(hub, "_switched_offline", None)
+    monkeypatch.setattr(offline, "_switched_offline", None)
     return url
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from rsft.catalogue import GROUPS, SUITES, Preset, task_group, task_metadata, task_names
 from rsft.errors import UserError
-from rsft.rundir import (checkpoint_dir, checkpoint_dirs, generated, record_skipped, result_path, samples_path,
-                         skipped_path, write_json_atomic, write_jsonl_atomic)
+from rsft.rundir import (at_step, checkpoint_dir, checkpoint_dirs, eval_dir, generated, record_skipped, result_path,
+                         samples_path, skipped_path, step_results, write_json_atomic, write_jsonl_atomic)
 from rsft.specs import JudgeSpec, ModelSpec, WorkerSpec
 from rsft.task_data import ensure_local, is_local, missing
 
@@ -61,6 +61,18 @@ def test_only_complete_checkpoints_are_listed(tmp_path):
     (half / "meta.json").write_text(json.dumps({"step": 30}))
     (tmp_path / "checkpoints" / "step00040").mkdir()  # no meta.json
     assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step00010", "step00020"]
+
+
+def test_a_steps_results_are_its_finished_task_files_without_the_limit_smoke_tests(tmp_path):
+    """What the model card shows for a checkpoint: every preset's TASK.json of that step, the base's beside it."""
+    for preset, name in [("paper", "math500.json"), ("paper", "hexphi.gen.json"), ("paper", "skipped.json"),
+                         ("greedy", "aime24.json"), ("paper-limit5", "math500.json")]:
+        write_json_atomic(eval_dir(tmp_path, preset, 40) / name, {})
+    write_json_atomic(eval_dir(tmp_path, "paper", 80) / "math500.json", {})
+    found = step_results(tmp_path, 40)
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["eval/greedy/step00040/aime24.json",
+                                                                   "eval/paper/step00040/math500.json"]
+    assert at_step(found[1], 0) == tmp_path / "eval/paper/step00000/math500.json"
 
 
 def test_a_cut_short_result_or_samples_file_is_redone_not_skipped(tmp_path, capsys):

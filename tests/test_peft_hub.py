@@ -11,7 +11,7 @@ import pytest
 
 import train
 from conftest import ROOT
-from rsft import hub
+from rsft import hub, offline
 from rsft.errors import UserError
 from test_input_faults import unreachable_hub  # noqa: F401  (a fixture: the Hub at a closed local port)
 from test_train import make_recipe
@@ -177,7 +177,7 @@ class FakeHub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_HEAD(self):  # rsft.hub's reachability probe
+    def do_HEAD(self):  # rsft.offline's reachability probe
         self.send_response(200)
         self.end_headers()
 
@@ -217,7 +217,7 @@ def fake_hub(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(hub, "_switched_offline", None)
+    monkeypatch.setattr(offline, "_switched_offline", None)
     FakeHub.commits = []
     yield url
     server.shutdown()

@@ -13,7 +13,8 @@ import pytest
 import train
 from conftest import ROOT
 from rsft.errors import UserError
-from rsft.trainer import STATE_FILE, Trainer, checkpoint_dirs
+from rsft.rundir import STATE_FILE, checkpoint_dirs
+from rsft.trainer import Trainer
 from test_train import make_recipe, metrics
 
 

@@ -93,7 +93,7 @@ class LocalJudge:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
         from rsft.errors import UserError
-        from rsft.hub import require
+        from rsft.offline import require
 
         try:  # offline and not cached: refused in seconds, not after the Hub's retry loop
             require(model, what=f"the {role} judge", local="--judge ROLE=LOCAL_FOLDER")
