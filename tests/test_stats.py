@@ -1,7 +1,8 @@
 """The report's numbers in words: the headline, the floor warning and the Wilson intervals, on synthetic results."""
 import pytest
 
-from rsft.stats import floor_or_ceiling, headline, normal_interval, wilson, wilson_mean, worst_step
+from rsft.report_headline import headline
+from rsft.stats import floor_or_ceiling, normal_interval, wilson, wilson_mean, worst_step
 
 
 def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
