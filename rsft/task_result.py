@@ -93,6 +93,10 @@ class TaskResult:
         kwargs = {k: v for k, v in raw.items() if k in names}
         if raw.get("schema_version", 1) >= 2:
             judging = raw.get("judging")
+            unknown = set(judging or {}) - {f.name for f in dataclasses.fields(Judging)}
+            if unknown:
+                raise ValueError(f"its judging part holds {', '.join(sorted(unknown))}, unknown to schema "
+                                 f"{SCHEMA_VERSION}")
             kwargs["judging"] = None if judging is None else Judging(**judging)
         elif any(k in raw for k in V1_JUDGING):
             kwargs["judging"] = Judging(**{new: raw[old] for old, new in V1_JUDGING.items() if old in raw},
@@ -136,7 +140,7 @@ class TaskResult:
                                 f"{fix}")
         try:
             return cls.from_dict(raw, **more)
-        except TypeError as e:  # a judging part with keys no schema has
+        except (TypeError, ValueError) as e:  # a judging part that is not an object, or holds unknown keys
             raise UserError(f"{path} is not an evaluate.py result ({e}); {fix}") from None
 
     def write(self, path: Path, clean=None) -> None:

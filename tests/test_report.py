@@ -364,6 +364,7 @@ def test_cli_writes_the_report_and_reports_problems_in_one_line(real_run, tmp_pa
     (lambda t: t.replace('"step": 20', '"step": "20"'), "step '20' is not a whole number of steps"),
     (lambda t: t[:len(t) // 2], "is not valid JSON"),
     (lambda t: "[1, 2]", "is not an evaluate.py result (a JSON list, not an object)"),
+    (lambda t: t[:-1] + ', "judging": {"verdicts": 3}}', "its judging part holds verdicts, unknown to schema 2"),
 ])
 def test_a_damaged_or_odd_result_file_is_one_line_naming_it_and_the_fix(cot4b, tmp_path, damage, said):
     path = cot4b / "eval/tiny/step00020/math500.json"
