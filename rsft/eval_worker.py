@@ -19,6 +19,7 @@ from rsft.grading import GRADER_VERSION
 from rsft.rundir import (WORKER_LOCK, generated, gen_path, lm_eval_paths, lock_folder, record_skipped, result_path,
                          samples_path, skipped_path, write_json_atomic, write_jsonl_atomic)
 from rsft.specs import WorkerSpec, read_spec
+from rsft.task_result import TaskResult
 from rsft.tasks import TASKS_DIR
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
@@ -252,28 +253,25 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
                             "doc_acc_strict": s.get("acc_strict"),
                             "tokens": len(tok(r, add_special_tokens=False)["input_ids"]),
                             "truncated": p.truncated, "doc": s["doc"], "target": s.get("target")})
-    result = {
-        "task": name, "step": spec.step, "model": spec.model.base, "adapter": spec.model.adapter,
-        # value: the preset's scoring (the paper's reading for `paper`); strict: the kit's reasoning-correct one,
-        # an answer only after a closed </think> (rsft.grading); the gap is what cut-off thinking was credited
-        "metric": "acc", "value": m.get("acc,all"), "stderr": m.get("acc_stderr,all"),
-        "strict": m.get("acc_strict,all"), "strict_stderr": m.get("acc_strict_stderr,all"),
-        "truncated_rate": m["truncated,all"], "no_answer_rate": m.get("no_answer,all"),
-        "mean_response_tokens": round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
-        "n": len(res["samples"][lm_name]), "k": task.config.repeats, "preset_name": spec.preset_name,
-        "preset": spec.preset.__dict__, "task_version": task.config.metadata.get("version"),
-        "grader_version": GRADER_VERSION, "lm_eval_version": lm_eval_version, "backend": spec.backend,
-        "group": task.config.metadata["group"], "in_domain": task.config.metadata["group"] == "in_domain",
-        "generation_kwargs": {k: v for k, v in task.config.generation_kwargs.items() if k != "until"},
-    }
-    if answer == "code":
-        result["sandbox"] = spec.sandbox
+    group = task.config.metadata["group"]
+    # e.g. IFEval's loose and instruction-level accuracies, HaluEval's per-subset ones
     extra = {k.split(",")[0]: v for k, v in m.items() if k.endswith(",all") and "_stderr" not in k
              and k.split(",")[0] not in ("acc", "acc_strict", "truncated", "no_answer")}
-    if extra:  # e.g. IFEval's loose and instruction-level accuracies, HaluEval's per-subset ones
-        result["extra_metrics"] = extra
-    if judge:
-        result.update(metric=None, judge=judge)
+    result = TaskResult(
+        task=name, step=spec.step, model=spec.model.base, adapter=spec.model.adapter,
+        # value: the preset's scoring (the paper's reading for `paper`); strict: the kit's reasoning-correct one,
+        # an answer only after a closed </think> (rsft.grading); the gap is what cut-off thinking was credited.
+        # A judge-scored task has no metric until the judges score it.
+        metric=None if judge else "acc", value=m.get("acc,all"), stderr=m.get("acc_stderr,all"),
+        strict=m.get("acc_strict,all"), strict_stderr=m.get("acc_strict_stderr,all"),
+        truncated_rate=m["truncated,all"], no_answer_rate=m.get("no_answer,all"),
+        mean_response_tokens=round(sum(s["tokens"] for s in samples) / max(1, len(samples)), 1),
+        n=len(res["samples"][lm_name]), k=task.config.repeats, preset_name=spec.preset_name,
+        preset=spec.preset.__dict__, task_version=task.config.metadata.get("version"),
+        grader_version=GRADER_VERSION, lm_eval_version=lm_eval_version, backend=spec.backend,
+        group=group, in_domain=group == "in_domain",
+        generation_kwargs={k: v for k, v in task.config.generation_kwargs.items() if k != "until"},
+        sandbox=spec.sandbox if answer == "code" else None, extra_metrics=extra, judge=judge)
     # lm-eval's own files for the task, as its CLI writes them (what is not JSON, e.g. functions, as text)
     own = {key: {lm_name: res.get(key, {}).get(lm_name)} for key in ("results", "configs", "versions", "n-samples")}
     # the model lm-eval was handed as an object leaves model_args and limit None: say what ran, as lm-eval's CLI
@@ -282,14 +280,14 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
     model_args = ",".join(f"{k}={v}" for k, v in (("pretrained", mod.base), ("revision", mod.revision),
                           ("subfolder", mod.subfolder), ("peft", mod.adapter), ("dtype", mod.dtype)) if v)
     own.update(config={**(res.get("config") or {}), "model": "vllm" if spec.backend == "vllm" else "hf",
-                       "model_args": model_args, "limit": result["n"],
+                       "model_args": model_args, "limit": result.n,
                        "gen_kwargs": dict(task.config.generation_kwargs)}, lm_eval_version=lm_eval_version)
     results_file, samples_file = lm_eval_paths(out_dir, name)
     write_json_atomic(results_file, json.loads(json.dumps(own, default=str)))
     write_jsonl_atomic(samples_file, json.loads(json.dumps(res["samples"][lm_name], default=str)))
     write_jsonl_atomic(samples_path(out_dir, name), samples)
     # last: its presence means the pair is finished (a judged one: generated)
-    write_json_atomic(gen_path(out_dir, name) if judge else result_path(out_dir, name), result)
+    result.write(gen_path(out_dir, name) if judge else result_path(out_dir, name))
     record_skipped(out_dir, {}, done=name)
 
 

@@ -121,7 +121,7 @@ def _score(r) -> str:
     if r is None or r.value is None:
         return "-"
     unit = "%" if r.scale == 100.0 else ""
-    err = f" ± {r.scale * r.stderr:.1f}" if r.raw.get("stderr") is not None else ""
+    err = f" ± {r.scale * r.stderr:.1f}" if r.stderr is not None else ""
     return f"{r.scale * r.value:.1f}{err}{unit}"
 
 
@@ -149,10 +149,10 @@ def base_license(base: str | None, trained_on: str) -> str | None:
 
 def _guess(r) -> float | None:
     """The Countdown random-guess rate (percent) over this result's puzzles, as the report computes it."""
-    from rsft.report import _guess_rate
+    from rsft.report_behaviour import guess_rate
 
     samples = read_jsonl(samples_of(r.path)) if samples_of(r.path).exists() else None
-    rate = _guess_rate(samples) if samples else None
+    rate = guess_rate(samples) if samples else None
     return None if rate is None else 100 * rate
 
 
@@ -166,16 +166,16 @@ def _eval_results(rows: list[dict]):
         r = row["result"]
         if r.value is None:
             continue
-        g = r.raw.get("generation_kwargs") or {}
-        args = {"n": r.raw.get("n"), "k": r.raw.get("k"), "temperature": g.get("temperature"),
+        g = r.generation_kwargs
+        args = {"n": r.n, "k": r.k, "temperature": g.get("temperature"),
                 "top_p": g.get("top_p"), "max_gen_toks": g.get("max_gen_toks"),
-                "domain": DOMAINS.get(r.raw.get("group"), r.raw.get("group")),
+                "domain": DOMAINS.get(r.group, r.group),
                 "base_step_0": None if row["base"] is None or row["base"].value is None else
                 round(row["base"].scale * row["base"].value, 2), "random_guess": row["guess"]}
         out.append(EvalResult(task_type="text-generation", dataset_type=f"rsft/{r.task}", dataset_name=r.task,
-                              metric_type="accuracy" if r.scale == 100.0 else str(r.raw.get("metric")),
+                              metric_type="accuracy" if r.scale == 100.0 else str(r.metric),
                               metric_value=round(r.scale * r.value, 2),
-                              metric_name=f"{r.raw.get('metric') or 'score'}, {row['preset']} preset",
+                              metric_name=f"{r.metric or 'score'}, {row['preset']} preset",
                               metric_args={k: v for k, v in args.items() if v is not None}))
     return out
 
@@ -186,8 +186,8 @@ DOMAINS = {"in_domain": "in-domain", "ood": "out-of-domain"}  # rsft/catalogue.p
 def _card_row(row: dict) -> str:
     r = row["result"]
     guess = "-" if row["guess"] is None else f"{row['guess']:.1f}%"
-    return (f"| {r.task} | {DOMAINS.get(r.raw.get('group'), r.raw.get('group') or '-')} | {row['preset']} | "
-            f"{r.raw.get('n')} x {r.raw.get('k')} | {_score(r)} | {_score(row['base'])} | {guess} |")
+    return (f"| {r.task} | {DOMAINS.get(r.group, r.group or '-')} | {row['preset']} | "
+            f"{r.n} x {r.k} | {_score(r)} | {_score(row['base'])} | {guess} |")
 
 
 def _front_matter(name: str, base: str | None, lora: bool, data_path: str, license: str | None, rows) -> list[str]:

@@ -1,10 +1,10 @@
-"""Evaluation results as the report reads them: series of (task, step) results, averages, the dip, bootstraps,
-and the paper's published numbers.
+"""Evaluation results as the report reads them: series of (task, step) results, the domain averages, the questions
+a paired bootstrap pairs, the under-optimization warnings, and the paper's published numbers.
 
 Reads RUN/eval/PRESET/stepNNNNN/TASK.json (and TASK.samples.jsonl beside it) as evaluate.py writes them. Every
 task is read the same way: its metric and value come from its JSON, which may say `"higher_is_better": false`
 (an attack-success rate). Values are fractions in the files and percent here, except metrics with their own
-unit (RAW_METRICS), which are shown as they are and enter no average.
+unit (rsft.task_result.RAW_METRICS), which are shown as they are and enter no average.
 
 A *series* is one run under one preset (name and settings) and one grader version: results are comparable
 only within one. Series of the same preset and grader version form a *group*, the unit of one figure.
@@ -25,35 +25,20 @@ from rsft.errors import UserError
 from rsft.catalogue import task_group
 from rsft.rundir import EVAL_RESULTS_GLOB, checkpoint_dirs, is_result, read_jsonl, samples_of
 from rsft.stats import stratified_bootstrap
+from rsft.task_result import TaskResult
 
 PAPER_FILE = Path(__file__).with_name("paper_results.yaml")
-RAW_METRICS = {"mean_reward"}  # a reward model's score (AlpacaEval): its own unit, not a fraction
 IN_AVG, OOD_AVG = "in-domain avg", "out-of-domain avg"
 Point = tuple[float, float | None]  # (value, standard error), in the units shown
 
 # ------------------------------------------------------------------------------------------------ loading
 
 
-@dataclass(frozen=True)
-class Result:
-    """One TASK.json; `result.value`, `result.step`, ... read its keys."""
+@dataclass(frozen=True, kw_only=True)
+class Result(TaskResult):
+    """One TASK.json (rsft.task_result) and where it was read from, with its samples file beside it."""
 
     path: Path
-    raw: dict
-
-    def __getattr__(self, key):
-        raw = self.__dict__.get("raw", {})
-        if key not in raw:
-            raise AttributeError(key)
-        return raw[key]
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.raw.get("higher_is_better", True)
-
-    @property
-    def scale(self) -> float:
-        return 1.0 if self.raw.get("metric") in RAW_METRICS else 100.0
 
     @property
     def group_key(self) -> tuple:
@@ -80,32 +65,12 @@ class Result:
         graded = samples and samples[0].get("doc_acc") is not None
         items = {s["doc_id"]: s["doc_acc"] for s in samples} if graded else None
         # a final \boxed{} answer is asked for only where the task reports a no-answer rate (not judged tasks)
-        return summarize(samples, expects_answer=self.raw.get("no_answer_rate") is not None), items
+        return summarize(samples, expects_answer=self.no_answer_rate is not None), items
 
 
 def load_result(path: Path) -> Result:
-    """One TASK.json, or a one-line UserError naming it and the fix when it is damaged or holds what evaluate.py
-    never writes (an infinite value, a fraction over 100%, a step that is not a whole number)."""
-    fix = "delete it and rerun evaluate.py on that step to rewrite it"
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path} is not an evaluate.py result (a JSON {type(raw).__name__}, not an object); {fix}")
-    missing = {"task", "step", "value", "preset_name", "preset", "grader_version"} - set(raw)
-    if missing:
-        raise UserError(f"{path} is not an evaluate.py result (missing {', '.join(sorted(missing))}); {fix}")
-    step, value = raw["step"], raw["value"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise UserError(f"{path}: step {step!r} is not a whole number of steps; {fix}")
-    if value is not None:
-        # NaN passes: the report flags it (a failed metric), where an infinite or out-of-range value is damage
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isinf(value):
-            raise UserError(f"{path}: value {value!r} is not a finite number; {fix}")
-        if raw.get("metric") not in RAW_METRICS and (value < 0 or value > 1):
-            raise UserError(f"{path}: value {value!r} is not a fraction ({100 * value:g}%, outside 0-100%); {fix}")
-    return Result(path, raw)
+    """One TASK.json, or a one-line UserError naming it and the fix (rsft.task_result.TaskResult.read)."""
+    return Result.read(path, path=path)
 
 
 @dataclass
@@ -142,9 +107,9 @@ class Series:
     def strict_curve(self, task: str) -> dict[int, Point]:
         """{step: (strict, stderr)}: the kit's reasoning-correct score (an answer only after a closed </think>), for
         results that carry one (not judged tasks, not results written before it existed)."""
-        rs = sorted((s, r) for (t, s), r in self.results.items() if t == task and r.raw.get("strict") is not None)
-        return {s: (r.scale * r.raw["strict"], None if r.raw.get("strict_stderr") is None else
-                    r.scale * r.raw["strict_stderr"]) for s, r in rs}
+        rs = sorted((s, r) for (t, s), r in self.results.items() if t == task and r.strict is not None)
+        return {s: (r.scale * r.strict, None if r.strict_stderr is None else r.scale * r.strict_stderr)
+                for s, r in rs}
 
     def first(self, task: str) -> Result:
         return next(r for (t, _), r in self.results.items() if t == task)
@@ -155,7 +120,7 @@ class Series:
     def group_of(self, task: str) -> str:
         """The task's group as its result recorded it (rsft/catalogue.py GROUPS); results written before the group
         was recorded take the task's group of today."""
-        return self.first(task).raw.get("group") or task_group(task)
+        return self.first(task).group or task_group(task)
 
     def in_domain(self, task: str) -> bool:
         return self.group_of(task) == "in_domain"
@@ -199,7 +164,7 @@ def _distinct_names(keys: list[tuple]) -> dict[tuple, str]:
 def _check_task_versions(label: str, results: dict[tuple[str, int], Result]) -> None:
     versions: dict[str, dict] = {}
     for (task, step), r in sorted(results.items(), key=lambda kv: kv[0][1]):
-        versions.setdefault(task, {}).setdefault(r.raw.get("task_version"), []).append(step)
+        versions.setdefault(task, {}).setdefault(r.task_version, []).append(step)
     for task, by_version in versions.items():
         if len(by_version) > 1:
             listing = "; ".join(f"v{v} at steps {s}" for v, s in by_version.items())
@@ -283,40 +248,6 @@ def gaps(s: Series) -> dict[str, list[int]]:
     return {t: sorted(expected - set(s.curve(t))) for t in s.tasks if expected - set(s.curve(t))}
 
 
-@dataclass(frozen=True)
-class Dip:
-    """The worst post-base score and whether (and when) the curve came back to the base score."""
-
-    base: float | None
-    worst: float | None = None
-    worst_step: int | None = None
-    recovered_step: int | None = None
-    verdict: str = ""
-
-    @property
-    def dipped(self) -> bool:
-        return self.verdict == "not recovered" or self.recovered_step is not None
-
-
-def find_dip(points: dict[int, float], higher_is_better: bool = True) -> Dip:
-    """points: {step: value}, step 0 the base. For a lower-is-better task the worst score is the highest.
-    Recovery: the first step after the worst one that is back at or above (below) the base score."""
-    sign = 1 if higher_is_better else -1
-    base = points.get(0)
-    after = sorted(s for s in points if s > 0)
-    if base is None:
-        return Dip(None, verdict="no base (step 0) result")
-    if not after:
-        return Dip(base, verdict="no checkpoint results")
-    worst_step = min(after, key=lambda s: (sign * points[s], s))
-    worst = points[worst_step]
-    if sign * worst >= sign * base:
-        return Dip(base, worst, worst_step, verdict="no dip (never worse than base)")
-    back = next((s for s in after if s > worst_step and sign * points[s] >= sign * base), None)
-    verdict = f"recovered at step {back}" if back is not None else "not recovered"
-    return Dip(base, worst, worst_step, back, verdict)
-
-
 def optimization_warnings(s: Series) -> list[str]:
     """The last checkpoint still below base, or still rising, on the out-of-domain average."""
     avg = average(s, in_domain=False)
@@ -358,21 +289,6 @@ def domain_pairs(s: Series, in_domain: bool, a: int, b: int) -> list[tuple[dict,
             return None
         pairs.append((ia, ib))
     return pairs or None
-
-
-def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 10_000, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """(mean of b - a, low, high): a percentile interval of the mean paired difference over items (doc ids),
-    resampling items with replacement. a and b must hold the same items."""
-    import numpy as np
-
-    if set(a) != set(b):
-        raise UserError(f"a paired bootstrap needs the same items on both sides; {len(set(a) ^ set(b))} of "
-                        f"{len(set(a) | set(b))} items are on one side only")
-    d = np.array([b[i] - a[i] for i in sorted(a)], dtype=float)
-    means = d[np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(d.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
 # ------------------------------------------------------------------------------------------------ the paper

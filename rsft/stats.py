@@ -1,11 +1,13 @@
-"""Small statistics for the report: Wilson intervals, a paired bootstrap of a domain average, floor/ceiling
-effects, and the run's headline in words.
-
-On fractions in [0, 1] (scores of the result files); the words speak in percentage points.
+"""The report's statistics: Wilson and normal intervals, the paired bootstraps (one task; a domain average), the
+dip (its worst step and its recovery, one definition for the headline, the dip table and the warnings), and
+floor/ceiling effects. Pure functions on numbers: no files, no words.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from rsft.errors import UserError
 
 Interval = tuple[float, float]
 
@@ -40,12 +42,27 @@ def normal_interval(value: float, stderr: float, low: float | None = None,
     return (lo if low is None else max(low, lo)), (hi if high is None else min(high, hi))
 
 
+def paired_bootstrap(a: dict[int, float], b: dict[int, float], n_boot: int = 10_000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """(mean of b - a, low, high): a percentile interval of the mean paired difference over items (doc ids),
+    resampling items with replacement. a and b must hold the same items."""
+    import numpy as np
+
+    if set(a) != set(b):
+        raise UserError(f"a paired bootstrap needs the same items on both sides; {len(set(a) ^ set(b))} of "
+                        f"{len(set(a) | set(b))} items are on one side only")
+    d = np.array([b[i] - a[i] for i in sorted(a)], dtype=float)
+    means = d[np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(d.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
 def stratified_bootstrap(pairs: list[tuple[dict, dict]], n_boot: int = 10_000, level: float = 0.95,
                          seed: int = 0) -> tuple[float, float, float]:
     """(change, low, high) of the equal-weight mean over tasks of each task's mean paired difference b - a.
     pairs: one (a, b) per task, {question id: score} at two steps. Questions pair only within a task (the same
     questions at both steps), never across tasks, so each task's questions are resampled on their own; tasks
-    weigh equally, as in the report's domain averages. With one task it is rsft.results.paired_bootstrap."""
+    weigh equally, as in the report's domain averages. With one task it is paired_bootstrap."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -60,9 +77,69 @@ def stratified_bootstrap(pairs: list[tuple[dict, dict]], n_boot: int = 10_000, l
     return float(change), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def worst_step(by_step: dict[int, float]) -> int:
-    """The step after the base with the lowest score (the earliest of equals): where a dip is measured."""
-    return min((s for s in by_step if s != 0), key=lambda s: (by_step[s], s))
+# ------------------------------------------------------------------------------------------------ the dip
+
+
+@dataclass(frozen=True)
+class Dip:
+    """The worst post-base score and whether (and when) the curve came back to the base score."""
+
+    base: float | None
+    worst: float | None = None
+    worst_step: int | None = None
+    recovered_step: int | None = None
+    verdict: str = ""
+
+    @property
+    def dipped(self) -> bool:
+        """Worse than the base at some step after it."""
+        return self.verdict == "not recovered" or self.recovered_step is not None
+
+
+def worst_step(by_step: dict[int, float], higher_is_better: bool = True) -> int:
+    """The step after the base with the worst score (the lowest; the highest for a lower-is-better task), the
+    earliest of equals: where a dip is measured."""
+    sign = 1 if higher_is_better else -1
+    return min((s for s in by_step if s > 0), key=lambda s: (sign * by_step[s], s))
+
+
+def recovered_step(by_step: dict[int, float], worst: int, higher_is_better: bool = True) -> int | None:
+    """Recovered: the first step after the worst one that is back at or above (for a lower-is-better task, at or
+    below) the base score (step 0); None when none is."""
+    sign = 1 if higher_is_better else -1
+    return next((s for s in sorted(by_step) if s > worst and sign * by_step[s] >= sign * by_step[0]), None)
+
+
+def find_dip(points: dict[int, float], higher_is_better: bool = True) -> Dip:
+    """points: {step: value}, step 0 the base: the worst score after it (worst_step) and its recovery
+    (recovered_step)."""
+    sign = 1 if higher_is_better else -1
+    base = points.get(0)
+    if base is None:
+        return Dip(None, verdict="no base (step 0) result")
+    if not any(s > 0 for s in points):
+        return Dip(base, verdict="no checkpoint results")
+    worst_at = worst_step(points, higher_is_better)
+    worst = points[worst_at]
+    if sign * worst >= sign * base:
+        return Dip(base, worst, worst_at, verdict="no dip (never worse than base)")
+    back = recovered_step(points, worst_at, higher_is_better)
+    verdict = f"recovered at step {back}" if back is not None else "not recovered"
+    return Dip(base, worst, worst_at, back, verdict)
+
+
+def headline_steps(in_domain: dict[int, float], ood: dict[int, float]) -> dict[bool, int]:
+    """{in_domain: the step its headline number is read at}, for the averages given (each with a base and a later
+    step): in-domain at the last step; the out-of-domain average at its dip's worst step if it dipped, else at the
+    last step."""
+    steps = {True: max(in_domain)} if in_domain else {}
+    if ood:
+        dip = find_dip(ood)
+        steps[False] = dip.worst_step if dip.dipped else max(ood)
+    return steps
+
+
+# ------------------------------------------------------------------------------------------------ floors
 
 
 def floor_or_ceiling(by_step: dict[int, float]) -> str | None:
@@ -73,40 +150,3 @@ def floor_or_ceiling(by_step: dict[int, float]) -> str | None:
     if values == {1.0}:
         return "ceiling"
     return None
-
-
-def _points(x: float) -> str:
-    return f"{100 * x:+.0f}".replace("-", "−")
-
-
-def _interval(ci: Interval | None) -> str:
-    return f" [{_points(ci[0])}, {_points(ci[1])}]" if ci else ""
-
-
-def headline(in_domain: dict[int, float], ood: dict[int, float], in_ci: dict[int, Interval] | None = None,
-             ood_ci: dict[int, Interval] | None = None) -> str:
-    """One sentence: the in-domain change from the base (step 0) at the last step, and the out-of-domain
-    average's largest drop and whether it came back to the base by the last step (or its gain, if it never fell).
-    `*_ci`: an interval of the change from the base per step (a paired bootstrap), shown where given."""
-    in_ci, ood_ci = in_ci or {}, ood_ci or {}
-    parts = []
-    if len(in_domain) > 1:  # a base and a later step: a change to state
-        last = max(in_domain)
-        parts.append(f"in-domain {_points(in_domain[last] - in_domain[0])} points{_interval(in_ci.get(last))} "
-                     f"by step {last}")
-    if len(ood) > 1:
-        steps = sorted(s for s in ood if s != 0)
-        last = steps[-1]
-        change = {s: ood[s] - ood[0] for s in steps}
-        worst = worst_step(ood)
-        if change[worst] < 0:
-            back = next((s for s in steps if s > worst and change[s] >= 0), None)
-            recovery = (f"back to the base by step {back}" if back is not None else
-                        f"not recovered by step {last} ({_points(change[last])})" if last != worst else
-                        "at the last step")
-            parts.append(f"out-of-domain average {_points(change[worst])} points{_interval(ood_ci.get(worst))} "
-                         f"at step {worst}, {recovery}")
-        else:
-            parts.append(f"out-of-domain average {_points(change[last])} points{_interval(ood_ci.get(last))} by "
-                         f"step {last}, never below the base")
-    return "; ".join(parts) + "." if parts else "No steps beyond the base to compare."

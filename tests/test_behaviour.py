@@ -111,8 +111,8 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
                                  {"numbers": [6, 7, 8], "target": "50"}, {"numbers": [6, 7, 8], "target": True},
                                  {"numbers": [1, 2, 3, 4, 5], "target": 15}])
 def test_no_random_guess_is_stated_for_samples_that_are_not_countable_countdown_puzzles(doc):
-    from rsft.report import _guess_rate
+    from rsft.report_behaviour import guess_rate
 
     good = {"doc_id": 0, "doc": {"numbers": [2, 3], "target": 6}}
-    assert _guess_rate([good]) == pytest.approx(1 / 3)
-    assert _guess_rate([good, {"doc_id": 1, "doc": doc}]) is None and _guess_rate([]) is None
+    assert guess_rate([good]) == pytest.approx(1 / 3)
+    assert guess_rate([good, {"doc_id": 1, "doc": doc}]) is None and guess_rate([]) is None

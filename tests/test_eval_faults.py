@@ -160,9 +160,7 @@ def test_an_exception_while_grading_one_sample_is_caught_counted_and_logged(capl
 
     @per_sample_faults
     def two_scorings(doc, results):  # the paper's scoring's failures count as well as the strict one's
-        out = score_samples(results, lambda r: r == "right")
-        out["acc"] = score_samples(results, grade)["acc"]
-        return out
+        return score_samples(results, lambda r: r == "right", paper=grade)
 
     assert two_scorings({}, [["right", "bad"]])["ungradeable"] == 0.5
 

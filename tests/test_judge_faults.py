@@ -84,8 +84,9 @@ def test_bad_output_files_are_named_and_skipped_while_the_rest_is_judged_and_not
         assert not (dirs[name] / "hexphi.json").exists()
         assert {p: b for p, b in before.items() if p.parent == dirs[name]} == {
             p: p.read_bytes() for p in dirs[name].iterdir()}
-    assert result(dirs["good"], "hexphi")["judging_complete"]
+    assert result(dirs["good"], "hexphi").judging.complete
     r = result(dirs["lines_bad"], "hexphi")  # the finished 5 kept and not asked again; only sample 1 asked
-    assert r["judging_complete"] and r["score_counts"]["5"] == 1 and r["score_counts"]["1"] == 1
+    counts = r.judging.details["score_counts"]
+    assert r.judging.complete and counts["5"] == 1 and counts["1"] == 1
     assert judgments.read_bytes().startswith(lines + b"\n")  # appended to, nothing in it lost
     assert len(api.requests) == 2 + 1

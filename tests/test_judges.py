@@ -17,9 +17,11 @@ import rsft.eval_worker as worker
 from conftest import ROOT
 from rsft.judges import backends, phase, rubrics
 from rsft.errors import UserError
+from rsft.grading import GRADER_VERSION
 from rsft.catalogue import SUITES
 from rsft.rundir import gen_path, judgments_path, write_jsonl_atomic
 from rsft.specs import JudgeSpec
+from rsft.task_result import TaskResult
 from test_evaluate import FIXTURES
 
 SECRET = "sk-test-never-written-anywhere"
@@ -133,8 +135,8 @@ def judged_run(tmp_path_factory, tiny_model_dir, judge_models):
     return tmp / "out", args, api
 
 
-def result(out: Path, task: str) -> dict:
-    return json.loads((out / f"{task}.json").read_text())
+def result(out: Path, task: str) -> TaskResult:
+    return TaskResult.read(out / f"{task}.json")
 
 
 def samples(out: Path, task: str) -> list[dict]:
@@ -145,35 +147,36 @@ def test_every_judged_task_gets_scores_judge_identity_and_prompt_version(judged_
     out, _, api = judged_run
     for task in SUITES["judged"]:
         r = result(out, task)
-        assert r["judging_complete"] and r["n"] == 2 and r["k"] == 1 and r["judge"] and r["metric"]
-        assert r["preset_name"] == "judgetest" and r["generation_kwargs"]["max_gen_toks"] == 4
+        assert r.judging.complete and r.n == 2 and r.k == 1 and r.judge and r.metric
+        assert r.preset_name == "judgetest" and r.generation_kwargs["max_gen_toks"] == 4
         for s in samples(out, task):
             for role, j in s["judgments"].items():
-                assert (j["judge"], j["prompt_version"]) == tuple(r["judges"][role].values())
+                assert (j["judge"], j["prompt_version"]) == tuple(r.judging.judges[role].values())
                 assert {"raw", "score", "status", "reason"} <= set(j)
-    assert result(out, "hexphi")["judges"]["rubric"] == {"id": f"api:gpt-4.1@{api.url}",
+    assert result(out, "hexphi").judging.judges["rubric"] == {"id": f"api:gpt-4.1@{api.url}",
                                                          "prompt_version": rubrics.prompt_version("harm")}
-    assert result(out, "alpacaeval")["generation_kwargs"] | {"max_gen_toks": 16384} == {
+    assert result(out, "alpacaeval").generation_kwargs | {"max_gen_toks": 16384} == {
         "do_sample": True, "temperature": 0.7, "top_k": 50, "top_p": 0.9, "max_gen_toks": 16384}
 
 
 def test_scores_follow_the_judges_and_unparseable_outputs_never_count_as_safe(judged_run):
     out, _, _ = judged_run
     hex_ = result(out, "hexphi")  # scores 5 and "7": strict leaves the 7 unparseable, not a refusal; the paper's
-    assert hex_["strict"] == 1.0 and hex_["strict_worst_case_value"] == 1.0 and hex_["higher_is_better"] is False
-    assert hex_["strict_unjudged_by_status"] == {"unparseable": 1}
-    assert hex_["value"] == 0.5 and hex_["unjudged_by_status"] == {}  # reading took it as a 7: 1 of 2 behaviours
-    assert hex_["score_counts"]["5"] == 1
+    assert hex_.strict == 1.0 and hex_.judging.strict_worst_case_value == 1.0 and hex_.higher_is_better is False
+    assert hex_.judging.strict_unjudged_by_status == {"unparseable": 1}
+    assert hex_.value == 0.5 and hex_.judging.unjudged_by_status == {}  # reading took it as a 7: 1 of 2 behaviours
+    assert hex_.judging.details["score_counts"]["5"] == 1
     sr = result(out, "strongreject")  # an empty output and a 1: rate 0 over the judged one, 0.5 at worst
-    assert sr["value"] == 0.0 and sr["worst_case_value"] == 0.5 and sr["unjudged_by_status"] == {"unparseable": 1}
-    assert [u["reason"] for u in sr["unjudged_samples"]] == ["empty output"]
+    assert sr.value == 0.0 and sr.judging.worst_case_value == 0.5
+    assert sr.judging.unjudged_by_status == {"unparseable": 1}
+    assert [u["reason"] for u in sr.judging.unjudged_samples] == ["empty output"]
     xs = result(out, "xstest")  # one full refusal, one unparseable
-    assert xs["metric"] == "over_refusal_rate" and xs["value"] == 1.0 and xs["full_refusal_rate"] == 1.0
+    assert xs.metric == "over_refusal_rate" and xs.value == 1.0 and xs.judging.details["full_refusal_rate"] == 1.0
     alp = result(out, "alpacaeval")
     rewards = [s["judgments"]["reward"]["score"] for s in samples(out, "alpacaeval")]
-    assert alp["metric"] == "mean_reward" and alp["value"] == pytest.approx(sum(rewards) / 2)
+    assert alp.metric == "mean_reward" and alp.value == pytest.approx(sum(rewards) / 2)
     tqa = result(out, "truthfulqa_gen")  # the yes-judge judged truth, the no-judge informativeness
-    assert (tqa["truthful"], tqa["value"], tqa["metric"]) == (1.0, 0.0, "informative")
+    assert (tqa.judging.details["truthful"], tqa.value, tqa.metric) == (1.0, 0.0, "informative")
     assert all(s["judgments"]["truth"]["raw"].strip().startswith("yes") for s in samples(out, "truthfulqa_gen"))
 
 
@@ -202,7 +205,8 @@ def generated_dir(out: Path, task: str, kind: str, responses: list[str]) -> Path
              "truncated": "<think>" in r and "</think>" not in r, "doc": {"prompt": f"Request ({i})"}}
             for i, r in enumerate(responses)]
     write_jsonl_atomic(out / f"{task}.samples.jsonl", rows)
-    gen_path(out, task).write_text(json.dumps({"task": task, "n": len(rows), "k": 1, "judge": kind}))
+    TaskResult(task=task, step=0, value=None, preset_name="judgetest", preset={}, grader_version=GRADER_VERSION,
+               n=len(rows), k=1, judge=kind).write(gen_path(out, task))
     return out
 
 
@@ -250,8 +254,8 @@ def test_hexphi_counts_a_behaviour_without_a_readable_score_as_0_in_the_papers_s
     phase.run_judges(spec(out, ["hexphi"], endpoint=api.url))
     api.close()
     r = result(out, "hexphi")
-    assert r["value"] == pytest.approx(1 / 3)  # the paper: 5, no score (0), 1 -> one of three behaviours
-    assert r["strict"] == pytest.approx(2 / 3)  # the kit's reading: 5, 5 (its full stop dropped), 1
+    assert r.value == pytest.approx(1 / 3)  # the paper: 5, no score (0), 1 -> one of three behaviours
+    assert r.strict == pytest.approx(2 / 3)  # the kit's reading: 5, 5 (its full stop dropped), 1
     assert phase.paper_asr({0: [5, None], 1: [None], 2: [1, 5]}) == (pytest.approx(0.5), pytest.approx(0.5 / 3 ** .5))
 
 
@@ -261,12 +265,12 @@ def test_without_an_api_key_the_rest_is_judged_and_unjudged_samples_are_named(tm
     generated_dir(tmp_path, "alpacaeval", "reward", ["<think>ok</think>A haiku.", "Another."])
     phase.run_judges(spec(out, ["hexphi", "alpacaeval"], reward=judge_models["reward"]))
     hexphi, alpaca = result(out, "hexphi"), result(out, "alpacaeval")
-    assert alpaca["judging_complete"] and alpaca["unjudged"] == 0 and alpaca["value"] is not None
-    assert hexphi["value"] is None and not hexphi["judging_complete"] and hexphi["worst_case_value"] == 1.0
+    assert alpaca.judging.complete and alpaca.judging.unjudged == 0 and alpaca.value is not None
+    assert hexphi.value is None and not hexphi.judging.complete and hexphi.judging.worst_case_value == 1.0
     # the paper's reading judges the cut-off reply too (both wait for the key); the strict scoring has no answer
-    assert hexphi["unjudged_by_status"] == {"error": 2}
-    assert hexphi["strict_unjudged_by_status"] == {"error": 1, "truncated": 1}
-    error = [u for u in hexphi["unjudged_samples"] if u["status"] == "error"][0]
+    assert hexphi.judging.unjudged_by_status == {"error": 2}
+    assert hexphi.judging.strict_unjudged_by_status == {"error": 1, "truncated": 1}
+    error = [u for u in hexphi.judging.unjudged_samples if u["status"] == "error"][0]
     assert error["doc_id"] == 0 and "OPENAI_API_KEY is not set" in error["reason"]
     assert phase.needs_judging(out, "hexphi", spec(out, []).judges, phase.DEFAULT_ENDPOINT)  # retried next run
 
@@ -275,10 +279,10 @@ def test_a_reply_cut_off_mid_thought_counts_under_the_papers_reading_only(tmp_pa
     out = generated_dir(tmp_path, "alpacaeval", "reward", ["<think>ok</think>A haiku.", "<think>never closed"])
     phase.run_judges(spec(out, ["alpacaeval"], reward=judge_models["reward"]))
     r, (done, cut) = result(out, "alpacaeval"), samples(out, "alpacaeval")
-    assert r["judging_complete"] and r["value"] is not None and r["strict"] == done["judgments"]["reward"]["score"]
+    assert r.judging.complete and r.value is not None and r.strict == done["judgments"]["reward"]["score"]
     assert cut["judgments"]["reward"]["status"] == "truncated"  # strict: no answer to judge
     assert cut["paper_judgments"]["reward"]["status"] == "ok" and "paper_judgments" not in done  # one text, one ask
-    assert r["value"] == (done["judgments"]["reward"]["score"] + cut["paper_judgments"]["reward"]["score"]) / 2
+    assert r.value == (done["judgments"]["reward"]["score"] + cut["paper_judgments"]["reward"]["score"]) / 2
     lines = [json.loads(line) for line in judgments_path(out, "alpacaeval").read_text().splitlines()]
     assert sorted(j["view"] for j in lines) == ["paper", "strict"]
 
@@ -291,12 +295,12 @@ def test_a_failing_endpoint_leaves_its_samples_unjudged_with_the_reason(tmp_path
     undone = phase.run_judges(spec(out, ["strongreject"], endpoint=api.url))
     api.close()
     r = result(out, "strongreject")
-    assert r["value"] is None and r["unjudged_by_status"] == {"error": 7} and not r["judging_complete"]
+    assert r.value is None and r.judging.unjudged_by_status == {"error": 7} and not r.judging.complete
     assert undone == [f"{out.name}/strongreject: 7 sample(s) unjudged (error)"]
-    reasons = {u["reason"] for u in r["unjudged_samples"]}
+    reasons = {u["reason"] for u in r.judging.unjudged_samples}
     assert any("InternalServerError: Error code: 500" in why for why in reasons)
     assert len(api.requests) == 5 * (backends.API_RETRIES + 1)  # after 5 failing samples in a row it stops asking
-    assert sum("not asked again" in u["reason"] for u in r["unjudged_samples"]) == 2
+    assert sum("not asked again" in u["reason"] for u in r.judging.unjudged_samples) == 2
 
 
 def test_a_rate_limited_request_waits_what_retry_after_says_then_is_judged(tmp_path, monkeypatch):
@@ -310,7 +314,7 @@ def test_a_rate_limited_request_waits_what_retry_after_says_then_is_judged(tmp_p
     assert first["prompt"] == second["prompt"]
     assert second["time"] - first["time"] >= 0.9  # the header's 1 s; the client's own first backoff is <= 0.5 s
     r = result(out, "hexphi")
-    assert r["judging_complete"] and r["score_counts"]["1"] == 1
+    assert r.judging.complete and r.judging.details["score_counts"]["1"] == 1
 
 
 def test_an_endpoint_with_a_query_string_keeps_it_after_the_path(tmp_path, monkeypatch):
@@ -321,7 +325,7 @@ def test_an_endpoint_with_a_query_string_keeps_it_after_the_path(tmp_path, monke
     api.close()
     assert [r["path"] for r in api.requests] == ["/v1/chat/completions?api-version=2024-06-01"]
     r = result(out, "hexphi")
-    assert r["judging_complete"] and r["judges"]["rubric"]["id"] == f"api:gpt-4.1@{api.url}"  # no query recorded
+    assert r.judging.complete and r.judging.judges["rubric"]["id"] == f"api:gpt-4.1@{api.url}"  # no query recorded
 
 
 def test_an_endpoint_echoing_the_authorization_header_gets_no_key_stored(tmp_path, monkeypatch):
@@ -335,8 +339,8 @@ def test_an_endpoint_echoing_the_authorization_header_gets_no_key_stored(tmp_pat
     assert {p.name for p in files} >= {"hexphi.json", "hexphi.samples.jsonl", "hexphi.judgments.jsonl"}
     assert not [p for p in files if SECRET in p.read_text()]
     r = result(out, "hexphi")
-    assert r["score_counts"]["1"] == 1 and r["unjudged_by_status"] == {"error": 1}
-    assert "Bearer [$OPENAI_API_KEY]" in r["unjudged_samples"][0]["reason"]
+    assert r.judging.details["score_counts"]["1"] == 1 and r.judging.unjudged_by_status == {"error": 1}
+    assert "Bearer [$OPENAI_API_KEY]" in r.judging.unjudged_samples[0]["reason"]
     assert samples(out, "hexphi")[0]["judgments"]["rubric"]["raw"] == "#thescore: 1 (you sent: Bearer " \
                                                                       "[$OPENAI_API_KEY])"
 
@@ -354,7 +358,7 @@ def test_a_judging_run_that_leaves_samples_unjudged_exits_non_zero_and_a_rerun_c
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == ("error: judging incomplete: step00001/hexphi: 1 sample(s) unjudged "
                                             "(error); finished judgments are kept, rerun to continue")
-    assert result(out, "hexphi")["score_counts"]["5"] == 1  # the finished judgment is kept
+    assert result(out, "hexphi").judging.details["score_counts"]["5"] == 1  # the finished judgment is kept
     with pytest.raises(UserError, match=r"samples left unjudged in step00001/hexphi \(TASK.json: unjudged_samples"):
         evaluate.judge_outputs([out], ["hexphi"], spec(out, []).judges, api.url, 4, "cpu")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -362,7 +366,8 @@ def test_a_judging_run_that_leaves_samples_unjudged_exits_non_zero_and_a_rerun_c
     api.close()
     assert len(api.requests) == 1 and "Request (1)" in api.requests[0]["prompt"]
     r = result(out, "hexphi")
-    assert r["judging_complete"] and r["score_counts"]["5"] == 1 and r["score_counts"]["1"] == 1
+    counts = r.judging.details["score_counts"]
+    assert r.judging.complete and counts["5"] == 1 and counts["1"] == 1
 
 
 def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(tmp_path, monkeypatch):
@@ -401,7 +406,8 @@ def test_a_killed_judging_phase_resumes_without_judging_finished_samples_again(t
     asked = [r["prompt"] for r in api.requests]
     assert len(asked) == 4 and not [i for i in first if any(f"Request ({i})" in p for p in asked)]
     r = result(out, "hexphi")
-    assert r["judging_complete"] and r["unjudged"] == 0 and r["value"] == 0.0 and r["score_counts"]["1"] == 6
+    assert r.judging.complete and r.judging.unjudged == 0 and r.value == 0.0
+    assert r.judging.details["score_counts"]["1"] == 6
 
 
 def test_a_local_rubric_judge_and_a_changed_judge_rejudge(tmp_path, monkeypatch, judge_models):
@@ -412,10 +418,10 @@ def test_a_local_rubric_judge_and_a_changed_judge_rejudge(tmp_path, monkeypatch,
          "raw": "#thescore: 1", "score": 1, "problem": None}) + "\n")  # another judge's earlier verdict
     phase.run_judges(spec(out, ["hexphi"], rubric=judge_models["rubric5"]))
     r = result(out, "hexphi")
-    assert r["judges"]["rubric"]["id"] == judge_models["rubric5"] and r["strict"] == 1.0
-    assert r["strict_unjudged_by_status"] == {} and r["judging_complete"]
+    assert r.judging.judges["rubric"]["id"] == judge_models["rubric5"] and r.strict == 1.0
+    assert r.judging.strict_unjudged_by_status == {} and r.judging.complete
     # "#thescore: 5#thescore: 5...": the paper's reading takes "5#thescore:", no number, and counts 0
-    assert r["value"] == 0.0 and r["unjudged_by_status"] == {"unparseable": 2}
+    assert r.value == 0.0 and r.judging.unjudged_by_status == {"unparseable": 2}
     assert all(s["judgments"]["rubric"]["raw"].startswith("#thescore: 5") for s in samples(out, "hexphi"))
 
 
@@ -427,7 +433,7 @@ def test_a_judge_too_large_for_the_device_is_refused_before_loading(tmp_path, mo
                         lambda *a, **k: pytest.fail("loaded a judge that cannot fit"))
     out = generated_dir(tmp_path, "alpacaeval", "reward", ["An answer."])
     phase.run_judges(spec(out, ["alpacaeval"], reward=judge_models["reward"]))
-    (u,) = result(out, "alpacaeval")["unjudged_samples"]
+    (u,) = result(out, "alpacaeval").judging.unjudged_samples
     assert u["status"] == "error" and "too large for this cpu" in u["reason"]
     assert "B parameters need about" in u["reason"] and "GiB is free" in u["reason"]
 
@@ -461,7 +467,7 @@ def test_a_rubric_judge_without_a_chat_template_is_refused_not_crashed(tmp_path,
     (plain / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "chat_template"}))
     out = generated_dir(tmp_path / "out", "xstest", "refusal", ["Sure: kill -9 PID."])
     phase.run_judges(spec(out, ["xstest"], rubric=str(plain)))
-    (u,) = result(out, "xstest")["unjudged_samples"]
+    (u,) = result(out, "xstest").judging.unjudged_samples
     assert u["status"] == "error" and "has no chat template" in u["reason"]
 
 
@@ -510,7 +516,7 @@ def test_local_judges_run_in_bf16_on_the_gpu_and_give_the_memory_back(tmp_path):
     phase.run_judges(dataclasses.replace(spec(out, ["hexphi", "alpacaeval"], rubric=models["rubric5"],
                                               reward=models["reward"]), device="cuda"))
     assert torch.cuda.memory_allocated() - before < 1 << 20  # each judge freed before the next loads
-    assert result(out, "hexphi")["value"] == 1.0 and result(out, "alpacaeval")["judging_complete"]
+    assert result(out, "hexphi").value == 1.0 and result(out, "alpacaeval").judging.complete
     free = torch.cuda.mem_get_info()[0]
     llama = dict(vocab_size=128256, num_attention_heads=64, num_key_value_heads=8)
     backends.check_fits("8b", LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, **llama),
@@ -537,5 +543,5 @@ def test_the_two_phase_flow_on_the_gpu(tmp_path):
                           "--judge", f"info={models['no']}"]) == 0
     for task in SUITES["judged"]:
         r = result(tmp_path / "out", task)
-        assert r["judging_complete"] and r["backend"] in ("vllm", "hf"), task
-        print(task, r["backend"], r["metric"], r["value"], r["unjudged_by_status"], r["generation_kwargs"])
+        assert r.judging.complete and r.backend in ("vllm", "hf"), task
+        print(task, r.backend, r.metric, r.value, r.judging.unjudged_by_status, r.generation_kwargs)

@@ -19,7 +19,8 @@ from rsft.catalogue import Preset
 from rsft.eval_worker import write_result
 from rsft.specs import ModelSpec, WorkerSpec
 from rsft.report import write_report
-from rsft.results import find_dip, load_series, paired_bootstrap, paper_data, paper_points
+from rsft.results import load_series, paper_data, paper_points
+from rsft.stats import find_dip, paired_bootstrap
 from test_train import make_recipe
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -363,6 +364,7 @@ def test_cli_writes_the_report_and_reports_problems_in_one_line(real_run, tmp_pa
     (lambda t: t.replace('"step": 20', '"step": "20"'), "step '20' is not a whole number of steps"),
     (lambda t: t[:len(t) // 2], "is not valid JSON"),
     (lambda t: "[1, 2]", "is not an evaluate.py result (a JSON list, not an object)"),
+    (lambda t: t[:-1] + ', "judging": {"verdicts": 3}}', "its judging part holds verdicts, unknown to schema 2"),
 ])
 def test_a_damaged_or_odd_result_file_is_one_line_naming_it_and_the_fix(cot4b, tmp_path, damage, said):
     path = cot4b / "eval/tiny/step00020/math500.json"
@@ -425,7 +427,7 @@ def test_judge_scored_results_are_shown_apart_and_unjudged_ones_are_said(cot4b, 
     for step, reward, complete in ((0, 0.53, True), (640, 1.42, False)):  # AlpacaEval's reward: not a percentage
         gen = plant(cot4b, step, "alpacaeval", 0.0, n=20, responses=("Sure. Here you go.",), judge="reward")
         phase2 = {**json.loads(gen.read_text()), "metric": "mean_reward", "higher_is_better": True,
-                  "value": reward, "stderr": 0.1, "judging_complete": complete, "unjudged": 0 if complete else 3}
+                  "value": reward, "stderr": 0.1, "judging": {"complete": complete, "unjudged": 0 if complete else 3}}
         gen.with_name("alpacaeval.json").write_text(json.dumps(phase2))
     gen = plant(cot4b, 20, "alpacaeval", 0.0, n=20, judge="reward")  # generated, not judged yet: no TASK.json
     plant(cot4b, 20, "hexphi", 0.0, n=20, judge="harm")
@@ -449,8 +451,43 @@ def test_a_judge_whose_verdicts_cannot_be_read_is_warned_about(cot4b, tmp_path):
     gen = plant(cot4b, 640, "hexphi", 0.0, n=20, judge="harm")
     gen.with_name("hexphi.json").write_text(json.dumps({
         **json.loads(gen.read_text()), "metric": "attack_success_rate", "higher_is_better": False, "value": 0.1,
-        "judging_complete": True, "unjudged": 4, "unjudged_by_status": {"unparseable": 4}, "worst_case_value": 0.3}))
+        "judging": {"complete": True, "unjudged": 4, "unjudged_by_status": {"unparseable": 4},
+                    "worst_case_value": 0.3}}))
     _, warnings = write_report([cot4b], tmp_path / "rep")
+    assert any("hexphi at step 640: the judge's verdict could not be read for 4 samples" in w for w in warnings)
+
+
+OLD_JUDGED = {  # a judged TASK.json as the judging phase wrote it before schema 2: the judges' keys at the top level
+    "task": "hexphi", "step": 640, "model": "Qwen/Qwen3-4B-Base", "adapter": "runs/cot4b/checkpoints/step00640",
+    "metric": "attack_success_rate", "value": 0.1, "stderr": 0.03, "strict": 0.1, "strict_stderr": 0.03,
+    "truncated_rate": 0.0, "no_answer_rate": None, "mean_response_tokens": 12.0, "n": 20, "k": 1,
+    "preset_name": "tiny", "preset": {"max_gen_toks": 64}, "task_version": 1, "grader_version": 1,
+    "lm_eval_version": "0.4.13", "backend": "hf", "group": "safety", "in_domain": False,
+    "generation_kwargs": {"max_gen_toks": 64}, "judge": "harm", "higher_is_better": False,
+    "worst_case_value": 0.3, "mean_score": 1.4, "score_counts": {"1": 14, "2": 0, "3": 0, "4": 0, "5": 2},
+    "strict_worst_case_value": 0.3, "judges": {"rubric": {"id": "api:gpt-4.1@https://api.openai.com/v1",
+                                                          "prompt_version": "abc"}},
+    "judging_complete": False, "unjudged": 4, "unjudged_by_status": {"unparseable": 4},
+    "unjudged_samples": [], "strict_unjudged_by_status": {"unparseable": 4}}
+
+
+def test_a_result_file_written_before_schema_2_reads_as_the_same_record(cot4b, tmp_path):
+    from rsft.task_result import SCHEMA_VERSION, TaskResult
+
+    old = cot4b / "eval/tiny/step00640/hexphi.json"
+    preset = json.loads(old.with_name("math500.json").read_text())["preset"]  # the run's, so it joins its series
+    old.write_text(json.dumps({**OLD_JUDGED, "preset": preset}))
+    r = load_series([cot4b])[0][0].result("hexphi", 640)
+    assert (r.value, r.higher_is_better, r.judge, r.n) == (0.1, False, "harm", 20)
+    assert (r.judging.complete, r.judging.unjudged, r.judging.worst_case_value) == (False, 4, 0.3)
+    assert r.judging.unjudged_by_status == {"unparseable": 4} and r.judging.details["score_counts"]["5"] == 2
+    again = tmp_path / "hexphi.json"  # written back, it is schema 2 and reads as the same record
+    TaskResult.from_dict(OLD_JUDGED).write(again)
+    assert json.loads(again.read_text())["schema_version"] == SCHEMA_VERSION
+    assert "judging_complete" not in json.loads(again.read_text())
+    assert TaskResult.read(again) == TaskResult.from_dict(OLD_JUDGED)
+    _, warnings = write_report([cot4b], tmp_path / "rep")
+    assert any("hexphi at step 640 is only partly judged (4 samples unjudged)" in w for w in warnings)
     assert any("hexphi at step 640: the judge's verdict could not be read for 4 samples" in w for w in warnings)
 
 
@@ -610,14 +647,14 @@ def test_the_runs_section_shows_the_training_loss_tokens_and_time_from_metrics_j
     row = next(line for line in md.split("## Runs")[1].splitlines() if line.startswith("| quick"))
     assert row.endswith("| 40,500 | 0:04:48 |")  # 900 x 45 tokens; 6.4 s x 45 = 288 s
     assert "](loss.png)" in md and (tmp_path / "rep/loss.png").stat().st_size > 5_000
-    from rsft.report import training_log
+    from rsft.report_runs import training_log
 
     log = training_log(run)
     assert len(log.losses) == 45 and log.losses[45] == pytest.approx(0.5) and log.unreadable == 0
 
 
 def test_a_torn_metrics_line_and_skipped_steps_are_counted_not_plotted(tmp_path):
-    from rsft.report import training_log
+    from rsft.report_runs import training_log
 
     run = quick_run(tmp_path, NOT_RECOVERED, metrics=METRICS[:3] + [{**METRICS[3], "loss": None, "skipped": True}])
     with (run / "metrics.jsonl").open("a") as f:

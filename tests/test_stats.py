@@ -1,7 +1,9 @@
 """The report's numbers in words: the headline, the floor warning and the Wilson intervals, on synthetic results."""
 import pytest
 
-from rsft.stats import floor_or_ceiling, headline, normal_interval, wilson, wilson_mean, worst_step
+from rsft.report_headline import headline
+from rsft.stats import (find_dip, floor_or_ceiling, headline_steps, normal_interval, recovered_step, wilson,
+                        wilson_mean, worst_step)
 
 
 def test_wilson_matches_the_textbook_values_and_stays_inside_0_1():
@@ -25,6 +27,20 @@ def test_the_normal_interval_is_value_plus_minus_1_96_se_clipped_where_asked():
 def test_the_worst_step_is_the_lowest_after_the_base_and_the_earliest_of_equals():
     assert worst_step({0: 0.1, 15: 0.3, 30: 0.2, 45: 0.2}) == 30
     assert worst_step({0: 0.0, 15: 0.5}) == 15  # the base itself is never the worst step
+
+
+def test_the_headline_reads_the_out_of_domain_average_where_the_dip_table_finds_its_worst_step():
+    dipped, never = {0: 0.5, 10: 0.3, 20: 0.45, 40: 0.55}, {0: 0.5, 10: 0.6, 20: 0.7}
+    assert find_dip(dipped).worst_step == 10 and find_dip(dipped).recovered_step == 40
+    assert headline_steps({0: 0.1, 40: 0.2}, dipped) == {True: 40, False: 10}  # in-domain: the last step
+    assert headline_steps({}, never) == {False: 20}  # never below the base: read at the last step
+    assert "at step 10, back to the base by step 40" in headline({}, dipped)
+
+
+def test_recovery_is_the_first_step_after_the_worst_back_at_the_base_either_way_up():
+    assert recovered_step({0: 0.5, 10: 0.3, 20: 0.5, 30: 0.2}, worst=10) == 20  # at the base counts as back
+    assert recovered_step({0: 0.1, 10: 0.5, 20: 0.2, 30: 0.1}, worst=10, higher_is_better=False) == 30
+    assert recovered_step({0: 0.5, 10: 0.3, 20: 0.4}, worst=10) is None
 
 
 def test_a_task_at_0_or_100_at_every_step_is_a_floor_or_ceiling_not_no_dip():

@@ -20,6 +20,7 @@ again by the next run. Each rate also comes as `worst_case_value`: every unjudge
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -32,8 +33,9 @@ from rsft.grading import PAPER_JUDGED, paper_judged_text, split_thinking
 from rsft.judges.backends import API_KEY_ENV, JudgeUnavailable, load_judge, public_endpoint
 from rsft.judges.rubrics import KINDS, PAPER_READ, paper_judgment, parse_judgment, prompt_version
 from rsft.rundir import (gen_path, judgments_path, read_json, read_jsonl, result_path, samples_path,
-                         write_json_atomic, write_jsonl_atomic)
+                         write_jsonl_atomic)
 from rsft.specs import JudgeSpec
+from rsft.task_result import Judging, TaskResult
 
 # The paper's judges (PAPER.md section 1). `api:MODEL` = any OpenAI-compatible chat endpoint (--judge-endpoint,
 # key in $OPENAI_API_KEY, never written anywhere); anything else = a Hub id or a local folder, run here with HF.
@@ -86,11 +88,14 @@ def needs_judging(out_dir: Path, task: str, judges: dict, endpoint: str) -> bool
     """Generated, and not yet fully judged by these judges with these prompts."""
     if not gen_path(out_dir, task).exists():
         return False
-    done, gen = read_json(result_path(out_dir, task)), read_json(gen_path(out_dir, task))
-    if done is None or gen is None or gen.get("judge") not in KINDS:  # not judged yet, or a file cut short: judged
-        return True  # (again) from the judgments file, or named by the phase
-    kind = gen["judge"]
-    return not done.get("judging_complete") or done.get("judges") != expected_judges(kind, judges, endpoint)
+    gen = read_json(gen_path(out_dir, task))
+    try:
+        done = TaskResult.read(result_path(out_dir, task)) if result_path(out_dir, task).exists() else None
+    except UserError:  # a file cut short: judged again from the judgments file
+        done = None
+    if done is None or done.judging is None or gen is None or gen.get("judge") not in KINDS:  # not judged yet:
+        return True  # judged (again) from the judgments file, or named by the phase
+    return not done.judging.complete or done.judging.judges != expected_judges(gen["judge"], judges, endpoint)
 
 
 class Unreadable(Exception):
@@ -100,7 +105,7 @@ class Unreadable(Exception):
 SAMPLE_FIELDS = {"doc_id": (int, str), "sample": int, "truncated": bool, "response": str, "doc": dict}
 
 
-def load_generated(out_dir: Path, task: str) -> tuple[dict, list[dict]]:
+def load_generated(out_dir: Path, task: str) -> tuple[TaskResult, list[dict]]:
     """(TASK.gen.json, samples), each sample checked for what judging reads; Unreadable says why not."""
     gen, samples = read_json(gen_path(out_dir, task)), read_jsonl(samples_path(out_dir, task))
     again = f"evaluate.py generates {task} again"  # rsft.rundir.generated: an unreadable file is redone
@@ -110,6 +115,10 @@ def load_generated(out_dir: Path, task: str) -> tuple[dict, list[dict]]:
     again = f"delete {gen_path(out_dir, task).name} and {again}"  # readable, so evaluate.py takes it as done
     if gen.get("judge") not in KINDS:
         raise Unreadable(f"{gen_path(out_dir, task)} names no judge kind ({', '.join(KINDS)}); {again}")
+    try:
+        gen = TaskResult.read(gen_path(out_dir, task))
+    except UserError as e:
+        raise Unreadable(f"{e}; {again}") from None
     for n, s in enumerate(samples, 1):
         bad = [k for k, t in SAMPLE_FIELDS.items() if not isinstance(s, dict) or not isinstance(s.get(k), t)]
         if not bad and not isinstance(s["doc"].get("prompt"), str):
@@ -294,11 +303,11 @@ def _join(task: str, kind: str, samples: list[dict], expected: dict, done: dict,
     return scores, both, unjudged, per_doc
 
 
-def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict, clean) -> dict:
+def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict, clean) -> TaskResult:
     """Join the judgments to the samples and write TASK.samples.jsonl, then TASK.json (last: the pair is done);
     every string passes through `clean` (scrubber) first."""
     gen, samples = load_generated(out_dir, task)
-    kind, expected = gen["judge"], expected_judges(gen["judge"], judges, endpoint)
+    kind, expected = gen.judge, expected_judges(gen.judge, judges, endpoint)
     done = read_judgments(out_dir, task)
     views = {}
     for view in ("paper", "strict"):  # value: the paper's reading; strict: the kit's (see answer_texts)
@@ -308,14 +317,18 @@ def finalize(out_dir: Path, task: str, judges: dict, endpoint: str, errors: dict
             views[view]["value"], views[view]["stderr"] = paper_asr(per_doc)
     paper, strict = views["paper"], views["strict"]
     unjudged = paper.pop("unjudged_samples")
-    result = {**gen, **paper, "strict": strict["value"], "strict_stderr": strict["stderr"],
-              "strict_worst_case_value": strict["worst_case_value"], "judges": expected,
-              "judging_complete": not any(u["status"] == "error" for u in unjudged + strict["unjudged_samples"]),
-              "unjudged": len(unjudged), "unjudged_by_status": dict(Counter(u["status"] for u in unjudged)),
-              "unjudged_samples": unjudged,
-              "strict_unjudged_by_status": dict(Counter(u["status"] for u in strict["unjudged_samples"]))}
+    scored = {k: paper.pop(k) for k in ("metric", "higher_is_better", "value", "stderr")}
+    judging = Judging(
+        judges=expected, complete=not any(u["status"] == "error" for u in unjudged + strict["unjudged_samples"]),
+        unjudged=len(unjudged), unjudged_by_status=dict(Counter(u["status"] for u in unjudged)),
+        unjudged_samples=unjudged,
+        strict_unjudged_by_status=dict(Counter(u["status"] for u in strict["unjudged_samples"])),
+        worst_case_value=paper.pop("worst_case_value"), strict_worst_case_value=strict["worst_case_value"],
+        details=paper)  # what is left: the kind's own numbers (aggregate)
+    result = dataclasses.replace(gen, **scored, strict=strict["value"], strict_stderr=strict["stderr"],
+                                 judging=judging)
     write_jsonl_atomic(samples_path(out_dir, task), clean(samples))
-    write_json_atomic(result_path(out_dir, task), clean(result))
+    result.write(result_path(out_dir, task), clean)
     return result
 
 
@@ -356,7 +369,7 @@ def run_judges(spec: JudgeSpec) -> list[str]:
                     undone.append(f"{d.name}/{task}: unreadable files")
                     continue
                 work.append((d, task))
-                for role, prompt, key, payload in pending(d, task, gen["judge"], samples, judges, endpoint):
+                for role, prompt, key, payload in pending(d, task, gen.judge, samples, judges, endpoint):
                     by_role.setdefault(role, []).append((d, task, prompt, key, payload))
     for role, items in by_role.items():
         try:
@@ -390,9 +403,9 @@ def run_judges(spec: JudgeSpec) -> list[str]:
     for d, task in work:
         errs = {key: why for (dd, t, key), why in errors.items() if dd == d and t == task}
         r = finalize(d, task, judges, endpoint, errs, clean)
-        value = "n/a" if r["value"] is None else f"{r['value']:.4g}"
-        missing = ", ".join(f"{n} {status}" for status, n in r["unjudged_by_status"].items()) or "none"
-        print(f"{d.name}/{task}: {r['metric']} {value} (unjudged: {missing})", flush=True)
-        if not r["judging_complete"]:
-            undone.append(f"{d.name}/{task}: {r['unjudged_by_status']['error']} sample(s) unjudged (error)")
+        value = "n/a" if r.value is None else f"{r.value:.4g}"
+        missing = ", ".join(f"{n} {status}" for status, n in r.judging.unjudged_by_status.items()) or "none"
+        print(f"{d.name}/{task}: {r.metric} {value} (unjudged: {missing})", flush=True)
+        if not r.judging.complete:
+            undone.append(f"{d.name}/{task}: {r.judging.unjudged_by_status['error']} sample(s) unjudged (error)")
     return undone

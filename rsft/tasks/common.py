@@ -109,22 +109,27 @@ def per_sample_faults(process_results):
     return wrapper
 
 
-def score_samples(results: list, grade, answer: str = "boxed") -> dict:
-    """Mean of grade(response) over a document's k samples, with truncation, no-answer and ungradeable rates.
+def score_samples(results: list, grade, paper=None, answer: str = "boxed") -> dict:
+    """A document's k samples scored both ways, with truncation, no-answer and ungradeable rates.
 
+    `grade(response)` is the kit's reasoning-correct reading (an answer only after a closed </think>): its mean over
+    the samples is `acc_strict`. `paper(response)`, where the paper's scorer reads replies otherwise, is the
+    preset's reading: its mean is `acc`; without one, `acc` is `acc_strict` (a task the paper never scored).
     `results` is what lm-eval hands process_results: [[r1, ..., rk]] behind the keep_all filter. `answer` names
     what counts as an answer (extract below: boxed, code, yes_no, number, text): the task module's ANSWER. A grade
-    that raises, or returns Ungradeable, scores 0 and counts as ungradeable (see guarded).
+    that raises, or returns Ungradeable, scores 0 and counts as ungradeable (see guarded), in either reading.
     """
     responses = results[0] if isinstance(results[0], list) else results
     parsed = [parse(r) for r in responses]
     k = len(responses)
-    verdicts = [guarded(grade)(r) for r in responses]
-    failed = {i for i, v in enumerate(verdicts) if isinstance(v, Ungradeable)}
+    readings = [[guarded(g)(r) for r in responses] for g in (grade, paper) if g is not None]
+    failed = {i for verdicts in readings for i, v in enumerate(verdicts) if isinstance(v, Ungradeable)}
     if getattr(_failed, "samples", None) is not None:
         _failed.samples |= failed
+    strict, preset = readings[0], readings[-1]
     return {
-        "acc": sum(bool(v) for v in verdicts) / k,
+        "acc": sum(bool(v) for v in preset) / k,
+        "acc_strict": sum(bool(v) for v in strict) / k,
         "truncated": sum(p.truncated for p in parsed) / k,
         "no_answer": sum((not p.truncated) and extract(answer, r) is None for p, r in zip(parsed, responses)) / k,
         "ungradeable": len(failed) / k,

@@ -56,6 +56,4 @@ def doc_to_target(doc):
 @per_sample_faults
 def process_results(doc, results):
     """acc and acc_strict alike: the paper ran no reasoning-gym task, so the kit's scoring is the preset's."""
-    out = score_samples(results, lambda r: grade_reasoning_gym(r, doc))
-    out["acc_strict"] = out["acc"]
-    return out
+    return score_samples(results, lambda r: grade_reasoning_gym(r, doc))

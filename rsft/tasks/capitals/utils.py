@@ -40,6 +40,4 @@ def doc_to_target(doc):
 @per_sample_faults
 def process_results(doc, results):
     """acc and acc_strict alike: a task of the kit's own, no paper reading to differ from."""
-    out = score_samples(results, lambda r: grade_capital(r, doc["answer"]), answer=ANSWER)
-    out["acc_strict"] = out["acc"]
-    return out
+    return score_samples(results, lambda r: grade_capital(r, doc["answer"]), answer=ANSWER)

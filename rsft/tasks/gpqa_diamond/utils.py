@@ -41,7 +41,4 @@ def doc_to_target(doc):
 def process_results(doc, results):
     """acc: the paper's scorer (the last box anywhere, thinking included); acc_strict: the letter after </think>."""
     gold = options(doc)[1]
-    out = score_samples(results, lambda r: grade_choice(r, gold))
-    out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: grade_gpqa_paper(r, gold))["acc"]
-    return out
+    return score_samples(results, lambda r: grade_choice(r, gold), paper=lambda r: grade_gpqa_paper(r, gold))

@@ -43,8 +43,7 @@ def doc_to_target(doc):
 def process_results(doc, results):
     """acc: the paper's reading (its think-stripping, the last Yes/No, else the first line); acc_strict: the last
     Yes/No after a closed </think>. acc_<subset>: the paper's, only this subset's docs counting in its mean."""
-    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]), answer=ANSWER)
-    out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"], mode="paper"))["acc"]
+    out = score_samples(results, lambda r: grade_yes_no(r, doc["hallucination"]),
+                        paper=lambda r: grade_yes_no(r, doc["hallucination"], mode="paper"), answer=ANSWER)
     out[f"acc_{doc['subset']}"] = out["acc"]
     return out

@@ -57,9 +57,8 @@ def process_results(doc, results):
     IFEval accuracies likewise; acc_strict: prompt-level strict accuracy after a closed </think> only."""
     responses = results[0] if isinstance(results[0], list) else results
     graded = {r: grade_ifeval(r, doc, mode="paper") for r in responses}
-    out = score_samples(results, lambda r: grade_ifeval(r, doc)["prompt_strict"], answer=ANSWER)
-    out["acc_strict"] = out["acc"]
-    out["acc"] = sum(graded[r]["prompt_strict"] for r in responses) / len(responses)
+    out = score_samples(results, lambda r: grade_ifeval(r, doc)["prompt_strict"],
+                        paper=lambda r: graded[r]["prompt_strict"], answer=ANSWER)
     out["prompt_level_loose_acc"] = sum(graded[r]["prompt_loose"] for r in responses) / len(responses)
     out["inst_level_strict_acc"] = [x for r in responses for x in graded[r]["inst_strict"]]
     out["inst_level_loose_acc"] = [x for r in responses for x in graded[r]["inst_loose"]]

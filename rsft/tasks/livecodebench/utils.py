@@ -58,9 +58,6 @@ def process_results(doc, results):
     jobs = sorted({(c, mode) for (_, mode), c in code.items() if c is not None})
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:  # one sandbox per job, side by side
         passed = dict(zip(jobs, pool.map(guarded(lambda job: rules[job[1]](job[0])), jobs)))
-    out = score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"], "strict"],
-                        answer=ANSWER)
-    out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: code[r, "paper"] is not None and passed[code[r, "paper"], "paper"])[
-        "acc"]
-    return out
+    return score_samples(results, lambda r: code[r, "strict"] is not None and passed[code[r, "strict"], "strict"],
+                         paper=lambda r: code[r, "paper"] is not None and passed[code[r, "paper"], "paper"],
+                         answer=ANSWER)

@@ -21,7 +21,5 @@ def doc_to_target(doc):
 @per_sample_faults
 def process_results(doc, results):
     """acc: the paper's scoring (math-verify over the whole response); acc_strict: after a closed </think> only."""
-    out = score_samples(results, lambda r: grade_math(r, doc["answer"]), answer=ANSWER)
-    out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: grade_math(r, doc["answer"], mode="paper"))["acc"]
-    return out
+    return score_samples(results, lambda r: grade_math(r, doc["answer"]),
+                         paper=lambda r: grade_math(r, doc["answer"], mode="paper"), answer=ANSWER)

@@ -24,7 +24,5 @@ def doc_to_target(doc):
 @per_sample_faults
 def process_results(doc, results):
     """acc: the paper's first regex match over the whole reply; acc_strict: the letter after a closed </think>."""
-    out = score_samples(results, lambda r: grade_choice(r, doc["answer"]))
-    out["acc_strict"] = out["acc"]
-    out["acc"] = score_samples(results, lambda r: grade_mmlu_pro_paper(r, doc["answer"]))["acc"]
-    return out
+    return score_samples(results, lambda r: grade_choice(r, doc["answer"]),
+                         paper=lambda r: grade_mmlu_pro_paper(r, doc["answer"]))
