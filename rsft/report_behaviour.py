@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure
+from rsft.behaviour import KINDS, MARKERS, Behaviour, countdown_procedure, puzzle_of
 from rsft.plots import Line, Panel, colors, figure
 from rsft.report_format import rounded, slug, step_label, write_csv
 from rsft.report_page import Page
@@ -88,23 +88,13 @@ PROCEDURE_HEADER = ["step", "responses", "arithmetic steps", "steps right %", "t
                     "random guess %"]
 
 
-def _puzzle(doc) -> tuple[tuple[int, ...], int] | None:
-    """(numbers, target) of a Countdown sample's doc (rsft/tasks/countdown), None when it is not one."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("numbers"), list):
-        return None
-    numbers, target = doc["numbers"], doc.get("target")
-    if not all(type(n) is int for n in numbers) or type(target) is not int:
-        return None
-    return tuple(numbers), target
-
-
 def guess_rate(samples: list[dict]) -> float | None:
     """rsft.countdown.chance averaged over the distinct puzzles of the samples (repeats counted once): the score
     of a random combination of each puzzle's numbers. None when a sample is not a Countdown puzzle's, or one
     has too many numbers to count."""
     from rsft.countdown import chance
 
-    puzzles = {_puzzle(x.get("doc")) for x in samples}
+    puzzles = {puzzle_of(x.get("doc")) for x in samples}
     if not puzzles or None in puzzles:
         return None
     rates = [chance(list(numbers), target) for numbers, target in puzzles]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rsft.plots import Line, Panel, colors, figure
-from rsft.report_behaviour import guess_rate, read_samples
+from rsft.behaviour import form_share, guess_pairs
+from rsft.report_behaviour import read_samples
 from rsft.report_format import slug
 from rsft.report_page import Page
 from rsft.report_scores import of_task
@@ -79,21 +80,42 @@ def headline_line(s: Series) -> str | None:
                  f"scores, or other questions at the two steps, so nothing can be paired.)")
     if small := small_n(s):
         text += f" (Only n = {min(small.values())} questions in a task: a smoke test, not a finding; see Warnings.)"
-    return text + _guess_note(s)
+    return text + weak_model_story(s)
 
 
-def _guess_note(s: Series) -> str:
-    """For a run evaluated on Countdown: a random guess's score on its puzzles, beside the last step's."""
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def weak_model_story(s: Series) -> str:
+    """For a run evaluated on Countdown (the embedded default): the surface learnt and the substance, in two
+    sentences. The surface: the share of replies in the traces' form (rsft.behaviour.countdown_form), at the base
+    and the last step. The substance: the last step's score against a random guess of the same puzzles, with a
+    paired bootstrap of the difference per puzzle. The paper's weak-model finding is a high first number and a
+    second one near the guess."""
     of = of_task(s, "countdown")
-    if not of:
+    if not of or 0 not in of or len(of) < 2:
         return ""
-    step = max(of)
-    samples = read_samples(of[step])
-    guess = guess_rate(samples) if samples else None
-    if guess is None:
+    last = max(of)
+    base, now = read_samples(of[0]), read_samples(of[last])
+    if not base or not now:
         return ""
-    return (f" A random guess solves {100 * guess:.1f}% of the Countdown puzzles (step {step}: "
-            f"{of[step].scale * of[step].value:.1f}%).")
+    text = ""
+    before, after = form_share(base), form_share(now)
+    if before is not None and after is not None:
+        text += (f" Surface: {_percent(before)} of the Countdown replies at the base and {_percent(after)} at step "
+                 f"{last} are in the training traces' form (thinking closed, then a boxed equation of exactly the "
+                 f"puzzle's numbers, whatever it equals).")
+    pairs = guess_pairs(now)
+    if pairs is not None:
+        guess, score = pairs
+        change, low, high = stratified_bootstrap([pairs])
+        verdict = "above a random guess" if low > 0 else "below a random guess" if high < 0 else \
+            "not distinguishable from a random guess at this number of puzzles"
+        text += (f" Substance: at step {last} it solves {_percent(sum(score.values()) / len(score))} of the "
+                 f"puzzles, against {100 * sum(guess.values()) / len(guess):.1f}% for a random guess at the same "
+                 f"puzzles: {_points(change)} points{_bracket((low, high))} (paired per puzzle), {verdict}.")
+    return text
 
 
 def _change_lines(s: Series, colour: str) -> list[Line]:

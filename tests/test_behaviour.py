@@ -104,7 +104,11 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
     # each puzzle once, whatever its repeats: (1/15 + 1/3) / 2 (the first puzzle's three samples are not weighed 3x)
     assert rows["15"]["random guess %"] == rows["0 (base)"]["random guess %"] == "20.0"
     headline = (tmp_path / "rep/report.md").read_text()
-    assert "A random guess solves 20.0% of the Countdown puzzles (step 15: 50.0%)" in headline
+    # the weak-model story: the surface (replies in the traces' form: the base's 3 of 4 use the puzzle's numbers,
+    # step 15's none) and the substance (the score against each question's random guess, paired)
+    assert ("Surface: 75% of the Countdown replies at the base and 0% at step 15 are in the training traces' form"
+            in headline)
+    assert "Substance: at step 15 it solves 50% of the puzzles, against 13.3% for a random guess" in headline
 
 
 @pytest.mark.parametrize("doc", [None, "6 7 8", {"numbers": ["6", "7", "8"], "target": 50},
