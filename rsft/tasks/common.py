@@ -8,7 +8,9 @@ import threading
 from pathlib import Path
 
 from rsft.code_grading import extract_code
-from rsft.grading import extract_math, extract_number, extract_yes_no, parse
+from rsft.grading import parse
+from rsft.math_grading import extract_math
+from rsft.short_answer_grading import extract_number, extract_yes_no
 from rsft.tasks.datafile import eval_data_dir, test_file
 
 
