@@ -26,15 +26,13 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsft.errors import Interrupted, UserError, run_cli
-from rsft.processes import die_with_parent
+from rsft.processes import run_one
 
 if TYPE_CHECKING:
     from rsft.catalogue import Preset
@@ -437,47 +435,6 @@ def run_models(models: list, preset_name: str, backend: str, judge_only: bool) -
             failed.append(step)
             print(f"step {step} failed; its finished tasks are kept, rerun to retry{eta}", file=sys.stderr)
     return failed
-
-
-def run_one(spec, module: str = "rsft.eval_worker") -> bool:
-    """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded.
-    `spec`: a rsft.specs.WorkerSpec or JudgeSpec, written to a temporary file the child reads back.
-
-    The worker has a session of its own, so a terminal's Ctrl-C reaches evaluate.py alone, which stops the worker
-    (finished results are on disk, written whole) and re-raises the KeyboardInterrupt for its caller to name."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        f.write(spec.to_json())
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent,
-                                preexec_fn=die_with_parent if sys.platform == "linux" else None,
-                                start_new_session=True)
-        try:
-            return proc.wait() == 0
-        except KeyboardInterrupt:
-            _stop(proc)
-            raise
-    finally:
-        os.unlink(f.name)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End a worker and whatever it started (its process group): SIGTERM, which ends Python without a traceback,
-    then SIGKILL for anything left after 10 s. Another Ctrl-C or SIGTERM meanwhile waits for this."""
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        proc.wait()
-    finally:
-        for sig, old in held.items():
-            signal.signal(sig, old)
 
 
 def _current_task(spec) -> str:
