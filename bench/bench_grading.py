@@ -1,4 +1,4 @@
-"""Grading throughput: rsft.grading.grade_math as the kit calls it against math-verify called in-process, same answers.
+"""Grading throughput: rsft.math_grading.grade_math as the kit calls it against math-verify called in-process, same answers.
 
     python bench/bench_grading.py                       # 2,000 responses (about 2 minutes on 2 cores)
     python bench/bench_grading.py --n 400 --hostile 2   # a quick look
@@ -112,7 +112,7 @@ def main() -> None:
 
     from math_verify import parse, verify
 
-    import rsft.grading as grading
+    import rsft.math_grading as grading
 
     class Recording(grading.MathVerifier):  # the kit's own worker, noting what it is sent and how long it takes
         def __call__(self, gold, pred, config="default"):

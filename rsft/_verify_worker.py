@@ -1,4 +1,4 @@
-"""The math-verify worker: `python -m rsft._verify_worker`, driven by rsft.grading.MathVerifier over its pipes.
+"""The math-verify worker: `python -m rsft._verify_worker`, driven by rsft.math_grading.MathVerifier over its pipes.
 
 A separate interpreter started as a module, never by re-importing the caller's `__main__`, so grading works
 from any script, thread or notebook. One JSON line in per request, `[gold, answer, config]`, one line out, `true`

@@ -1,4 +1,5 @@
-"""Code tasks' grading: the model's last python block run against a task's tests inside rsft.sandbox.
+"""Code tasks' grading: the model's last python block run against a task's tests inside rsft.sandbox; and the code
+the paper's LiveCodeBench scorer ran, its time budget and its stdout comparison.
 
 Beside rsft/sandbox.py (the boundary) and rsft/code_runner.py (what runs inside it). rsft.grading stays text in,
 score out; this module is the one that executes model-written code.
@@ -91,6 +92,42 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
+# ------------------------------------------------------------------------------------------------ LiveCodeBench (paper)
+
+# LiveCodeBench as the paper ran it (evalchemy LiveCodeBench/eval_instruct.py and livecodebench_utils.py @ 4a20109),
+# pure functions for run_code_tests below: which code runs, how long, and when stdout passes.
+LCB_PAPER_TEST_S = 6  # the paper's per-test timeout, which only enters its budget for the whole run below
+
+
+def livecodebench_paper_code(response: str) -> str | None:
+    """The code the paper ran: the last ```python block anywhere in the reply (thinking included), through its
+    post_process_code; None when there is none. (With no block the paper's code takes the reply itself and runs its
+    last character, a string's [-1], which prints nothing and so passes no test: the same 0 as no code.)"""
+    blocks = re.findall(r"```python\n(.*?)```", response, re.DOTALL)
+    if not blocks:
+        return None
+    code = blocks[-1].split("</code>")[0].replace("```python", "").replace("# YOUR CODE HERE", "")
+    return code.split("```")[0].replace("<code>", "").strip() or None
+
+
+def livecodebench_paper_budget_s(n_tests: int, test_s: float = LCB_PAPER_TEST_S) -> float:
+    """The paper's one time budget for all of a problem's tests together: (6 + 1) s per test + 5 s (lcb_run's join);
+    tests not finished by then fail."""
+    return (test_s + 1) * n_tests + 5
+
+
+def livecodebench_paper_stdout_ok(stdout: str, expected: str) -> bool:
+    """The paper's stdin/stdout comparison: the whole stripped stdout `==` the stripped expected output, less a
+    trailing "-" (as prepare_test_input_output_std does)."""
+    want = expected.strip()
+    if want.endswith("-"):
+        want = want[: want.rfind("-")].rstrip()
+    return stdout.strip() == want
+
+
+# ------------------------------------------------------------------------------------------------ running the tests
+
+
 def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, timeout_s: float = CODE_TIMEOUT_S,
                    paper: bool = False) -> tuple[bool, str]:
     """(all passed, why not): `code` on each test in order inside rsft.sandbox, stopping at the first failure.
@@ -104,7 +141,6 @@ def run_code_tests(code: str, tests: list[dict], fn_name: str | None = None, tim
     (code_runner.run_paper) and pass on its whole-stdout comparison; one time budget for all the tests together,
     (timeout_s + 1) * n + 5 s counted from the sandbox's start (its process.join), no limit per test.
     """
-    from rsft.grading import livecodebench_paper_budget_s, livecodebench_paper_stdout_ok
     from rsft.sandbox import Limits
 
     if not tests:

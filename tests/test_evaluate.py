@@ -10,7 +10,7 @@ import evaluate
 import train
 from conftest import ROOT
 from rsft.errors import UserError
-from rsft.grading import grade_reasoning_gym
+from rsft.short_answer_grading import grade_reasoning_gym
 from rsft.catalogue import SUITES, lm_eval_name, task_names
 from rsft.tasks.common import answer_kind
 from rsft.rundir import write_jsonl_atomic

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from rsft.choice_grading import extract_choice, grade_choice, grade_gpqa_paper, grade_mmlu_pro_paper
 from rsft.code_grading import extract_code
 from rsft.errors import UserError
-from rsft.grading import (GRADE_TIMEOUT_S, MathVerifier, bare_answer, extract_choice, grade_choice, grade_countdown,
-                          grade_gpqa_paper, grade_ifeval, grade_math, grade_mmlu_pro_paper, grade_yes_no, last_boxed,
-                          parse, split_thinking)
+from rsft.grading import last_boxed, parse, split_thinking
+from rsft.instruction_grading import grade_ifeval
+from rsft.math_grading import GRADE_TIMEOUT_S, MathVerifier, bare_answer, grade_math
+from rsft.short_answer_grading import grade_countdown, grade_yes_no
 from rsft.tasks.common import extract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +72,7 @@ def test_grade_math_works_from_a_plain_script(tmp_path):
     """No `if __name__ == "__main__":` guard (a notebook-style script): the worker must not re-import it."""
     script = tmp_path / "plain.py"
     script.write_text(textwrap.dedent("""\
-        from rsft.grading import grade_math
+        from rsft.math_grading import grade_math
         print(grade_math("\\\\boxed{\\\\frac{1}{2}}", "0.5"), grade_math("\\\\boxed{\\\\frac{1}{3}}", "0.5"))
         """))
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -303,7 +305,7 @@ def test_hostile_outputs_return_within_the_bound_for_yes_no_and_code(response):
     ("no number here", None),
 ])
 def test_whole_number_answers_are_read_flexibly(reply, answer):
-    from rsft.grading import extract_number, grade_number
+    from rsft.short_answer_grading import extract_number, grade_number
 
     assert extract_number(reply) == answer and extract(kind="number", response=reply) == answer
     assert grade_number(reply, "8") is (answer == "8")
@@ -311,7 +313,7 @@ def test_whole_number_answers_are_read_flexibly(reply, answer):
 
 def test_a_whole_number_answer_of_any_length_is_compared_exactly():
     """Python's int() refuses strings past 4,300 digits; the word problems' grader compares the digits instead."""
-    from rsft.grading import grade_number
+    from rsft.short_answer_grading import grade_number
 
     big = "1" + "0" * 5000
     assert grade_number(f"<think>\nok\n</think>\nThe answer is \\boxed{{{big}}}", big)

@@ -359,7 +359,7 @@ def test_a_judging_run_that_leaves_samples_unjudged_exits_non_zero_and_a_rerun_c
     assert proc.stderr.splitlines()[-1] == ("error: judging incomplete: step00001/hexphi: 1 sample(s) unjudged "
                                             "(error); finished judgments are kept, rerun to continue")
     assert result(out, "hexphi").judging.details["score_counts"]["5"] == 1  # the finished judgment is kept
-    with pytest.raises(UserError, match=r"samples left unjudged in step00001/hexphi \(TASK.json: unjudged_samples"):
+    with pytest.raises(UserError, match=r"samples left unjudged in step00001/hexphi \(TASK.json: judging.unjudged_samples"):
         evaluate.judge_outputs([out], ["hexphi"], spec(out, []).judges, api.url, 4, "cpu")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     evaluate.judge_outputs([out], ["hexphi"], spec(out, []).judges, api.url, 4, "cpu")  # a rerun: only the rest

@@ -3,12 +3,15 @@ written by hand from github Nebularaid2000/rethink_sft_generalization @ 3378e2b,
 its answer extraction where it differs from the kit's strict one, and its MMLU-Pro subset procedure."""
 import pytest
 
-from rsft.code_grading import same_stdout
-from rsft.grading import (extract_choice, gpqa_paper_answer, grade_choice, grade_gpqa_paper, grade_ifeval, grade_math,
-                          grade_mmlu_pro_paper, grade_yes_no, halueval_paper_answer, livecodebench_paper_budget_s,
-                          livecodebench_paper_code, livecodebench_paper_stdout_ok, mmlu_pro_paper_answer,
-                          paper_judged_text, paper_strip_thinking)
+from rsft.choice_grading import (extract_choice, gpqa_paper_answer, grade_choice, grade_gpqa_paper,
+                                 grade_mmlu_pro_paper, mmlu_pro_paper_answer)
+from rsft.code_grading import (livecodebench_paper_budget_s, livecodebench_paper_code, livecodebench_paper_stdout_ok,
+                               same_stdout)
+from rsft.grading import paper_judged_text, paper_strip_thinking
+from rsft.instruction_grading import grade_ifeval
+from rsft.math_grading import grade_math
 from rsft.prompts import MATH_PROMPT_SUFFIX
+from rsft.short_answer_grading import grade_yes_no, halueval_paper_answer
 from rsft.tasks.aime24 import utils as aime24
 from rsft.tasks.gpqa_diamond import utils as gpqa
 from rsft.tasks.halueval import utils as halueval
@@ -332,12 +335,12 @@ def test_livecodebench_value_gives_the_paper_runners_verdict(name, code, tests, 
 
 
 def test_livecodebench_value_has_one_budget_for_all_tests_counted_from_the_start(monkeypatch):
-    import rsft.grading
+    import rsft.code_grading
     from rsft.code_grading import run_code_tests
 
     slow = "import time\ntime.sleep(0.4)\nprint(input())"
     three = [{"input": f"{i}\n", "output": f"{i}\n", "testtype": "stdin"} for i in range(3)]
     assert run_code_tests(slow, three, timeout_s=FAST, paper=True)[0]  # 1.2 s of 8.9: no limit per test
-    monkeypatch.setattr(rsft.grading, "livecodebench_paper_budget_s", lambda n, test_s: 0.6)
+    monkeypatch.setattr(rsft.code_grading, "livecodebench_paper_budget_s", lambda n, test_s: 0.6)
     ok, why = run_code_tests(slow, three, paper=True)
     assert not ok and ("budget" in why or "time limit" in why), why

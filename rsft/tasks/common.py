@@ -8,7 +8,9 @@ import threading
 from pathlib import Path
 
 from rsft.code_grading import extract_code
-from rsft.grading import extract_math, extract_number, extract_yes_no, parse
+from rsft.grading import parse
+from rsft.math_grading import extract_math
+from rsft.short_answer_grading import extract_number, extract_yes_no
 from rsft.tasks.datafile import eval_data_dir, test_file
 
 
@@ -45,11 +47,23 @@ def keep_all(resps, docs):
     return resps
 
 
-def answer_kind(process_results) -> str:
-    """What a task reads as its answer: the `ANSWER` its utils module states once (boxed when it states none)."""
+def answer_kind(task) -> str:
+    """What a task reads as its answer: the `ANSWER` its utils module states once (boxed when it states none, or
+    when it has no utils module: the reasoning-gym and judged tasks are served by a shared template module).
+
+    `task`: the task's name (evaluate.py, before lm-eval loads anything), or the process_results lm-eval loaded for
+    it (the worker), whose module is that utils module."""
+    import importlib
     import sys
 
-    return getattr(sys.modules.get(getattr(process_results, "__module__", ""), None), "ANSWER", "boxed")
+    if not isinstance(task, str):
+        return getattr(sys.modules.get(getattr(task, "__module__", ""), None), "ANSWER", "boxed")
+    try:
+        return getattr(importlib.import_module(f"rsft.tasks.{task}.utils"), "ANSWER", "boxed")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"rsft.tasks.{task}", f"rsft.tasks.{task}.utils"):
+            raise  # the task's own module is there, and something it imports is not: not a boxed task
+        return "boxed"
 
 
 log = logging.getLogger("rsft.grading")

@@ -1,5 +1,5 @@
 """The reasoning-gym tasks (basic_arithmetic, knights_knaves): data generated locally with a fixed seed, prompts with
-the math instruction, graded by reasoning-gym's own score_answer (rsft.grading.grade_reasoning_gym).
+the math instruction, graded by reasoning-gym's own score_answer (rsft.short_answer_grading.grade_reasoning_gym).
 
 Shared by their task folders through _reasoning_gym_template.yaml; a task's YAML names its dataset in
 `dataset_kwargs.dataset`.
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.grading import grade_reasoning_gym
+from rsft.short_answer_grading import grade_reasoning_gym
 from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 from rsft.tasks.datafile import save

@@ -1,9 +1,9 @@
 """aime24: AIME24 (in-domain), avg@10, math-verify. Data: HuggingFaceH4/aime_2024 (problem, answer)."""
 from rsft.prompts import MATH_EVAL_PROMPT_SUFFIX
-from rsft.grading import grade_math
+from rsft.math_grading import grade_math
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
-ANSWER = "math"  # the last \boxed{} after thinking, else a bare final answer after </think>; rsft.grading.extract_math
+ANSWER = "math"  # the last \boxed{} after thinking, else a bare final answer after </think> (rsft.math_grading)
 
 
 def load(**kwargs):

@@ -1,5 +1,5 @@
 """countdown: in-domain for the embedded default: held-out Countdown puzzles (generated locally)."""
-from rsft.grading import grade_countdown
+from rsft.short_answer_grading import grade_countdown
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 

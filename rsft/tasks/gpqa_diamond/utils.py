@@ -2,7 +2,7 @@
 import hashlib
 import random
 
-from rsft.grading import grade_choice, grade_gpqa_paper
+from rsft.choice_grading import grade_choice, grade_gpqa_paper
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 LETTERS = "ABCD"

@@ -1,5 +1,5 @@
 """halueval: HaluEval qa/dialogue/summarization, the paper's judge prompts, the last Yes/No after thinking."""
-from rsft.grading import grade_yes_no
+from rsft.short_answer_grading import grade_yes_no
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 ANSWER = "yes_no"  # what counts as the answer (the last Yes/No after thinking); rsft.tasks.common.extract

@@ -1,6 +1,6 @@
-"""ifeval: IFEval, lm-eval's official checkers on the reply after thinking (rsft.grading.grade_ifeval)."""
+"""ifeval: IFEval, lm-eval's official checkers on the reply after thinking (rsft.instruction_grading.grade_ifeval)."""
 from rsft.errors import UserError
-from rsft.grading import grade_ifeval
+from rsft.instruction_grading import grade_ifeval
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 from rsft.tasks.datafile import eval_data_dir
 from rsft.tasks.ifeval.data import nltk_dir as punkt_dir

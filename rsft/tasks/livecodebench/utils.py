@@ -4,8 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rsft.errors import UserError
-from rsft.code_grading import extract_code, run_code_tests
-from rsft.grading import livecodebench_paper_code
+from rsft.code_grading import extract_code, livecodebench_paper_code, run_code_tests
 from rsft.tasks.common import load_local, guarded, per_sample_faults, score_samples
 
 ANSWER = "code"  # what counts as the answer (the last ```python block after thinking); rsft.tasks.common.extract

@@ -1,5 +1,5 @@
 """MMLU-Pro: up to ten options A-J; the paper's prompt and regex (acc), the boxed letter after thinking (acc_strict)."""
-from rsft.grading import grade_choice, grade_mmlu_pro_paper
+from rsft.choice_grading import grade_choice, grade_mmlu_pro_paper
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
 LETTERS = "ABCDEFGHIJ"

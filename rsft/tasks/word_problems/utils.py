@@ -1,9 +1,9 @@
 """word_problems: arithmetic word problems (generated locally, data.py), the whole-number answer read flexibly."""
-from rsft.grading import grade_number
+from rsft.short_answer_grading import grade_number
 from rsft.prompts import SHORT_ANSWER_SUFFIX
 from rsft.tasks.common import load_local, per_sample_faults, score_samples
 
-ANSWER = "number"  # the last integer of the last \boxed{}, else of the reply, after thinking; rsft.grading
+ANSWER = "number"  # the last integer of the last \boxed{}, else of the reply, after thinking; rsft.short_answer_grading
 
 
 def load(**kwargs):
