@@ -137,9 +137,10 @@ def evaluated_run(tmp_path_factory, tiny_model_dir):
     # fast settings through a preset defined for the test: 4 new tokens, 2 samples per question
     import rsft.catalogue as ev
 
-    ev.PRESETS["test"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
-    assert evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"]) == 0
-    return run, data
+    with pytest.MonkeyPatch.context() as mp:  # the preset lives as long as the module's tests use it
+        mp.setitem(ev.PRESETS, "test", ev.Preset(max_gen_toks=4, repeats=2, limit=2))
+        assert evaluate.main([str(run), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"]) == 0
+        yield run, data
 
 
 def test_results_cover_every_task_and_checkpoint_with_their_settings(evaluated_run):
@@ -219,7 +220,7 @@ def test_results_made_before_a_preset_setting_existed_are_reused(evaluated_run, 
     assert calls == []
 
 
-def test_a_full_fine_tuning_run_is_evaluated_checkpoint_by_checkpoint(tmp_path, tiny_model_dir):
+def test_a_full_fine_tuning_run_is_evaluated_checkpoint_by_checkpoint(tmp_path, tiny_model_dir, monkeypatch):
     """model.finetune: full saves whole models, no adapter: each checkpoint is loaded as the model itself."""
     data = tmp_path / "data"
     write_fixtures(data)
@@ -228,7 +229,7 @@ def test_a_full_fine_tuning_run_is_evaluated_checkpoint_by_checkpoint(tmp_path, 
                 "checkpoints.steps=[]"])
     import rsft.catalogue as ev
 
-    ev.PRESETS["test"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
+    monkeypatch.setitem(ev.PRESETS, "test", ev.Preset(max_gen_toks=4, repeats=2, limit=2))
     assert evaluate.main([str(tmp_path / "run"), "--data-dir", str(data), "--preset", "test", "--steps", "0,4"]) == 0
     r0, r4 = (json.loads((tmp_path / f"run/eval/test/step0000{s}/countdown.json").read_text()) for s in (0, 4))
     assert r0["model"] == str(Path(tiny_model_dir).resolve()) and r0["adapter"] is None

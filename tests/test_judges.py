@@ -121,16 +121,17 @@ def judged_run(tmp_path_factory, tiny_model_dir, judge_models):
     tmp = tmp_path_factory.mktemp("judged")
     for name in SUITES["judged"]:
         write_jsonl_atomic(tmp / "data" / name / "test.jsonl", FIXTURES[name])
-    ev.PRESETS["judgetest"] = ev.Preset(max_gen_toks=4, repeats=1, limit=2)
     api = FakeOpenAI(scripted)
     args = ["--model", tiny_model_dir, "--out", str(tmp / "out"), "--suite", "judged", "--preset", "judgetest",
             "--data-dir", str(tmp / "data"), "--judge-endpoint", api.url, "--judge", f"reward={judge_models['reward']}",
             "--judge", f"truth={judge_models['yes']}", "--judge", f"info={judge_models['no']}"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OPENAI_API_KEY", SECRET)
-        assert evaluate.main(args) == 0
-    api.close()
-    return tmp / "out", args, api
+    with pytest.MonkeyPatch.context() as mp:  # the preset lives as long as the module's tests use it
+        mp.setitem(ev.PRESETS, "judgetest", ev.Preset(max_gen_toks=4, repeats=1, limit=2))
+        with pytest.MonkeyPatch.context() as key:
+            key.setenv("OPENAI_API_KEY", SECRET)
+            assert evaluate.main(args) == 0
+        api.close()
+        yield tmp / "out", args, api
 
 
 def result(out: Path, task: str) -> dict:
@@ -522,7 +523,7 @@ def test_local_judges_run_in_bf16_on_the_gpu_and_give_the_memory_back(tmp_path):
 
 
 @pytest.mark.gpu
-def test_the_two_phase_flow_on_the_gpu(tmp_path):
+def test_the_two_phase_flow_on_the_gpu(tmp_path, monkeypatch):
     """Generation (vLLM when installed) of every judged task, then local judges on the same card."""
     from rsft.toy import build_model, build_tokenizer
 
@@ -530,7 +531,7 @@ def test_the_two_phase_flow_on_the_gpu(tmp_path):
     models = tiny_judges(tmp_path / "judges", build_tokenizer())
     for name in SUITES["judged"]:
         write_jsonl_atomic(tmp_path / "data" / name / "test.jsonl", FIXTURES[name])
-    ev.PRESETS["judgetest"] = ev.Preset(max_gen_toks=8, repeats=1, limit=2)
+    monkeypatch.setitem(ev.PRESETS, "judgetest", ev.Preset(max_gen_toks=8, repeats=1, limit=2))
     assert evaluate.main(["--model", generator, "--out", str(tmp_path / "out"), "--suite", "judged", "--preset",
                           "judgetest", "--data-dir", str(tmp_path / "data"), "--judge", f"rubric={models['rubric5']}",
                           "--judge", f"reward={models['reward']}", "--judge", f"truth={models['yes']}",

@@ -34,10 +34,11 @@ def real_run(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("reportrun")
     recipe = make_recipe(tmp, tiny_model_dir, extra="eval:\n  suite: countdown,basic_arithmetic\n")
     train.main([str(recipe), "train.num_train_epochs=1", "checkpoints.steps=[]"])
-    ev.PRESETS["tiny"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
-    assert evaluate.main([str(tmp / "run"), "--data-dir", str(tmp / "data"), "--preset", "tiny", "--steps",
-                          "0,4"]) == 0
-    return tmp / "run"
+    with pytest.MonkeyPatch.context() as mp:  # the preset lives as long as the module's tests use it
+        mp.setitem(ev.PRESETS, "tiny", ev.Preset(max_gen_toks=4, repeats=2, limit=2))
+        assert evaluate.main([str(tmp / "run"), "--data-dir", str(tmp / "data"), "--preset", "tiny", "--steps",
+                              "0,4"]) == 0
+        yield tmp / "run"
 
 
 def plant(run: Path, step: int, task: str, value: float, n: int = 1000, responses=("<think>ok</think> \\boxed{1}",),
