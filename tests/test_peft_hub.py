@@ -10,11 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe
 from rsft import hub
 from rsft.errors import UserError
-from test_input_faults import unreachable_hub  # noqa: F401  (a fixture: the Hub at a closed local port)
-from test_train import make_recipe
 
 
 @pytest.fixture(scope="module")

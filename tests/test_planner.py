@@ -4,10 +4,9 @@ import json
 import pytest
 
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe
 from rsft import planner
 from rsft.errors import UserError
-from test_train import make_recipe
 
 
 def test_the_data_file_holds_exactly_the_benchmark_measurements():
@@ -247,7 +246,7 @@ def test_check_offline_prints_the_plan_from_the_models_known_shape(tmp_path, cap
     """A Hub recipe on a machine without its model, tokenizer and data (tests run with HF_HUB_OFFLINE=1 and an
     empty cache): --check still says whether it fits and how long it takes, with what it assumed, then the line."""
     import train
-    from conftest import ROOT
+    from helpers import ROOT
     from rsft.errors import NotLocal
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

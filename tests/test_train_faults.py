@@ -11,10 +11,9 @@ import time
 import pytest
 
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe, metrics
 from rsft.errors import UserError
 from rsft.trainer import STATE_FILE, Trainer, checkpoint_dirs
-from test_train import make_recipe, metrics
 
 
 def run_to_step(tmp_path, model_dir, stop_after, *overrides):

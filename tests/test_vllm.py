@@ -16,7 +16,7 @@ import pytest
 
 import evaluate
 import train
-from conftest import ROOT, WINDOW, toy_qwen3_32k
+from helpers import ROOT, WINDOW, toy_qwen3_32k
 from rsft.catalogue import PRESETS, Preset
 from rsft.specs import ModelSpec, WorkerSpec
 
