@@ -386,7 +386,7 @@ def main(argv=None) -> int:
     print(f"precision: {dtype} ({why})", flush=True)
     ensure_local(data_dir, tasks)
     if args.estimate:
-        from rsft.planner import eval_plan_lines
+        from rsft.eval_planner import eval_plan_lines
 
         model_name = args.model or recipe.model.name_or_path
         print("\n".join(eval_plan_lines(tasks, preset_name, len(jobs), model=model_name, backend=backend,
