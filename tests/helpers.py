@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pins(name):
+    """{package: version} of each `package==version` line of the requirements file `name`."""
     out = {}
     for line in (ROOT / name).read_text().splitlines():
         line = line.split("#")[0].strip()
