@@ -257,7 +257,7 @@ def make_plan(args, target: Target, backend: str, judges: dict[str, str]) -> Pla
 
 def estimate(plan: Plan) -> int:
     """--estimate: the tokens to generate and the time, where a speed was measured; nothing runs."""
-    from rsft.planner import eval_plan_lines
+    from rsft.eval_planner import eval_plan_lines
 
     print("\n".join(eval_plan_lines(plan.tasks, plan.target.preset_name, len(plan.target.jobs),
                                     model=plan.target.name, backend=plan.backend, data_dir=plan.data_dir)))

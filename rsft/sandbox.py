@@ -1,5 +1,11 @@
 """Run untrusted Python (model-written code) in a separate interpreter whose boundary comes from the kernel.
 
+One module of ~875 lines on purpose: it is the kit's one security boundary, reviewed as one file. The bootstrap
+that runs inside the sandbox is this very file, started as a script (`python -I -S sandbox.py`) where no
+site-packages exist, so it can import nothing of the kit; and the parent's half (limits, deadlines, the memory
+reservation, the kill) and the child's half (namespaces, uid, Landlock, seccomp, rlimits) keep the same promises
+(SECURITY.md). Split, a layer could be changed without its neighbours being read.
+
 Each sandbox is a fresh `python -I -S` process in a new session, in a temporary work directory, with an environment
 built from nothing (no API keys or tokens) and its stdin, stdout and stderr pipes to the evaluator. Before the
 untrusted script runs, a bootstrap (this file, run as a script) puts it behind every layer this machine allows,
@@ -47,9 +53,6 @@ What it does not contain: CPU caches and timing side channels, the kernel itself
 these layers), reading the standard library and the system's shared libraries (no answers belong there), and, on
 a machine where only Landlock below ABI 4 applies, UDP sockets and signals to same-uid processes (seccomp covers
 both on x86_64). SECURITY.md says how each promise is tested.
-
-One module of ~700 lines on purpose: the whole boundary (namespaces, uid, Landlock, seccomp, limits, the bootstrap
-that runs inside) is reviewed in one place; split, a layer could be changed without its neighbours being read.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Shared fixtures: a tiny random model with the real SmolLM2 tokenizer and chat template, built locally."""
+"""Shared fixtures: a tiny random model with the real SmolLM2 tokenizer and chat template, built locally, and the
+Hub at a closed local port. What test files import (paths, builders, fakes) is in helpers.py."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -9,7 +9,6 @@ import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
@@ -81,47 +80,27 @@ def tiny_model_dir(tmp_path_factory, smollm2_dir, tokenizer) -> str:
     return str(out)
 
 
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: a connection is refused at once
+    return port
 
 
-def math_cot_rows(n: int, response_words: int = 30) -> list[dict]:
-    """Rows in the exact schema of jasonrqh/Math-CoT-20k (PAPER.md section 3)."""
-    from rsft.prompts import MATH_PROMPT_SUFFIX
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """HF_HUB_OFFLINE unset and the endpoint a closed local port: the probe, not the flag, must find it out."""
+    from huggingface_hub import constants
 
-    rows = []
-    for i in range(n):
-        q = f"What is {i} + {i + 1}?"
-        body = " ".join(f"step{j}" for j in range(response_words))
-        rows.append({
-            "data_source": "synthetic",
-            "question": q,
-            "answer": str(2 * i + 1),
-            "message": [{"role": "user", "content": q + MATH_PROMPT_SUFFIX}],
-            "response": f"<think>\nI add {i} and {i + 1}. {body} Wait, let me check: {2 * i + 1}.\n</think>\n\n"
-                        f"The sum is \\boxed{{{2 * i + 1}}}.",
-            "response_length": response_words + 20,
-            "advantage": 1.0,
-            "logprob": [-0.1] * 5,
-        })
-    return rows
+    from rsft import offline
 
-
-def write_recipe(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-WINDOW = 32768  # the context of every Qwen3-*-Base, and the paper preset's max_gen_toks
-
-
-def toy_qwen3_32k(folder) -> str:
-    """A toy Qwen3 (random weights, the kit's local tokenizer) whose context is 32,768 tokens, as Qwen3-*-Base's."""
-    from rsft.toy import build_model
-
-    build_model("qwen3-tiny", folder)
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["max_position_embeddings"] = WINDOW
-    (folder / "config.json").write_text(json.dumps(cfg))
-    return str(folder)
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(offline, "_switched_offline", None)
+    return url

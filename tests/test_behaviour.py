@@ -81,7 +81,7 @@ def test_the_report_shows_the_procedure_per_checkpoint(tmp_path):
 
     from rsft.report import write_report
     from rsft.rundir import samples_of
-    from test_report import plant
+    from helpers import plant
 
     run = tmp_path / "quick"
     run.mkdir()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import evaluate
-from conftest import WINDOW, toy_qwen3_32k
+from helpers import WINDOW, toy_qwen3_32k
 from rsft.eval_worker import run_worker
 from rsft.lm_backends import budget_stop, request_budgets
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import math_cot_rows, write_jsonl
+from helpers import BAD_ROWS, USER, math_cot_rows, write_jsonl
 from rsft.config import DataConfig
 from rsft.prompts import MATH_PROMPT_SUFFIX
 from rsft.data import adapt_rows, apply_length_policy, collate, load_rows, load_tokenized, tokenize
@@ -56,26 +56,6 @@ def test_messages_schema_uses_the_last_assistant_turn_as_target():
     assert prompts == [rows[0]["messages"][:2]] and responses == ["a"]
 
 
-USER = [{"role": "user", "content": "q"}]
-BAD_ROWS = [  # paper schema: (row, reason)
-    ({"message": USER}, "missing field 'response'"),
-    ({"message": USER, "response": 5}, "field 'response' must be a string, got int"),
-    ({"message": USER, "response": None}, "field 'response' must be a string, got NoneType"),
-    ({"message": USER, "response": "  "}, "empty response"),
-    ({"response": "r"}, "missing field: one of 'message', 'prompt' or 'question'"),
-    ({"message": "hello", "response": "r"}, "field 'message' must be a non-empty list of {role, content} turns, "
-                                            "got str"),
-    ({"message": [], "response": "r"}, "field 'message' must be a non-empty list"),
-    ({"message": [{"role": "assistant", "content": "a"}], "response": "r"},
-     "the prompt in 'message' must end with a user turn, not the assistant's"),
-    ({"message": [{"role": "robot", "content": "q"}], "response": "r"}, "message[0] has role 'robot'"),
-    ({"message": [{"role": "user", "content": ["q"]}], "response": "r"}, "message[0] must be a {role, content} turn"),
-    ({"message": [{"role": "user", "content": " "}], "response": "r"}, "the user turn in 'message' is empty"),
-    ({"prompt": ["q"], "response": "r"}, "field 'prompt' must be a string, got list"),
-    ({"question": 7, "response": "r"}, "field 'question' must be a string, got int"),
-    ({"question": "", "response": "r"}, "field 'question' is empty"),
-    (["q", "r"], "a row must be an object, got list"),
-]
 BAD_CHATS = [  # messages schema
     ({"messages": [{"role": "assistant", "content": "a"}]}, "'messages' has no user turn before the assistant's"),
     ({"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]},

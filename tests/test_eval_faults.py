@@ -12,7 +12,7 @@ import time
 import pytest
 
 import evaluate
-from conftest import ROOT
+from helpers import ROOT
 from rsft.errors import UserError
 from rsft.rundir import result_path, samples_path, write_json_atomic
 
@@ -188,7 +188,7 @@ def test_a_deeply_nested_line_forged_on_the_runner_s_channel_is_a_failure_not_a_
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_evaluation_ends_in_one_line_naming_step_and_task_and_stops_its_worker(tmp_path,
                                                                                              tiny_model_dir, how):
-    from test_evaluate import write_fixtures
+    from helpers import write_fixtures
 
     write_fixtures(tmp_path / "data")
     proc = subprocess.Popen([sys.executable, "evaluate.py", "--model", tiny_model_dir, "--out", str(tmp_path / "out"),
@@ -310,7 +310,7 @@ def test_a_full_rsft_cache_is_one_line_for_eval_data_and_a_warning_for_the_token
     import numpy as np
 
     import rsft.data
-    from conftest import math_cot_rows, write_jsonl
+    from helpers import math_cot_rows, write_jsonl
     from rsft.config import DataConfig
     from rsft.task_data import ensure_local
 

@@ -12,9 +12,9 @@ import pytest
 
 import evaluate
 import train
+from helpers import make_recipe, metrics
 from rsft.catalogue import PRESETS
 from rsft.trainer import Trainer
-from test_train import make_recipe, metrics
 
 pytestmark = pytest.mark.gpu
 BACKENDS = [("unsloth", "lora"), ("unsloth", "qlora"), ("hf", "lora"), ("hf", "qlora")]

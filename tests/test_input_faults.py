@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, math_cot_rows, write_jsonl
+from helpers import BAD_ROWS, ROOT, math_cot_rows, write_jsonl
 from rsft.config import DataConfig
 from rsft.data import adapt_rows, apply_length_policy, load_rows, load_tokenized
 from rsft.errors import UserError
@@ -164,8 +164,6 @@ def test_a_deeply_nested_jsonl_line_is_a_bad_row_not_a_crash(tmp_path):
 
 def test_nothing_malformed_reaches_the_training_examples(tmp_path, tokenizer):
     """Each bad row of the paper schema, mixed among good ones: only the good rows' responses are trained on."""
-    from test_data import BAD_ROWS
-
     good = math_cot_rows(len(BAD_ROWS))
     rows = [r for pair in zip(good, (bad for bad, _ in BAD_ROWS)) for r in pair]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
@@ -177,32 +175,6 @@ def test_nothing_malformed_reaches_the_training_examples(tmp_path, tokenizer):
 
 
 # ------------------------------------------------------------------------------------------------ offline
-
-
-def closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: a connection is refused at once
-    return port
-
-
-@pytest.fixture
-def unreachable_hub(monkeypatch):
-    """HF_HUB_OFFLINE unset and the endpoint a closed local port: the probe, not the flag, must find it out."""
-    from huggingface_hub import constants
-
-    from rsft import offline
-
-    url = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(offline, "_switched_offline", None)
-    return url
 
 
 def hub_recipe(tmp_path, model="rsft-test/not-downloaded", extra=""):

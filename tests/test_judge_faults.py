@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT, SECRET, FakeOpenAI, generated_dir, result, spec
 from rsft.judges import rubrics
-from test_judges import SECRET, FakeOpenAI, generated_dir, result, spec
 
 
 def judge(job, **env):

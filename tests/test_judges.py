@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,64 +13,12 @@ import pytest
 import evaluate
 import rsft.catalogue as ev
 import rsft.eval_worker as worker
-from conftest import ROOT
+from helpers import FIXTURES, ROOT, SECRET, FakeOpenAI, generated_dir, result, spec
 from rsft.judges import backends, phase, rubrics
 from rsft.errors import UserError
 from rsft.grading import GRADER_VERSION
 from rsft.catalogue import SUITES
-from rsft.rundir import gen_path, judgments_path, write_jsonl_atomic
-from rsft.specs import JudgeSpec
-from rsft.task_result import TaskResult
-from test_evaluate import FIXTURES
-
-SECRET = "sk-test-never-written-anywhere"
-
-
-class FakeOpenAI:
-    """An OpenAI-compatible /v1/chat/completions on localhost. reply(prompt) -> the text, an HTTP error status, or
-    (status, headers) such as (429, {"Retry-After": "1"}). Each request is recorded with its arrival time, path
-    (query included) and Authorization header; with echo_auth the header is echoed into every reply and error, as
-    a careless proxy might."""
-
-    def __init__(self, reply, echo_auth=False):
-        self.reply, self.requests, self.release = reply, [], threading.Event()
-        self.release.set()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt, auth = body["messages"][0]["content"], self.headers["Authorization"]
-                fake.requests.append({"auth": auth, "body": body, "prompt": prompt, "path": self.path,
-                                      "time": time.monotonic()})
-                answer = fake.reply(prompt)
-                echo = f" (you sent: {auth})" if echo_auth else ""
-                status, headers = (answer, {}) if isinstance(answer, int) else answer if isinstance(answer, tuple) \
-                    else (200, {})
-                if status == 200:
-                    data = {"choices": [{"message": {"role": "assistant", "content": answer + echo}}]}
-                else:
-                    data = {"error": {"message": f"status {status}{echo}", "type": "fake"}}
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", "Content-Length": str(len(raw)),
-                                    **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.handle_error = lambda *a: None  # a client killed mid-request is expected in one test
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-
+from rsft.rundir import judgments_path, write_jsonl_atomic
 
 def scripted(prompt: str) -> str:
     """The rubric judge's answers in the end-to-end run, keyed by the fixture's request number."""
@@ -123,20 +70,17 @@ def judged_run(tmp_path_factory, tiny_model_dir, judge_models):
     tmp = tmp_path_factory.mktemp("judged")
     for name in SUITES["judged"]:
         write_jsonl_atomic(tmp / "data" / name / "test.jsonl", FIXTURES[name])
-    ev.PRESETS["judgetest"] = ev.Preset(max_gen_toks=4, repeats=1, limit=2)
     api = FakeOpenAI(scripted)
     args = ["--model", tiny_model_dir, "--out", str(tmp / "out"), "--suite", "judged", "--preset", "judgetest",
             "--data-dir", str(tmp / "data"), "--judge-endpoint", api.url, "--judge", f"reward={judge_models['reward']}",
             "--judge", f"truth={judge_models['yes']}", "--judge", f"info={judge_models['no']}"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OPENAI_API_KEY", SECRET)
-        assert evaluate.main(args) == 0
-    api.close()
-    return tmp / "out", args, api
-
-
-def result(out: Path, task: str) -> TaskResult:
-    return TaskResult.read(out / f"{task}.json")
+    with pytest.MonkeyPatch.context() as mp:  # the preset lives as long as the module's tests use it
+        mp.setitem(ev.PRESETS, "judgetest", ev.Preset(max_gen_toks=4, repeats=1, limit=2))
+        with pytest.MonkeyPatch.context() as key:
+            key.setenv("OPENAI_API_KEY", SECRET)
+            assert evaluate.main(args) == 0
+        api.close()
+        yield tmp / "out", args, api
 
 
 def samples(out: Path, task: str) -> list[dict]:
@@ -196,24 +140,6 @@ def test_a_rerun_neither_generates_nor_judges_again(judged_run, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------ judging alone
-
-
-def generated_dir(out: Path, task: str, kind: str, responses: list[str]) -> Path:
-    """What phase 1 leaves for a judged task: TASK.gen.json and TASK.samples.jsonl."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [{"doc_id": i, "sample": 0, "prompt": "chat", "response": r, "tokens": 3,
-             "truncated": "<think>" in r and "</think>" not in r, "doc": {"prompt": f"Request ({i})"}}
-            for i, r in enumerate(responses)]
-    write_jsonl_atomic(out / f"{task}.samples.jsonl", rows)
-    TaskResult(task=task, step=0, value=None, preset_name="judgetest", preset={}, grader_version=GRADER_VERSION,
-               n=len(rows), k=1, judge=kind).write(gen_path(out, task))
-    return out
-
-
-def spec(out: Path, tasks, endpoint=None, **judge):
-    return JudgeSpec(out_dirs=(str(out),), tasks=tuple(tasks),
-                     judges=phase.resolve_judges([f"{k}={v}" for k, v in judge.items()]),
-                     endpoint=endpoint or phase.DEFAULT_ENDPOINT, device="cpu", batch_size=4)
 
 
 def test_judge_outputs_that_cannot_be_parsed_are_counted_not_scored():
@@ -528,7 +454,7 @@ def test_local_judges_run_in_bf16_on_the_gpu_and_give_the_memory_back(tmp_path):
 
 
 @pytest.mark.gpu
-def test_the_two_phase_flow_on_the_gpu(tmp_path):
+def test_the_two_phase_flow_on_the_gpu(tmp_path, monkeypatch):
     """Generation (vLLM when installed) of every judged task, then local judges on the same card."""
     from rsft.toy import build_model, build_tokenizer
 
@@ -536,7 +462,7 @@ def test_the_two_phase_flow_on_the_gpu(tmp_path):
     models = tiny_judges(tmp_path / "judges", build_tokenizer())
     for name in SUITES["judged"]:
         write_jsonl_atomic(tmp_path / "data" / name / "test.jsonl", FIXTURES[name])
-    ev.PRESETS["judgetest"] = ev.Preset(max_gen_toks=8, repeats=1, limit=2)
+    monkeypatch.setitem(ev.PRESETS, "judgetest", ev.Preset(max_gen_toks=8, repeats=1, limit=2))
     assert evaluate.main(["--model", generator, "--out", str(tmp_path / "out"), "--suite", "judged", "--preset",
                           "judgetest", "--data-dir", str(tmp_path / "data"), "--judge", f"rubric={models['rubric5']}",
                           "--judge", f"reward={models['reward']}", "--judge", f"truth={models['yes']}",

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 from rsft.catalogue import SUITES, lm_eval_name, task_names
 
 TASKS = ROOT / "rsft" / "tasks"

@@ -11,11 +11,7 @@ from pathlib import Path
 import pytest
 
 import train
-from conftest import ROOT
-
-
-def metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+from helpers import ROOT, metrics
 
 
 def overrides(model_dir, out, accumulation):

@@ -12,7 +12,7 @@ import pytest
 import evaluate
 import report
 import train
-from conftest import ROOT
+from helpers import ROOT
 from rsft.catalogue import PRESETS
 from rsft.config import load_recipe
 

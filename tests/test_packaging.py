@@ -8,8 +8,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT
-from test_requirements import pins
+from helpers import ROOT, pins
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe
 from rsft import hub, offline
 from rsft.errors import UserError
-from test_input_faults import unreachable_hub  # noqa: F401  (a fixture: the Hub at a closed local port)
-from test_train import make_recipe
 
 
 @pytest.fixture(scope="module")
@@ -274,6 +272,8 @@ def test_a_cached_hub_base_trains_offline_and_its_adapter_records_the_commit(tmp
 
 
 def test_every_scheduled_checkpoint_carries_the_kits_model_card(trained):
-    for ckpt in (trained / "checkpoints").iterdir():
+    ckpts = sorted((trained / "checkpoints").iterdir())
+    assert ckpts, "the run saved no checkpoint: nothing to check"
+    for ckpt in ckpts:
         card = (ckpt / "README.md").read_text()
         assert f"| step | {int(ckpt.name[4:])} " in card and "## The paper setting" in card

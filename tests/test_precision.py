@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import evaluate
+from helpers import build_trainer, make_recipe
 from rsft.config import load_recipe
 from rsft.errors import UserError
 from rsft.models import native_dtype, pick_dtype
-from test_train import build_trainer, make_recipe
 
 CARDS = {"t4": ("Tesla T4", (7, 5)), "v100": ("Tesla V100-SXM2-16GB", (7, 0)), "a100": ("NVIDIA A100-SXM4-40GB", (8, 0)),
          "l4": ("NVIDIA L4", (8, 9))}

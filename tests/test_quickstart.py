@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from rsft.catalogue import PRESETS, SUITES, task_group
 from rsft.config import load_recipe
 from rsft.countdown import make_dataset

@@ -5,23 +5,18 @@ import json
 import re
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 import evaluate
 import report
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe, plant
 from rsft.behaviour import MARKERS, count_markers, summarize
 from rsft.errors import UserError
-from rsft.catalogue import Preset
-from rsft.eval_worker import write_result
-from rsft.specs import ModelSpec, WorkerSpec
 from rsft.report import write_report
 from rsft.results import load_series, paper_data, paper_points
 from rsft.stats import find_dip, paired_bootstrap
-from test_train import make_recipe
 
 # ------------------------------------------------------------------------------------------------ fixtures
 
@@ -35,42 +30,11 @@ def real_run(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("reportrun")
     recipe = make_recipe(tmp, tiny_model_dir, extra="eval:\n  suite: countdown,basic_arithmetic\n")
     train.main([str(recipe), "train.num_train_epochs=1", "checkpoints.steps=[]"])
-    ev.PRESETS["tiny"] = ev.Preset(max_gen_toks=4, repeats=2, limit=2)
-    assert evaluate.main([str(tmp / "run"), "--data-dir", str(tmp / "data"), "--preset", "tiny", "--steps",
-                          "0,4"]) == 0
-    return tmp / "run"
-
-
-def plant(run: Path, step: int, task: str, value: float, n: int = 1000, responses=("<think>ok</think> \\boxed{1}",),
-          preset: str = "tiny", grader_version: int = 1, judge: str | None = None, **extra) -> Path:
-    """A result written by the evaluation's own writer: n questions, the first round(value * n) right. With a
-    judge, the writer's phase-1 TASK.gen.json is what comes out (rsft.judges writes TASK.json later)."""
-    import rsft.eval_worker as ev
-
-    accs = [1.0 if i < round(value * n) else 0.0 for i in range(n)]
-    res = {"results": {f"rsft_{task}": {"acc,all": value, "acc_stderr,all": (value * (1 - value) / (n - 1)) ** 0.5,
-                                       "truncated,all": 0.0, **({} if judge else {"no_answer,all": 0.0})}},
-           "samples": {f"rsft_{task}": [{"doc_id": i, "filtered_resps": [list(responses)], "arguments": [["Q?"]],
-                               "doc": {"prompt": "Q?"}, **({} if judge else {"acc": a})} for i, a in enumerate(accs)]}}
-    spec = WorkerSpec(model=ModelSpec(base="Qwen/Qwen3-4B-Base"), step=step, tasks=("math500",), preset_name=preset,
-                      preset=Preset(max_gen_toks=64), data_dir="", out_dir="", backend="hf")
-    group = {"math500": "in_domain", "ifeval": "general", "alpacaeval": "general"}.get(task, "ood")
-    metadata = {"version": 1, "group": "safety" if judge == "harm" or task == "harm_asr" else group,
-                **({"judge": judge} if judge else {})}
-    fake_task = SimpleNamespace(config=SimpleNamespace(repeats=len(responses), metadata=metadata,
-                                                    generation_kwargs={"until": [], "max_gen_toks": 64}))
-    words = lambda text, add_special_tokens: {"input_ids": text.split()}  # noqa: E731  one token per word
-    out = run / "eval" / preset / f"step{step:05d}"
-    old = ev.GRADER_VERSION
-    ev.GRADER_VERSION = grader_version
-    try:
-        write_result(out, task, fake_task, res, spec, words, "0.4.13")
-    finally:
-        ev.GRADER_VERSION = old
-    path = out / (f"{task}.gen.json" if judge else f"{task}.json")
-    if extra:
-        path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
-    return path
+    with pytest.MonkeyPatch.context() as mp:  # the preset lives as long as the module's tests use it
+        mp.setitem(ev.PRESETS, "tiny", ev.Preset(max_gen_toks=4, repeats=2, limit=2))
+        assert evaluate.main([str(tmp / "run"), "--data-dir", str(tmp / "data"), "--preset", "tiny", "--steps",
+                              "0,4"]) == 0
+        yield tmp / "run"
 
 
 def planted_run(root: Path, name: str = "cot4b") -> Path:
@@ -295,9 +259,7 @@ def test_paper_file_has_one_value_per_setting_task_and_step_with_its_source():
 
 
 def test_paper_values_appear_in_paper_md_in_order():
-    paper_md = ROOT.parent / "shared" / "PAPER.md"
-    if not paper_md.exists():
-        pytest.skip(f"{paper_md} is not in this checkout")
+    paper_md = ROOT / "tests" / "paper_numbers.md"  # PAPER.md's source labels and section 4, copied verbatim
     lines = [[float(x) for x in re.findall(r"\d+(?:\.\d+)?", line)] for line in paper_md.read_text().splitlines()]
 
     def on_one_line(values):

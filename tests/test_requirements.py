@@ -1,15 +1,5 @@
 """The CPU set (CI) and the GPU set (Unsloth, bitsandbytes) run the same versions of what they share."""
-from conftest import ROOT
-
-
-def pins(name):
-    out = {}
-    for line in (ROOT / name).read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if "==" in line:
-            pkg, ver = line.split("==")
-            out[pkg.lower()] = ver
-    return out
+from helpers import ROOT, pins
 
 
 def test_shared_pins_agree():

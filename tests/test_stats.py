@@ -66,7 +66,7 @@ def test_headline_says_when_the_out_of_domain_average_comes_back_or_never_falls(
 
 def test_the_report_opens_with_the_headline_and_warns_about_a_task_at_the_floor(tmp_path):
     from rsft.report import write_report
-    from test_report import plant
+    from helpers import plant
 
     run = tmp_path / "quick"
     run.mkdir()

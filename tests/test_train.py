@@ -9,42 +9,9 @@ import sys
 import pytest
 
 import train
-from conftest import ROOT, math_cot_rows, write_jsonl
+from helpers import ROOT, build_trainer, make_recipe, metrics
 from rsft.errors import UserError
 from rsft.trainer import Trainer
-
-
-def make_recipe(tmp_path, model_dir, extra="", rows=16, name="r.yaml", data_rows=None):
-    data = write_jsonl(tmp_path / "data.jsonl", data_rows or math_cot_rows(rows))
-    p = tmp_path / name
-    p.write_text(f"""
-model:
-  name_or_path: {model_dir}
-  backend: hf
-  gradient_checkpointing: false
-lora:
-  r: 4
-  lora_alpha: 8
-  target_modules: [q_proj, v_proj]
-data:
-  path: {data}
-  max_length: 256
-train:
-  output_dir: {tmp_path / 'run'}
-  per_device_train_batch_size: 2
-  gradient_accumulation_steps: 2
-  num_train_epochs: 2
-  learning_rate: 1.0e-2
-checkpoints:
-  steps: [3]
-  every: 0
-  doubling_from: 2
-{extra}""")
-    return p
-
-
-def metrics(run):
-    return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_a_tiny_run_writes_exactly_the_scheduled_checkpoints(tmp_path, tiny_model_dir):
@@ -216,28 +183,6 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # The paper's loss arithmetic (github Nebularaid2000/rethink_sft_generalization @ 3378e2b,
 # verl/trainer/fsdp_sft_trainer_ours.py), computed here by hand the way its code does it.
-
-
-def uneven_rows(n):
-    """Rows of very different response lengths, so that how tokens are weighted shows in the gradient."""
-    return [math_cot_rows(i + 1, response_words=3 + 11 * (i % 5))[i] for i in range(n)]
-
-
-def build_trainer(tmp_path, model_dir, overrides):
-    from accelerate import Accelerator
-
-    from rsft.config import load_recipe
-    from rsft.models import load_for_training
-    from rsft.schedule import make_plan
-
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    recipe = load_recipe(make_recipe(tmp_path, model_dir, data_rows=uneven_rows(16)),
-                         ["train.gradient_accumulation_steps=16", "train.per_device_train_batch_size=1",
-                          "checkpoints.steps=[]", *overrides])
-    loaded = load_for_training(recipe)
-    data = train.prepare_data(recipe, loaded.tokenizer)
-    plan = make_plan(recipe.train, recipe.checkpoints, len(data))
-    return Trainer(recipe, tmp_path / "run", data, plan, loaded, Accelerator(cpu=True))
 
 
 def paper_gradient(model, rows, pad_id, gpus, micro):

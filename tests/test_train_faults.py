@@ -11,11 +11,10 @@ import time
 import pytest
 
 import train
-from conftest import ROOT
+from helpers import ROOT, make_recipe, metrics
 from rsft.errors import UserError
 from rsft.rundir import STATE_FILE, checkpoint_dirs
 from rsft.trainer import Trainer
-from test_train import make_recipe, metrics
 
 
 def run_to_step(tmp_path, model_dir, stop_after, *overrides):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import evaluate
-from conftest import ROOT, math_cot_rows, write_jsonl
+from helpers import ROOT, math_cot_rows, metrics, write_jsonl
 
 
 def recipe(tmp_path, model_dir, backend, finetune):
@@ -32,10 +32,6 @@ def toy_qwen3(tmp_path_factory):
     from rsft.toy import build_model
 
     return build_model("qwen3-tiny", tmp_path_factory.mktemp("toy-qwen3"))
-
-
-def metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("unsloth") is None, reason="unsloth is not installed")

@@ -16,7 +16,7 @@ import pytest
 
 import evaluate
 import train
-from conftest import ROOT, WINDOW, toy_qwen3_32k
+from helpers import ROOT, WINDOW, toy_qwen3_32k
 from rsft.eval_backend import vllm_runs_on_cpu
 from rsft.catalogue import PRESETS, Preset
 from rsft.specs import ModelSpec, WorkerSpec
