@@ -145,6 +145,21 @@ def test_the_quickstart_preset_samples_as_the_paper_once_per_question():
     assert gen["max_gen_toks"] == 192 and task.config.repeats == 1
 
 
+def test_the_quickstart_preset_caps_capitals_lower_and_ends_looping_replies():
+    """The preset's two time rules (rsft/catalogue.py): capitals get 64 new tokens, the other tasks 192, and a
+    reply that only repeats itself ends."""
+    p = PRESETS["quickstart"]
+    caps = {}
+    for name in ("countdown", "word_problems", "capitals"):
+        task = SimpleNamespace(config=SimpleNamespace(task=f"rsft_{name}", repeats=3, generation_kwargs={
+            "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 32768}))
+        apply_preset(task, p)
+        caps[name] = task.config.generation_kwargs["max_gen_toks"]
+    assert caps == {"countdown": 192, "word_problems": 192, "capitals": 64}
+    assert p.end_repeats and not PRESETS["paper"].end_repeats and not PRESETS["paper"].task_max_gen_toks
+    assert p.max_gen_toks_for("capitals", 32) == 32  # a task's own lower cap still holds
+
+
 def test_the_quickstart_token_cap_holds_every_training_response(tokenizer):
     """A trained model may need as many tokens as the longest trace it learnt from: the cap must not cut that."""
     data = load_recipe(QUICKSTART).data
