@@ -114,8 +114,15 @@ def pick_training_backend(recipe: Recipe) -> tuple[str, str]:
     return "hf", "auto: no CUDA GPU, so transformers + peft on CPU"
 
 
+FLOAT32_ENV = "RSFT_CPU_FLOAT32"  # =1: run this CPU as one without native bfloat16 (float32 throughout)
+
+
 def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32."""
+    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32.
+    RSFT_CPU_FLOAT32=1 answers False: training's autocast `auto` and the evaluation then run in float32, as on a
+    CPU without either, which is how bench/bench_quickstart.sh measures that class's time on this machine."""
+    if os.environ.get(FLOAT32_ENV) == "1":
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

@@ -181,6 +181,18 @@ def test_autocast_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
     assert resolve_autocast("bfloat16", cuda=False)[0] is True  # asked for: honoured (emulated, slower)
 
 
+def test_rsft_cpu_float32_runs_a_bf16_cpu_as_one_without_bf16(monkeypatch):
+    """How bench/bench_quickstart.sh measures the float32 class (most laptops) on a CPU with native bfloat16."""
+    import evaluate
+    import rsft.models
+
+    monkeypatch.setattr(rsft.models, "Path", lambda _: type("F", (), {"read_text": lambda self: "avx512_bf16"})())
+    assert rsft.models.cpu_has_native_bf16() and evaluate.eval_dtype("cpu")[0] == "bfloat16"
+    monkeypatch.setenv(rsft.models.FLOAT32_ENV, "1")
+    assert not rsft.models.cpu_has_native_bf16()
+    assert resolve_autocast("auto", cuda=False)[0] is False and evaluate.eval_dtype("cpu")[0] == "auto"
+
+
 def test_a_mistyped_autocast_value_fails_with_the_choices(tmp_path):
     from rsft.errors import UserError
 
