@@ -18,9 +18,9 @@ class PreallocatedLayer(DynamicLayer):
     the capacity (it doubles), or when transformers has replaced `keys` (batch selection, cropping), it moves what
     the layer holds into a new buffer."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, dtype=None):
         super().__init__()
-        self.capacity = capacity
+        self.capacity, self.store = capacity, dtype  # DynamicLayer sets its own `dtype`
         self._k = self._v = None
         self._filled = 0
 
@@ -56,18 +56,20 @@ class PreallocatedLayer(DynamicLayer):
         held = self.keys.shape[-2] if self.keys.numel() else 0
         size = self.capacity if held + new <= self.capacity else 2 * (held + new)
         shape = (*like.shape[:-2], size, like.shape[-1])
-        k, v = like.new_empty(shape), like.new_empty(shape)
+        dtype = self.store or like.dtype
+        k, v = like.new_empty(shape, dtype=dtype), like.new_empty(shape, dtype=dtype)
         if held:
             k[..., :held, :], v[..., :held, :] = self.keys, self.values
         self._k, self._v, self._filled = k, v, held
 
 
-def preallocated_cache(config, capacity: int) -> Cache | None:
+def preallocated_cache(config, capacity: int, dtype=None) -> Cache | None:
     """A Cache of PreallocatedLayer (`capacity` positions each) for generate's `past_key_values=`; None, meaning
-    transformers' own cache, for a model whose layers are not all global attention."""
+    transformers' own cache, for a model whose layers are not all global attention. `dtype`: the keys' and
+    values' (default: the model's)."""
     text = config.get_text_config(decoder=True)
     if set(getattr(text, "layer_types", None) or ["full_attention"]) != {"full_attention"}:
         return None
     if getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", True):
         return None  # a sliding window without layer_types (Mistral): every layer slides
-    return Cache(layers=[PreallocatedLayer(capacity) for _ in range(text.num_hidden_layers)])
+    return Cache(layers=[PreallocatedLayer(capacity, dtype) for _ in range(text.num_hidden_layers)])

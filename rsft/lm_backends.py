@@ -132,6 +132,7 @@ def cpu_hflm():
 
     from rsft.cpu_decode import StopStrings, decode
     from rsft.kv_cache import preallocated_cache
+    from rsft.models import cpu_cache_dtype
     from rsft.repetition import Repeats
     from rsft.sampling import NucleusSample, as_greedy, question_keys
 
@@ -146,7 +147,7 @@ def cpu_hflm():
             kw = dict(generation_kwargs)
             mask, width = kw.pop("attention_mask"), context.shape[1]
             budgets = request_budgets(mask, max_length - width, self.window)
-            cache = preallocated_cache(self.model.config, width + int(budgets.max()))
+            cache = preallocated_cache(self.model.config, width + int(budgets.max()), cpu_cache_dtype(self.model.dtype))
             if set(generation_kwargs) - settings or cache is None \
                     or not plain_generation(self.model.generation_config):
                 return super()._model_generate(context, max_length, stop, **generation_kwargs)

@@ -114,13 +114,37 @@ def pick_training_backend(recipe: Recipe) -> tuple[str, str]:
     return "hf", "auto: no CUDA GPU, so transformers + peft on CPU"
 
 
+FLOAT32_ENV = "RSFT_CPU_FLOAT32"  # =1: run this CPU as one without native bfloat16 (float32 throughout)
+
+
 def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32."""
+    """AVX512-BF16 or AMX in the CPU flags (Linux); elsewhere bfloat16 is emulated and slower than float32.
+    RSFT_CPU_FLOAT32=1 answers False: training's autocast `auto` and the evaluation then run in float32, as on a
+    CPU without either, which is how bench/bench_quickstart.sh measures that class's time on this machine."""
+    if os.environ.get(FLOAT32_ENV) == "1":
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_cache_dtype(model_dtype):
+    """The dtype the CPU evaluation keeps a bfloat16 model's keys and values in: float32 on a CPU without AMX,
+    where torch's bfloat16 attention kernel is the slow part of a decoding step (9.6 of 52 ms per layer at batch
+    100 on the 2-core EPYC, one thread; 3.3 ms in float32, bench/RESULTS.md); the model's own dtype otherwise
+    (the AMX Xeon's bfloat16 attention was not measured against float32). Attention then runs in float32 over the
+    same bfloat16 values (_sdpa_gqa), as torch's bfloat16 kernel computes internally."""
+    import torch
+
+    if model_dtype != torch.bfloat16:
+        return model_dtype
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        flags = []
+    return model_dtype if "amx_bf16" in flags else torch.float32
 
 
 CPU_ATTENTION = "sdpa_gqa"  # the attention the hf backend uses on CPU (cpu_attention)
@@ -134,7 +158,8 @@ def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     key/value cache once per query head, at every layer of every new token (40 of the 105 s of a 64-prompt
     Countdown batch on 2 cores). On CPU torch runs grouped attention with a mask directly, with the same result
     (tests/test_models.py): one checkpoint's 100 Countdown prompts in 1 min 52 s instead of 3 min 17 s
-    (bench/RESULTS.md). Same arguments and return as transformers' attention functions."""
+    (bench/RESULTS.md). Keys and values kept in float32 (cpu_cache_dtype) are attended in float32, the output
+    returned in the query's dtype. Same arguments and return as transformers' attention functions."""
     import torch
 
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
@@ -144,9 +169,9 @@ def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
         attention_mask = torch.ones(q, k, dtype=torch.bool, device=query.device).tril(k - q)
         causal = False
     out = torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout if module.training else 0.0, scale=scaling,
-        is_causal=causal, enable_gqa=query.shape[1] != key.shape[1])
-    return out.transpose(1, 2).contiguous(), None
+        query.to(key.dtype), key, value, attn_mask=attention_mask, dropout_p=dropout if module.training else 0.0,
+        scale=scaling, is_causal=causal, enable_gqa=query.shape[1] != key.shape[1])
+    return out.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
 def cpu_attention() -> str:

@@ -145,3 +145,35 @@ def test_a_model_with_other_logits_processors_is_decoded_by_generate(tiny_model_
                                      repetition_penalty=1.3, pad_token_id=lm.tokenizer.pad_token_id)
     got = lm._model_generate(ids, max_length=ids.shape[1] + 6, stop=[], attention_mask=mask, do_sample=False)
     assert torch.equal(got[:, :expected.shape[1]], expected)
+
+
+def test_a_bfloat16_model_attends_over_float32_keys_with_the_same_scores(tiny_model_dir, monkeypatch):
+    """Without AMX the CPU evaluation keeps a bfloat16 model's keys and values in float32 (rsft.models.
+    cpu_cache_dtype): attention over the same values, in float32, as torch's bfloat16 kernel computes inside; the
+    next-token scores agree to bfloat16's rounding (a random tiny bfloat16 model has near-ties, so its greedy
+    tokens may part; the embedded model's replies are compared in bench/RESULTS.md)."""
+    from rsft import models
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16,
+                                                 attn_implementation=cpu_attention()).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.padding_side = "left"
+    batch = tok(PROMPTS, return_tensors="pt", padding=True)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    scores = {}
+    for store in (torch.bfloat16, torch.float32):
+        cache = preallocated_cache(model.config, ids.shape[1] + 2, store)
+        with torch.no_grad():
+            first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache).logits
+            nxt = first[:, -1].argmax(-1, keepdim=True) * 0 + 42  # the same next token for both
+            second = model(input_ids=nxt, attention_mask=torch.cat([mask, torch.ones_like(nxt)], 1),
+                           position_ids=positions[:, -1:] + 1, past_key_values=cache).logits
+        assert {layer.keys.dtype for layer in cache.layers} == {store}
+        scores[store] = torch.cat([first[:, -1], second[:, -1]]).float()
+    torch.testing.assert_close(scores[torch.float32], scores[torch.bfloat16], rtol=0, atol=0.05)
+    monkeypatch.setattr(models, "Path", lambda _: type("F", (), {"read_text": lambda self: "fpu avx512_bf16"})())
+    assert models.cpu_cache_dtype(torch.bfloat16) == torch.float32
+    assert models.cpu_cache_dtype(torch.float32) == torch.float32
+    monkeypatch.setattr(models, "Path", lambda _: type("F", (), {"read_text": lambda self: "avx512_bf16 amx_bf16"})())
+    assert models.cpu_cache_dtype(torch.bfloat16) == torch.bfloat16  # AMX: measured fast in bfloat16 before

@@ -145,6 +145,21 @@ def test_the_quickstart_preset_samples_as_the_paper_once_per_question():
     assert gen["max_gen_toks"] == 192 and task.config.repeats == 1
 
 
+def test_the_quickstart_preset_caps_capitals_lower_and_ends_looping_replies():
+    """The preset's two time rules (rsft/catalogue.py): capitals get 64 new tokens, the other tasks 192, and a
+    reply that only repeats itself ends."""
+    p = PRESETS["quickstart"]
+    caps = {}
+    for name in ("countdown", "word_problems", "capitals"):
+        task = SimpleNamespace(config=SimpleNamespace(task=f"rsft_{name}", repeats=3, generation_kwargs={
+            "do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 32768}))
+        apply_preset(task, p)
+        caps[name] = task.config.generation_kwargs["max_gen_toks"]
+    assert caps == {"countdown": 192, "word_problems": 192, "capitals": 64}
+    assert p.end_repeats and not PRESETS["paper"].end_repeats and not PRESETS["paper"].task_max_gen_toks
+    assert p.max_gen_toks_for("capitals", 32) == 32  # a task's own lower cap still holds
+
+
 def test_the_quickstart_token_cap_holds_every_training_response(tokenizer):
     """A trained model may need as many tokens as the longest trace it learnt from: the cap must not cut that."""
     data = load_recipe(QUICKSTART).data
@@ -164,6 +179,18 @@ def test_autocast_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
     on, why = resolve_autocast("auto", cuda=False)
     assert on is False and "no native bfloat16" in why
     assert resolve_autocast("bfloat16", cuda=False)[0] is True  # asked for: honoured (emulated, slower)
+
+
+def test_rsft_cpu_float32_runs_a_bf16_cpu_as_one_without_bf16(monkeypatch):
+    """How bench/bench_quickstart.sh measures the float32 class (most laptops) on a CPU with native bfloat16."""
+    import evaluate
+    import rsft.models
+
+    monkeypatch.setattr(rsft.models, "Path", lambda _: type("F", (), {"read_text": lambda self: "avx512_bf16"})())
+    assert rsft.models.cpu_has_native_bf16() and evaluate.eval_dtype("cpu")[0] == "bfloat16"
+    monkeypatch.setenv(rsft.models.FLOAT32_ENV, "1")
+    assert not rsft.models.cpu_has_native_bf16()
+    assert resolve_autocast("auto", cuda=False)[0] is False and evaluate.eval_dtype("cpu")[0] == "auto"
 
 
 def test_a_mistyped_autocast_value_fails_with_the_choices(tmp_path):
