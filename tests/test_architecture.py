@@ -47,7 +47,7 @@ def test_no_module_is_over_450_lines_without_saying_why():
     long = {}
     for p in [*modules(), ROOT / "train.py", ROOT / "evaluate.py", ROOT / "report.py"]:
         lines = p.read_text().count("\n")
-        head = (ast.get_docstring(ast.parse(p.read_text())) or "").split("\n\n")[0].lower()
+        head = (ast.get_docstring(ast.parse(p.read_text())) or "")[:400].lower()  # its first lines
         if lines > MAX_LINES and "one module" not in head:
             long[p.relative_to(ROOT).as_posix()] = lines
     assert long == {}
