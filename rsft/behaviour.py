@@ -195,7 +195,7 @@ def countdown_form(response: str, numbers: list[int]) -> bool:
     """A reply in the form of the training traces: its thinking closed, then a boxed equation that uses exactly
     the puzzle's numbers, each once, whatever it equals (rsft.countdown.evaluate_expression reads it)."""
     from rsft.countdown import evaluate_expression
-    from rsft.grading import extract_countdown
+    from rsft.short_answer_grading import extract_countdown
 
     expr = extract_countdown(response)
     if expr is None or THINK_CLOSE not in response:
