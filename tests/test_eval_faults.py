@@ -194,7 +194,10 @@ def test_an_interrupted_evaluation_ends_in_one_line_naming_step_and_task_and_sto
     proc = subprocess.Popen([sys.executable, "evaluate.py", "--model", tiny_model_dir, "--out", str(tmp_path / "out"),
                              "--suite", "countdown,capitals", "--preset", "quickstart", "--data-dir",
                              str(tmp_path / "data")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # a session of its own, as a terminal gives a command
+                            text=True, start_new_session=True,  # a session of its own, as a terminal gives a command
+                            # and Ctrl-C's default action, as a terminal gives it: a test run started in the
+                            # background (`pytest &`) has SIGINT ignored, which its children would inherit
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:
         if line.startswith("[1/1] step 0:"):
             break
